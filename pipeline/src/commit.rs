@@ -1,0 +1,66 @@
+//! Commit stage: keeps each session's replies in the order its requests arrived.
+//!
+//! A write takes its place in its session's queue when prepped; any later request of that
+//! session that the core answers itself (reads with watches, sync, watch management) queues
+//! behind it and is answered right after the write is released, against the tree that
+//! includes it. A session with an empty queue is answered at once.
+//! Not here: deciding durability (wal) or the zxid order of writes (prep assigns it).
+
+use std::collections::{HashMap, VecDeque};
+
+use rzk_proto::Request;
+
+use crate::ConnId;
+
+#[derive(Debug)]
+pub enum Queued {
+    Write { zxid: i64 },
+    Request { conn: ConnId, xid: i32, request: Request },
+}
+
+#[derive(Default)]
+pub struct SessionQueues {
+    queues: HashMap<i64, VecDeque<Queued>>,
+}
+
+impl SessionQueues {
+    pub fn is_idle(&self, session_id: i64) -> bool {
+        self.queues.get(&session_id).is_none_or(VecDeque::is_empty)
+    }
+
+    pub fn push(&mut self, session_id: i64, item: Queued) {
+        self.queues.entry(session_id).or_default().push_back(item);
+    }
+
+    /// A write was released: removes it from the head of its session's queue and returns the
+    /// requests that waited only for it.
+    pub fn release_write(&mut self, session_id: i64, zxid: i64) -> Vec<(ConnId, i32, Request)> {
+        let Some(queue) = self.queues.get_mut(&session_id) else {
+            return Vec::new();
+        };
+        match queue.pop_front() {
+            Some(Queued::Write { zxid: head }) => {
+                assert_eq!(head, zxid, "writes of a session release in zxid order")
+            }
+            other => panic!("released write {zxid:#x} but queue head is {other:?}"),
+        }
+        let mut ready = Vec::new();
+        while let Some(Queued::Request { .. }) = queue.front() {
+            if let Some(Queued::Request { conn, xid, request }) = queue.pop_front() {
+                ready.push((conn, xid, request));
+            }
+        }
+        if queue.is_empty() {
+            self.queues.remove(&session_id);
+        }
+        ready
+    }
+
+    pub fn remove_session(&mut self, session_id: i64) {
+        self.queues.remove(&session_id);
+    }
+
+    pub fn queued_count(&self) -> usize {
+        self.queues.values().map(VecDeque::len).sum()
+    }
+}

@@ -1,0 +1,758 @@
+//! How the stages are wired for a standalone server (read this first).
+//!
+//! One `Standalone` value is the whole core: the driver feeds it `Input`s and the current time
+//! and carries out the `Actions` it returns:
+//! 1. `actions.append`: txns to make durable, in zxid order; the driver group-commits them and
+//!    later reports `Input::Durable { zxid }`.
+//! 2. `actions.outputs`: frames for connections (watch events, replies), connections to mark
+//!    established or to close, in the order they must happen per connection.
+//! 3. `actions.publish`: a new tree version for the event loops' lock-free reads. The driver
+//!    must hand out the outputs before it publishes: a reader that sees a change then finds
+//!    the change's watch events already queued for its connection, so an event always reaches
+//!    its client before the reply of a read that observes the change.
+//!
+//! Prep applies each txn to the speculative `working` tree at once (so the next request is
+//! validated against it, ZooKeeper's "outstanding changes") and keeps an O(1) clone of the
+//! tree after it; `Durable` releases those clones in order as the visible `released` tree.
+//! Nothing a client can observe happens before its txn is durable.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+
+use rzk_proto::{
+    ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, Id, OpCode, ReplyHeader,
+    Request, Response, Txn, TxnBody, WatcherEvent, WatcherType,
+};
+use rzk_session::{SessionTable, TimeoutLimits, Touch};
+use rzk_tree::watch::{Fired, WatchRegistry};
+use rzk_tree::{Applied, NodeKind, Tree};
+
+use crate::commit::{Queued, SessionQueues};
+use crate::prep::{self, Caller};
+use crate::read::{self, WatchRegistration};
+use crate::apply;
+
+/// A connection, named by the driver (unique for the server's lifetime).
+pub type ConnId = u64;
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub limits: TimeoutLimits,
+    /// zookeeper.extendedTypesEnabled: TTL nodes.
+    pub extended_types: bool,
+    /// How often containers and TTL nodes are checked (znode.container.checkIntervalMs).
+    pub container_check_interval_ms: u64,
+    pub server_id: u8,
+    pub seed: u64,
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// A fresh connection's ConnectRequest; `auth_ids` starts with its ip identity.
+    Connect {
+        conn: ConnId,
+        request: ConnectRequest,
+        auth_ids: Vec<Id>,
+    },
+    /// A request the event loop did not answer itself.
+    Request {
+        conn: ConnId,
+        xid: i32,
+        request: Request,
+    },
+    /// The connection's identities changed (an `auth` packet succeeded).
+    AuthChanged { conn: ConnId, auth_ids: Vec<Id> },
+    Disconnected { conn: ConnId },
+    /// The log made every txn up to `zxid` durable.
+    Durable { zxid: i64 },
+    /// Time passed: expire sessions, reap containers and TTL nodes.
+    Tick,
+}
+
+#[derive(Debug)]
+pub enum Output {
+    /// One whole frame. `reply` is false for watch events, which answer no request.
+    Send {
+        conn: ConnId,
+        frame: Vec<u8>,
+        reply: bool,
+    },
+    Established {
+        conn: ConnId,
+        session_id: i64,
+        timeout_ms: i32,
+        touch: Touch,
+    },
+    /// Close after everything sent before it.
+    Close { conn: ConnId, reason: &'static str },
+}
+
+#[derive(Default)]
+pub struct Actions {
+    pub append: Vec<Txn>,
+    pub outputs: Vec<Output>,
+    pub publish: Option<Tree>,
+}
+
+impl Actions {
+    pub fn clear(&mut self) {
+        self.append.clear();
+        self.outputs.clear();
+        self.publish = None;
+    }
+}
+
+struct Conn {
+    session_id: i64,
+    auth_ids: Vec<Id>,
+}
+
+#[derive(Debug)]
+enum Origin {
+    Request {
+        conn: ConnId,
+        xid: i32,
+        is_multi: bool,
+        is_close: bool,
+    },
+    Connect {
+        conn: ConnId,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+    },
+    Expiry,
+    Reaper,
+}
+
+struct Pending {
+    zxid: i64,
+    session_id: i64,
+    tree_after: Tree,
+    applied: Applied,
+    origin: Origin,
+}
+
+pub struct Standalone {
+    config: CoreConfig,
+    now_ms: u64,
+    working: Tree,
+    released: Tree,
+    pending: VecDeque<Pending>,
+    sessions: SessionTable,
+    conns: HashMap<ConnId, Conn>,
+    session_conn: HashMap<i64, ConnId>,
+    queues: SessionQueues,
+    watches: WatchRegistry,
+    next_reap_ms: u64,
+    fired: Vec<Fired>,
+}
+
+fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
+    rzk_proto::encode_reply(
+        ReplyHeader {
+            xid,
+            zxid,
+            err: err.code(),
+        },
+        response,
+    )
+}
+
+impl Standalone {
+    pub fn new(config: CoreConfig, tree: Tree, now_ms: u64) -> Self {
+        let sessions = SessionTable::new(config.server_id, now_ms, config.seed);
+        Standalone {
+            next_reap_ms: now_ms + config.container_check_interval_ms,
+            config,
+            now_ms,
+            working: tree.clone(),
+            released: tree,
+            pending: VecDeque::new(),
+            sessions,
+            conns: HashMap::new(),
+            session_conn: HashMap::new(),
+            queues: SessionQueues::default(),
+            watches: WatchRegistry::new(),
+            fired: Vec::new(),
+        }
+    }
+
+    pub fn released(&self) -> &Tree {
+        &self.released
+    }
+
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    pub fn watches(&self) -> &WatchRegistry {
+        &self.watches
+    }
+
+    /// Requests prepped but not yet released, plus requests queued behind them.
+    pub fn outstanding_count(&self) -> usize {
+        self.pending.len() + self.queues.queued_count()
+    }
+
+    pub fn session_of(&self, conn: ConnId) -> Option<i64> {
+        self.conns.get(&conn).map(|c| c.session_id).filter(|&s| s != 0)
+    }
+
+    pub fn step(&mut self, now_ms: u64, input: Input, actions: &mut Actions) {
+        self.now_ms = self.now_ms.max(now_ms);
+        match input {
+            Input::Connect {
+                conn,
+                request,
+                auth_ids,
+            } => self.connect(conn, request, auth_ids, actions),
+            Input::Request { conn, xid, request } => self.request(conn, xid, request, actions),
+            Input::AuthChanged { conn, auth_ids } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.auth_ids = auth_ids;
+                }
+            }
+            Input::Disconnected { conn } => self.disconnected(conn),
+            Input::Durable { zxid } => self.durable(zxid, actions),
+            Input::Tick => self.tick(actions),
+        }
+    }
+
+    fn connect(
+        &mut self,
+        conn: ConnId,
+        request: ConnectRequest,
+        auth_ids: Vec<Id>,
+        actions: &mut Actions,
+    ) {
+        if request.last_zxid_seen > self.released.last_zxid() {
+            // The client has seen a newer state than ours (it talked to another server); it
+            // must not go back in time, so refuse as ZooKeeper does.
+            actions.outputs.push(Output::Close {
+                conn,
+                reason: "client has seen a zxid newer than this server's",
+            });
+            return;
+        }
+        let timeout_ms = self.config.limits.negotiate(request.timeout_ms);
+        if request.session_id == 0 {
+            let session = self.sessions.create(timeout_ms, self.now_ms);
+            let session_id = session.id;
+            self.conns.insert(
+                conn,
+                Conn {
+                    session_id,
+                    auth_ids,
+                },
+            );
+            self.session_conn.insert(session_id, conn);
+            self.submit(
+                session_id,
+                0,
+                TxnBody::CreateSession { timeout_ms },
+                Origin::Connect {
+                    conn,
+                    timeout_ms,
+                    read_only: request.read_only,
+                },
+                actions,
+            );
+            return;
+        }
+        let valid = self.sessions.get(request.session_id).is_some_and(|s| {
+            !s.closing && s.passwd.as_slice() == request.passwd.as_slice()
+        });
+        if !valid {
+            let response = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: request.read_only.map(|_| false),
+            };
+            actions.outputs.push(Output::Send {
+                conn,
+                frame: response.encode_frame(),
+                reply: false,
+            });
+            actions.outputs.push(Output::Close {
+                conn,
+                reason: "session expired or password wrong",
+            });
+            return;
+        }
+        let session_id = request.session_id;
+        if let Some(old) = self.session_conn.insert(session_id, conn) {
+            if old != conn {
+                // The old connection's watches die with it; the client re-registers them on
+                // this one with setWatches.
+                self.conns.remove(&old);
+                self.watches.remove_session(session_id);
+                actions.outputs.push(Output::Close {
+                    conn: old,
+                    reason: "session moved to a new connection",
+                });
+            }
+        }
+        self.conns.insert(
+            conn,
+            Conn {
+                session_id,
+                auth_ids,
+            },
+        );
+        let session = self.sessions.get_mut(session_id).expect("checked above");
+        session.timeout_ms = timeout_ms;
+        session.touch.store(self.now_ms, Ordering::Relaxed);
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: session.passwd.to_vec(),
+            read_only: request.read_only.map(|_| false),
+        };
+        let touch = session.touch.clone();
+        actions.outputs.push(Output::Send {
+            conn,
+            frame: response.encode_frame(),
+            reply: false,
+        });
+        actions.outputs.push(Output::Established {
+            conn,
+            session_id,
+            timeout_ms,
+            touch,
+        });
+    }
+
+    fn disconnected(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
+        if self.session_conn.get(&c.session_id) == Some(&conn) {
+            self.session_conn.remove(&c.session_id);
+            self.watches.remove_session(c.session_id);
+        }
+    }
+
+    /// Preps `body`, applies it to the speculative tree and queues it for the log.
+    fn submit(
+        &mut self,
+        session_id: i64,
+        cxid: i32,
+        body: TxnBody,
+        origin: Origin,
+        actions: &mut Actions,
+    ) {
+        let zxid = self.working.last_zxid() + 1;
+        let txn = Txn {
+            zxid,
+            time_ms: self.now_ms as i64,
+            session_id,
+            cxid,
+            body,
+        };
+        let mut applied = Applied::default();
+        self.working.apply(&txn, &mut applied);
+        if matches!(origin, Origin::Request { .. } | Origin::Connect { .. }) {
+            self.queues.push(session_id, Queued::Write { zxid });
+        }
+        self.pending.push_back(Pending {
+            zxid,
+            session_id,
+            tree_after: self.working.clone(),
+            applied,
+            origin,
+        });
+        actions.append.push(txn);
+    }
+
+    fn request(&mut self, conn: ConnId, xid: i32, request: Request, actions: &mut Actions) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let session_id = c.session_id;
+        let closing = self.sessions.get(session_id).is_none_or(|s| s.closing);
+        if request.is_write() || matches!(request, Request::Reconfig) {
+            let caller = Caller {
+                session_id,
+                auth_ids: &c.auth_ids,
+                extended_types: self.config.extended_types,
+            };
+            let is_close = matches!(request, Request::CloseSession);
+            let body = if closing && !is_close {
+                TxnBody::Error {
+                    err: ErrorCode::SessionExpired.code(),
+                }
+            } else {
+                let zxid = self.working.last_zxid() + 1;
+                let tree = &self.working;
+                let prepped = match &request {
+                    Request::Create(req) => prep::create(tree, req, &caller),
+                    Request::Delete { path, version } => prep::delete(tree, path, *version, &caller),
+                    Request::SetData {
+                        path,
+                        data,
+                        version,
+                    } => prep::set_data(tree, path, data, *version, &caller),
+                    Request::SetAcl { path, acl, version } => {
+                        prep::set_acl(tree, path, acl, *version, &caller)
+                    }
+                    Request::Check { path, version } => prep::check(tree, path, *version, &caller),
+                    Request::Multi(ops) => Ok(prep::multi(
+                        tree,
+                        ops,
+                        &caller,
+                        zxid,
+                        self.now_ms as i64,
+                    )),
+                    Request::CloseSession => Ok(TxnBody::CloseSession),
+                    Request::Reconfig => Err(ErrorCode::ReconfigDisabled),
+                    _ => unreachable!("not a write"),
+                };
+                prepped.unwrap_or_else(|err| TxnBody::Error { err: err.code() })
+            };
+            if is_close {
+                if let Some(s) = self.sessions.get_mut(session_id) {
+                    s.closing = true;
+                }
+            }
+            let origin = Origin::Request {
+                conn,
+                xid,
+                is_multi: matches!(request, Request::Multi(_)),
+                is_close,
+            };
+            self.submit(session_id, xid, body, origin, actions);
+            return;
+        }
+        if self.queues.is_idle(session_id) {
+            self.answer(conn, session_id, xid, request, actions);
+        } else {
+            self.queues
+                .push(session_id, Queued::Request { conn, xid, request });
+        }
+    }
+
+    /// Answers a request that changes no data, against the released tree.
+    fn answer(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        actions: &mut Actions,
+    ) {
+        let Some(c) = self.conns.get(&conn) else {
+            // The connection went away while the request waited; nobody to answer.
+            return;
+        };
+        let zxid = self.released.last_zxid();
+        let reply = |err: ErrorCode, response: &Response| Output::Send {
+            conn,
+            frame: frame(xid, zxid, err, response),
+            reply: true,
+        };
+        if read::is_read(&request) {
+            let result = read::serve(&self.released, &request, session_id, &c.auth_ids);
+            match &result.watch {
+                Some(WatchRegistration::Data(path)) => self.watches.add_data_watch(path, session_id),
+                Some(WatchRegistration::Child(path)) => {
+                    self.watches.add_child_watch(path, session_id)
+                }
+                None => {}
+            }
+            actions.outputs.push(reply(result.err, &result.response));
+            return;
+        }
+        let (err, response) = match request {
+            Request::Sync { path } => (ErrorCode::Ok, Response::Sync { path }),
+            Request::Ping => (ErrorCode::Ok, Response::Empty),
+            Request::AddWatch { path, mode } => match mode {
+                0 | 1 => {
+                    self.watches.add_persistent(&path, session_id, mode == 1);
+                    (ErrorCode::Ok, Response::ErrorResponse(0))
+                }
+                _ => (ErrorCode::BadArguments, Response::Empty),
+            },
+            Request::CheckWatches { path, watcher_type } => {
+                match WatcherType::from_i32(watcher_type) {
+                    Some(t) if self.watches.contains(&path, session_id, t) => {
+                        (ErrorCode::Ok, Response::Empty)
+                    }
+                    Some(_) => (ErrorCode::NoWatcher, Response::Empty),
+                    None => (ErrorCode::BadArguments, Response::Empty),
+                }
+            }
+            Request::RemoveWatches { path, watcher_type } => {
+                match WatcherType::from_i32(watcher_type) {
+                    Some(t) if self.watches.remove(&path, session_id, t) => {
+                        (ErrorCode::Ok, Response::Empty)
+                    }
+                    Some(_) => (ErrorCode::NoWatcher, Response::Empty),
+                    None => (ErrorCode::BadArguments, Response::Empty),
+                }
+            }
+            Request::SetWatches(sw) => {
+                self.set_watches(conn, session_id, &sw, actions);
+                (ErrorCode::Ok, Response::Empty)
+            }
+            Request::Sasl => (ErrorCode::Unimplemented, Response::Empty),
+            Request::Unknown(op) => {
+                // ZooKeeper's UnimplementedRequestProcessor: answer, then close.
+                let _ = op;
+                actions
+                    .outputs
+                    .push(reply(ErrorCode::Unimplemented, &Response::Empty));
+                actions.outputs.push(Output::Close {
+                    conn,
+                    reason: "unknown request type",
+                });
+                return;
+            }
+            other => unreachable!("not answered by the core: {other:?}"),
+        };
+        actions.outputs.push(reply(err, &response));
+    }
+
+    /// setWatches/setWatches2 after a reconnect: fires what the client missed since
+    /// `relative_zxid` and registers the rest (DataTree.setWatches).
+    fn set_watches(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        sw: &rzk_proto::SetWatchesRequest,
+        actions: &mut Actions,
+    ) {
+        use rzk_proto::EventType as E;
+        let mut events: Vec<(E, &str)> = Vec::new();
+        for path in &sw.data {
+            match self.released.get(path) {
+                None => events.push((E::NodeDeleted, path)),
+                Some(n) if n.stat.mzxid > sw.relative_zxid => events.push((E::NodeDataChanged, path)),
+                Some(_) => self.watches.add_data_watch(path, session_id),
+            }
+        }
+        for path in &sw.exist {
+            match self.released.get(path) {
+                Some(_) => events.push((E::NodeCreated, path)),
+                None => self.watches.add_data_watch(path, session_id),
+            }
+        }
+        for path in &sw.child {
+            match self.released.get(path) {
+                None => events.push((E::NodeDeleted, path)),
+                Some(n) if n.stat.pzxid > sw.relative_zxid => {
+                    events.push((E::NodeChildrenChanged, path))
+                }
+                Some(_) => self.watches.add_child_watch(path, session_id),
+            }
+        }
+        for path in &sw.persistent {
+            self.watches.add_persistent(path, session_id, false);
+        }
+        for path in &sw.persistent_recursive {
+            self.watches.add_persistent(path, session_id, true);
+        }
+        for (event_type, path) in events {
+            actions.outputs.push(Output::Send {
+                conn,
+                frame: WatcherEvent {
+                    event_type: event_type.code(),
+                    state: rzk_proto::KeeperState::SyncConnected.code(),
+                    path: path.to_owned(),
+                }
+                .encode_frame(-1),
+                reply: false,
+            });
+        }
+    }
+
+    fn durable(&mut self, zxid: i64, actions: &mut Actions) {
+        let mut released_any = false;
+        while self.pending.front().is_some_and(|p| p.zxid <= zxid) {
+            let pending = self.pending.pop_front().expect("checked");
+            self.release(pending, actions);
+            released_any = true;
+        }
+        if released_any {
+            actions.publish = Some(self.released.clone());
+        }
+    }
+
+    fn deliver_events(&mut self, actions: &mut Actions) {
+        for fired in self.fired.drain(..) {
+            let Some(&conn) = self.session_conn.get(&fired.session_id) else {
+                continue;
+            };
+            actions.outputs.push(Output::Send {
+                conn,
+                frame: WatcherEvent {
+                    event_type: fired.event_type.code(),
+                    state: rzk_proto::KeeperState::SyncConnected.code(),
+                    path: fired.path.to_string(),
+                }
+                .encode_frame(-1),
+                reply: false,
+            });
+        }
+    }
+
+    fn release(&mut self, pending: Pending, actions: &mut Actions) {
+        let Pending {
+            zxid,
+            session_id,
+            tree_after,
+            applied,
+            origin,
+        } = pending;
+        self.released = tree_after;
+        debug_assert_eq!(self.released.last_zxid(), zxid);
+        // Events first: ZooKeeper queues them on the connections while applying, before the
+        // reply of the request that caused them.
+        for trigger in &applied.triggers {
+            self.watches.fire(trigger, &mut self.fired);
+        }
+        self.deliver_events(actions);
+        let closed = applied
+            .outcomes
+            .iter()
+            .any(|o| matches!(o, rzk_tree::OpOutcome::SessionClosed));
+        match origin {
+            Origin::Connect {
+                conn,
+                timeout_ms,
+                read_only,
+            } => {
+                if let Some(session) = self.sessions.get(session_id) {
+                    if self.session_conn.get(&session_id) == Some(&conn) {
+                        let response = ConnectResponse {
+                            protocol_version: 0,
+                            timeout_ms,
+                            session_id,
+                            passwd: session.passwd.to_vec(),
+                            read_only: read_only.map(|_| false),
+                        };
+                        session.touch.store(self.now_ms, Ordering::Relaxed);
+                        actions.outputs.push(Output::Send {
+                            conn,
+                            frame: response.encode_frame(),
+                            reply: false,
+                        });
+                        actions.outputs.push(Output::Established {
+                            conn,
+                            session_id,
+                            timeout_ms,
+                            touch: session.touch.clone(),
+                        });
+                    }
+                }
+            }
+            Origin::Request {
+                conn,
+                xid,
+                is_multi,
+                is_close,
+            } => {
+                if self.conns.contains_key(&conn) {
+                    let (err, response) = apply::reply(&applied.outcomes, is_multi);
+                    actions.outputs.push(Output::Send {
+                        conn,
+                        frame: frame(xid, zxid, err, &response),
+                        reply: true,
+                    });
+                    if is_close {
+                        actions.outputs.push(Output::Close {
+                            conn,
+                            reason: "client closed its session",
+                        });
+                    }
+                }
+            }
+            Origin::Expiry | Origin::Reaper => {}
+        }
+        if closed {
+            self.end_session(session_id, actions);
+        } else {
+            let ready = self.queues.release_write(session_id, zxid);
+            for (conn, xid, request) in ready {
+                self.answer(conn, session_id, xid, request, actions);
+            }
+        }
+    }
+
+    fn end_session(&mut self, session_id: i64, actions: &mut Actions) {
+        self.sessions.remove(session_id);
+        self.queues.remove_session(session_id);
+        self.watches.remove_session(session_id);
+        if let Some(conn) = self.session_conn.remove(&session_id) {
+            self.conns.remove(&conn);
+            actions.outputs.push(Output::Close {
+                conn,
+                reason: "session closed",
+            });
+        }
+    }
+
+    fn tick(&mut self, actions: &mut Actions) {
+        for session_id in self.sessions.expired(self.now_ms) {
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.closing = true;
+            }
+            self.submit(
+                session_id,
+                0,
+                TxnBody::CloseSession,
+                Origin::Expiry,
+                actions,
+            );
+        }
+        if self.now_ms >= self.next_reap_ms {
+            self.next_reap_ms = self.now_ms + self.config.container_check_interval_ms;
+            self.reap(actions);
+        }
+    }
+
+    /// ZooKeeper's ContainerManager: deletes containers that had children and have none
+    /// left, and TTL nodes without children not modified within their TTL.
+    fn reap(&mut self, actions: &mut Actions) {
+        let now = self.now_ms as i64;
+        let mut candidates = Vec::new();
+        for path in self.working.containers().iter() {
+            if let Some(n) = self.working.get(path) {
+                if n.children.is_empty() && n.stat.cversion > 0 {
+                    candidates.push(path.clone());
+                }
+            }
+        }
+        for path in self.working.ttls().iter() {
+            if let Some(n) = self.working.get(path) {
+                if let NodeKind::Ttl { ttl_ms } = n.kind() {
+                    if n.children.is_empty() && now - n.stat.mtime > ttl_ms {
+                        candidates.push(path.clone());
+                    }
+                }
+            }
+        }
+        for path in candidates {
+            if let Ok(body) = prep::delete_container(&self.working, &path) {
+                self.submit(0, 0, body, Origin::Reaper, actions);
+            }
+        }
+    }
+}
+
+/// The smallest request that creates a node; tests and the simulator use it.
+pub fn create_request(path: &str, data: &[u8], flags: i32) -> Request {
+    Request::Create(CreateRequest {
+        op: OpCode::Create,
+        path: path.to_owned(),
+        data: Some(data.to_vec()),
+        acl: rzk_proto::Acl::open_unsafe(),
+        flags,
+        ttl_ms: -1,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,351 @@
+//! Goal: the standalone core keeps ZooKeeper's ordering and session rules.
+//! Method: drive `Standalone` with inputs, deliver `Durable` by hand, decode the frames it
+//! sends with the proto codec.
+
+use super::*;
+use rzk_proto::{decode_response, EventType, MultiOp, Reader};
+
+const CONN: ConnId = 1;
+const OTHER: ConnId = 2;
+
+fn core() -> Standalone {
+    Standalone::new(
+        CoreConfig {
+            limits: TimeoutLimits {
+                min_ms: 4000,
+                max_ms: 40000,
+            },
+            extended_types: true,
+            container_check_interval_ms: 100,
+            server_id: 0,
+            seed: 1,
+        },
+        Tree::new(),
+        1_000,
+    )
+}
+
+fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
+    let mut actions = Actions::default();
+    core.step(
+        now,
+        Input::Connect {
+            conn,
+            request: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 10_000,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: Some(false),
+            },
+            auth_ids: vec![Id::new("ip", "127.0.0.1")],
+        },
+        &mut actions,
+    );
+    assert_eq!(actions.append.len(), 1, "createSession is a txn");
+    let zxid = actions.append[0].zxid;
+    actions.clear();
+    core.step(now, Input::Durable { zxid }, &mut actions);
+    actions
+        .outputs
+        .iter()
+        .find_map(|o| match o {
+            Output::Established { session_id, .. } => Some(*session_id),
+            _ => None,
+        })
+        .expect("established after durable")
+}
+
+/// Sends a request and makes everything durable; returns the frames sent to `conn`.
+fn roundtrip(core: &mut Standalone, conn: ConnId, xid: i32, request: Request) -> Vec<Vec<u8>> {
+    let mut actions = Actions::default();
+    core.step(2_000, Input::Request { conn, xid, request }, &mut actions);
+    let mut frames = sent_to(&actions, conn);
+    if let Some(last) = actions.append.last() {
+        let zxid = last.zxid;
+        actions.clear();
+        core.step(2_000, Input::Durable { zxid }, &mut actions);
+        frames.extend(sent_to(&actions, conn));
+    }
+    frames
+}
+
+fn sent_to(actions: &Actions, conn: ConnId) -> Vec<Vec<u8>> {
+    actions
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { conn: c, frame, .. } if *c == conn => Some(frame.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn decode(frame: &[u8], op: OpCode) -> (ReplyHeader, Response) {
+    let mut r = Reader::new(&frame[4..]);
+    let header = ReplyHeader::decode(&mut r).unwrap();
+    let response = if header.err == 0 || op == OpCode::Multi {
+        decode_response(op, &mut r).unwrap()
+    } else {
+        Response::Empty
+    };
+    (header, response)
+}
+
+#[test]
+fn nothing_is_visible_before_it_is_durable() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    let mut actions = Actions::default();
+    core.step(
+        1_500,
+        Input::Request {
+            conn: CONN,
+            xid: 1,
+            request: create_request("/a", b"x", 0),
+        },
+        &mut actions,
+    );
+    assert!(sent_to(&actions, CONN).is_empty(), "no reply before durable");
+    assert!(actions.publish.is_none());
+    assert!(core.released().get("/a").is_none());
+    let zxid = actions.append[0].zxid;
+    actions.clear();
+    core.step(1_500, Input::Durable { zxid }, &mut actions);
+    let frames = sent_to(&actions, CONN);
+    assert_eq!(frames.len(), 1);
+    let (header, response) = decode(&frames[0], OpCode::Create);
+    assert_eq!(header.xid, 1);
+    assert_eq!(header.zxid, zxid);
+    assert_eq!(response, Response::Create { path: "/a".into() });
+    assert!(actions.publish.unwrap().get("/a").is_some());
+}
+
+#[test]
+fn a_read_behind_a_write_waits_for_it_and_sees_it() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    let mut actions = Actions::default();
+    core.step(
+        1_500,
+        Input::Request {
+            conn: CONN,
+            xid: 1,
+            request: create_request("/a", b"x", 0),
+        },
+        &mut actions,
+    );
+    core.step(
+        1_500,
+        Input::Request {
+            conn: CONN,
+            xid: 2,
+            request: Request::GetData {
+                path: "/a".into(),
+                watch: true,
+            },
+        },
+        &mut actions,
+    );
+    assert!(sent_to(&actions, CONN).is_empty());
+    let zxid = actions.append[0].zxid;
+    actions.clear();
+    core.step(1_500, Input::Durable { zxid }, &mut actions);
+    let frames = sent_to(&actions, CONN);
+    assert_eq!(frames.len(), 2);
+    let (h1, _) = decode(&frames[0], OpCode::Create);
+    let (h2, r2) = decode(&frames[1], OpCode::GetData);
+    assert_eq!((h1.xid, h2.xid), (1, 2));
+    assert!(matches!(r2, Response::GetData { data: Some(d), .. } if d == b"x"));
+}
+
+#[test]
+fn watch_event_precedes_the_reply_that_caused_it() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    let frames = roundtrip(
+        &mut core,
+        CONN,
+        1,
+        Request::Exists {
+            path: "/w".into(),
+            watch: true,
+        },
+    );
+    assert_eq!(decode(&frames[0], OpCode::Exists).0.err, ErrorCode::NoNode.code());
+    let frames = roundtrip(&mut core, CONN, 2, create_request("/w", b"", 0));
+    assert_eq!(frames.len(), 2);
+    let mut r = Reader::new(&frames[0][4..]);
+    let header = ReplyHeader::decode(&mut r).unwrap();
+    assert_eq!(header.xid, -1);
+    let event = WatcherEvent::decode(&mut r).unwrap();
+    assert_eq!(event.event_type, EventType::NodeCreated.code());
+    assert_eq!(event.path, "/w");
+    assert_eq!(decode(&frames[1], OpCode::Create).0.xid, 2);
+}
+
+#[test]
+fn failed_multi_reports_ok_error_and_runtime_inconsistency() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    let ops = vec![
+        MultiOp::Create(rzk_proto::CreateRequest {
+            op: OpCode::Create,
+            path: "/m".into(),
+            data: None,
+            acl: rzk_proto::Acl::open_unsafe(),
+            flags: 0,
+            ttl_ms: -1,
+        }),
+        MultiOp::Delete {
+            path: "/missing".into(),
+            version: -1,
+        },
+        MultiOp::Check {
+            path: "/m".into(),
+            version: 0,
+        },
+    ];
+    let frames = roundtrip(&mut core, CONN, 5, Request::Multi(ops));
+    let (header, response) = decode(&frames[0], OpCode::Multi);
+    assert_eq!(header.err, 0);
+    assert_eq!(
+        response,
+        Response::Multi(vec![
+            rzk_proto::MultiResult::Error { err: ErrorCode::Ok },
+            rzk_proto::MultiResult::Error {
+                err: ErrorCode::NoNode
+            },
+            rzk_proto::MultiResult::Error {
+                err: ErrorCode::RuntimeInconsistency
+            },
+        ])
+    );
+    assert!(core.released().get("/m").is_none(), "a failed multi changes nothing");
+}
+
+#[test]
+fn sequential_names_come_from_parent_cversion() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    roundtrip(&mut core, CONN, 1, create_request("/s", b"", 0));
+    roundtrip(&mut core, CONN, 2, create_request("/s/x", b"", 0));
+    roundtrip(
+        &mut core,
+        CONN,
+        3,
+        Request::Delete {
+            path: "/s/x".into(),
+            version: -1,
+        },
+    );
+    let frames = roundtrip(&mut core, CONN, 4, create_request("/s/q-", b"", 2));
+    let (_, response) = decode(&frames[0], OpCode::Create);
+    assert_eq!(
+        response,
+        Response::Create {
+            path: "/s/q-0000000001".into()
+        }
+    );
+}
+
+#[test]
+fn expiry_deletes_ephemerals_and_notifies_watchers() {
+    let mut core = core();
+    let owner = connect(&mut core, CONN, 1_000);
+    connect(&mut core, OTHER, 1_000);
+    roundtrip(&mut core, CONN, 1, create_request("/e", b"", 1));
+    assert_eq!(
+        core.released().get("/e").unwrap().stat.ephemeral_owner,
+        owner
+    );
+    roundtrip(
+        &mut core,
+        OTHER,
+        1,
+        Request::Exists {
+            path: "/e".into(),
+            watch: true,
+        },
+    );
+    // Keep OTHER alive; let CONN's 10 s timeout pass.
+    core.sessions()
+        .get(core.session_of(OTHER).unwrap())
+        .unwrap()
+        .touch
+        .store(20_000, Ordering::Relaxed);
+    let mut actions = Actions::default();
+    core.step(20_000, Input::Tick, &mut actions);
+    assert_eq!(actions.append.len(), 1);
+    assert_eq!(actions.append[0].body, TxnBody::CloseSession);
+    let zxid = actions.append[0].zxid;
+    actions.clear();
+    core.step(20_000, Input::Durable { zxid }, &mut actions);
+    assert!(core.released().get("/e").is_none());
+    let events = sent_to(&actions, OTHER);
+    assert_eq!(events.len(), 1);
+    assert!(actions
+        .outputs
+        .iter()
+        .any(|o| matches!(o, Output::Close { conn, .. } if *conn == CONN)));
+    assert!(core.sessions().get(owner).is_none());
+}
+
+#[test]
+fn reattach_with_wrong_password_is_expired() {
+    let mut core = core();
+    let session_id = connect(&mut core, CONN, 1_000);
+    let mut actions = Actions::default();
+    core.step(
+        1_000,
+        Input::Connect {
+            conn: OTHER,
+            request: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: 10_000,
+                session_id,
+                passwd: vec![1; 16],
+                read_only: None,
+            },
+            auth_ids: vec![],
+        },
+        &mut actions,
+    );
+    let frame = sent_to(&actions, OTHER).pop().unwrap();
+    let response = ConnectResponse::decode(&frame[4..]).unwrap();
+    assert_eq!(response.timeout_ms, 0);
+    assert_eq!(response.session_id, 0);
+    assert_eq!(response.read_only, None);
+}
+
+#[test]
+fn containers_are_reaped_after_their_last_child_goes() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    roundtrip(&mut core, CONN, 1, create_request("/c", b"", 4));
+    roundtrip(&mut core, CONN, 2, create_request("/c/x", b"", 0));
+    roundtrip(
+        &mut core,
+        CONN,
+        3,
+        Request::Delete {
+            path: "/c/x".into(),
+            version: -1,
+        },
+    );
+    let session = core.session_of(CONN).unwrap();
+    core.sessions()
+        .get(session)
+        .unwrap()
+        .touch
+        .store(5_000, Ordering::Relaxed);
+    let mut actions = Actions::default();
+    core.step(5_000, Input::Tick, &mut actions);
+    assert_eq!(actions.append.len(), 1);
+    let zxid = actions.append[0].zxid;
+    actions.clear();
+    core.step(5_000, Input::Durable { zxid }, &mut actions);
+    assert!(core.released().get("/c").is_none());
+}

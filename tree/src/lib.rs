@@ -1,0 +1,474 @@
+//! The znode tree: ZooKeeper's DataTree as a persistent (structurally shared) map, so the single
+//! writer can publish a new version per applied batch and readers on any thread read a
+//! consistent version without taking a lock the writer holds.
+//!
+//! Owns: znodes and their Stat, the ephemeral/container/TTL indexes, applying transactions
+//! (deterministically; a [`Txn`] never fails here because prep decided every outcome), the
+//! watch registry (`watch`), path rules (`path`) and ACL matching (`acl`).
+//!
+//! Never: decide a ZooKeeper outcome (that is prep's job), do I/O, read a clock.
+//! Invariants: `stat.num_children == children.len()`, `stat.data_length == data.len()`, every
+//! node but "/" has its parent in the map and is listed among the parent's children.
+
+pub mod acl;
+pub mod path;
+pub mod watch;
+
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdSet};
+use rzk_proto::{Acl, ErrorCode, Stat, Txn, TxnBody};
+
+/// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`: containers carry this as their ephemeralOwner.
+pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
+/// TTL nodes carry `0xFF << 56 | ttl_ms` as their ephemeralOwner (extended types).
+const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
+const EXTENDED_RESERVED_MASK: i64 = 0x00ff_ff00_0000_0000;
+/// The largest TTL ZooKeeper can encode (about 34 years).
+pub const TTL_MAX_MS: i64 = !(EXTENDED_MASK | EXTENDED_RESERVED_MASK);
+
+pub fn ttl_ephemeral_owner(ttl_ms: i64) -> i64 {
+    debug_assert!(ttl_ms > 0 && ttl_ms <= TTL_MAX_MS);
+    EXTENDED_MASK | ttl_ms
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    Persistent,
+    Ephemeral { session_id: i64 },
+    Container,
+    Ttl { ttl_ms: i64 },
+}
+
+impl NodeKind {
+    pub fn of_owner(ephemeral_owner: i64) -> NodeKind {
+        if ephemeral_owner == 0 {
+            NodeKind::Persistent
+        } else if ephemeral_owner == CONTAINER_EPHEMERAL_OWNER {
+            NodeKind::Container
+        } else if ephemeral_owner & EXTENDED_MASK == EXTENDED_MASK {
+            NodeKind::Ttl {
+                ttl_ms: ephemeral_owner & TTL_MAX_MS,
+            }
+        } else {
+            NodeKind::Ephemeral {
+                session_id: ephemeral_owner,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Znode {
+    pub stat: Stat,
+    pub data: Option<Arc<[u8]>>,
+    pub acl: Arc<[Acl]>,
+    pub children: OrdSet<Arc<str>>,
+}
+
+impl Znode {
+    pub fn kind(&self) -> NodeKind {
+        NodeKind::of_owner(self.stat.ephemeral_owner)
+    }
+
+    pub fn data_bytes(&self) -> &[u8] {
+        self.data.as_deref().unwrap_or(&[])
+    }
+
+    fn check_invariants(&self) {
+        debug_assert_eq!(self.stat.num_children as usize, self.children.len());
+        debug_assert_eq!(self.stat.data_length as usize, self.data_bytes().len());
+    }
+}
+
+/// What applying one op (or one sub-op of a multi) produced, in the shape replies need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpOutcome {
+    SessionCreated,
+    SessionClosed,
+    Created { path: Arc<str>, stat: Stat, reply_stat: bool },
+    Deleted,
+    DataSet { stat: Stat },
+    AclSet { stat: Stat },
+    Checked,
+    Error(ErrorCode),
+}
+
+/// A change that may fire watches; the watch registry expands it as ZooKeeper's DataTree does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Created(Arc<str>),
+    Deleted(Arc<str>),
+    DataChanged(Arc<str>),
+}
+
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub outcomes: Vec<OpOutcome>,
+    pub triggers: Vec<Trigger>,
+}
+
+/// One version of the whole tree. Cloning is O(1); the clone shares every node.
+#[derive(Clone)]
+pub struct Tree {
+    nodes: HashMap<Arc<str>, Arc<Znode>>,
+    ephemerals: HashMap<i64, OrdSet<Arc<str>>>,
+    containers: OrdSet<Arc<str>>,
+    ttls: OrdSet<Arc<str>>,
+    last_zxid: i64,
+    data_bytes: u64,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn system_node(acl: Vec<Acl>) -> Znode {
+    Znode {
+        stat: Stat::default(),
+        data: Some(Arc::from(&[][..])),
+        acl: Arc::from(acl),
+        children: OrdSet::new(),
+    }
+}
+
+impl Tree {
+    /// A fresh tree with ZooKeeper's system nodes: /, /zookeeper, /zookeeper/quota and
+    /// /zookeeper/config (read-only to the world, as ZooKeeper creates it).
+    pub fn new() -> Self {
+        let mut tree = Tree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            last_zxid: 0,
+            data_bytes: 0,
+        };
+        tree.nodes
+            .insert(Arc::from("/"), Arc::new(system_node(Acl::open_unsafe())));
+        for (path, acl) in [
+            ("/zookeeper", Acl::open_unsafe()),
+            ("/zookeeper/quota", Acl::open_unsafe()),
+            ("/zookeeper/config", Acl::read_unsafe()),
+        ] {
+            let parent = path::parent(path).unwrap();
+            let name: Arc<str> = Arc::from(path::basename(path));
+            let parent_node = Arc::make_mut(tree.nodes.get_mut(parent).unwrap());
+            parent_node.children.insert(name);
+            parent_node.stat.num_children += 1;
+            tree.nodes.insert(Arc::from(path), Arc::new(system_node(acl)));
+        }
+        tree
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Arc<Znode>> {
+        self.nodes.get(path)
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
+    }
+
+    pub fn ephemerals_of(&self, session_id: i64) -> Option<&OrdSet<Arc<str>>> {
+        self.ephemerals.get(&session_id)
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(|s| s.len()).sum()
+    }
+
+    pub fn sessions_with_ephemerals(&self) -> impl Iterator<Item = (&i64, &OrdSet<Arc<str>>)> {
+        self.ephemerals.iter()
+    }
+
+    pub fn containers(&self) -> &OrdSet<Arc<str>> {
+        &self.containers
+    }
+
+    pub fn ttls(&self) -> &OrdSet<Arc<str>> {
+        &self.ttls
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Znode>)> {
+        self.nodes.iter()
+    }
+
+    /// The number of descendants of `path` (not counting itself), as getAllChildrenNumber.
+    pub fn descendant_count(&self, path: &str) -> usize {
+        let Some(node) = self.nodes.get(path) else {
+            return 0;
+        };
+        let mut count = 0;
+        let mut stack: Vec<String> = node
+            .children
+            .iter()
+            .map(|c| path::join(path, c))
+            .collect();
+        while let Some(p) = stack.pop() {
+            count += 1;
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        count
+    }
+
+    /// Applies one transaction. Deterministic; idempotent enough for fuzzy-snapshot replay
+    /// (a create replayed onto a snapshot that already holds the node leaves the parent's
+    /// cversion/pzxid at the larger value, as ZooKeeper's `createNode` does).
+    pub fn apply(&mut self, txn: &Txn, out: &mut Applied) {
+        assert!(
+            txn.zxid > self.last_zxid,
+            "txns apply in zxid order: {} after {}",
+            txn.zxid,
+            self.last_zxid
+        );
+        self.last_zxid = txn.zxid;
+        match &txn.body {
+            TxnBody::Multi(ops) => {
+                let failed = ops.iter().any(|op| matches!(op, TxnBody::Error { .. }));
+                for op in ops {
+                    if failed {
+                        // Prep already marked every sub-op of a failed multi as an error.
+                        debug_assert!(matches!(op, TxnBody::Error { .. }));
+                    }
+                    self.apply_body(txn, op, out);
+                }
+            }
+            body => self.apply_body(txn, body, out),
+        }
+    }
+
+    /// Applies one op of a multi that prep is still validating, to a scratch copy: later ops
+    /// of the same multi must see it. Carries the multi's zxid, so no ordering check.
+    pub fn apply_within_multi(&mut self, zxid: i64, time_ms: i64, session_id: i64, body: &TxnBody) {
+        let txn = Txn {
+            zxid,
+            time_ms,
+            session_id,
+            cxid: 0,
+            body: TxnBody::Check {
+                path: String::new(),
+            },
+        };
+        self.apply_body(&txn, body, &mut Applied::default());
+    }
+
+    fn apply_body(&mut self, txn: &Txn, body: &TxnBody, out: &mut Applied) {
+        let outcome = match body {
+            TxnBody::CreateSession { .. } => OpOutcome::SessionCreated,
+            TxnBody::CloseSession => {
+                let paths: Vec<Arc<str>> = self
+                    .ephemerals
+                    .get(&txn.session_id)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
+                for path in paths {
+                    self.delete_node(&path, txn.zxid, out);
+                }
+                self.ephemerals.remove(&txn.session_id);
+                OpOutcome::SessionClosed
+            }
+            TxnBody::Create {
+                path,
+                data,
+                acl,
+                ephemeral_owner,
+                parent_cversion,
+                reply_stat,
+            } => self.create_node(
+                path,
+                data.as_deref(),
+                acl,
+                *ephemeral_owner,
+                *parent_cversion,
+                *reply_stat,
+                txn,
+                out,
+            ),
+            TxnBody::Delete { path } => {
+                self.delete_node(path, txn.zxid, out);
+                OpOutcome::Deleted
+            }
+            TxnBody::SetData {
+                path,
+                data,
+                version,
+            } => {
+                let Some(node) = self.nodes.get_mut(path.as_str()) else {
+                    return out.outcomes.push(OpOutcome::Error(ErrorCode::NoNode));
+                };
+                let node = Arc::make_mut(node);
+                let old_len = node.data_bytes().len() as u64;
+                node.data = data.as_deref().map(Arc::from);
+                node.stat.data_length = node.data_bytes().len() as i32;
+                node.stat.version = *version;
+                node.stat.mzxid = txn.zxid;
+                node.stat.mtime = txn.time_ms;
+                node.check_invariants();
+                let stat = node.stat;
+                self.data_bytes = self.data_bytes - old_len + stat.data_length as u64;
+                out.triggers
+                    .push(Trigger::DataChanged(self.key_of(path)));
+                OpOutcome::DataSet { stat }
+            }
+            TxnBody::SetAcl {
+                path,
+                acl,
+                aversion,
+            } => {
+                let Some(node) = self.nodes.get_mut(path.as_str()) else {
+                    return out.outcomes.push(OpOutcome::Error(ErrorCode::NoNode));
+                };
+                let node = Arc::make_mut(node);
+                node.acl = Arc::from(acl.as_slice());
+                node.stat.aversion = *aversion;
+                OpOutcome::AclSet { stat: node.stat }
+            }
+            TxnBody::Check { .. } => OpOutcome::Checked,
+            TxnBody::Error { err } => {
+                OpOutcome::Error(ErrorCode::from_i32(*err).unwrap_or(ErrorCode::SystemError))
+            }
+            TxnBody::Multi(_) => unreachable!("a multi never nests another multi"),
+        };
+        out.outcomes.push(outcome);
+    }
+
+    fn key_of(&self, path: &str) -> Arc<str> {
+        self.nodes
+            .get_key_value(path)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| Arc::from(path))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        ephemeral_owner: i64,
+        parent_cversion: i32,
+        reply_stat: bool,
+        txn: &Txn,
+        out: &mut Applied,
+    ) -> OpOutcome {
+        let Some(parent_path) = path::parent(path) else {
+            return OpOutcome::Error(ErrorCode::NodeExists);
+        };
+        let path_key: Arc<str> = Arc::from(path);
+        let Some(parent) = self.nodes.get_mut(parent_path) else {
+            return OpOutcome::Error(ErrorCode::NoNode);
+        };
+        let parent = Arc::make_mut(parent);
+        // Replay onto a fuzzy snapshot may see a create whose effect the snapshot already
+        // holds: keep the larger cversion so the parent never goes back in time.
+        if parent_cversion > parent.stat.cversion {
+            parent.stat.cversion = parent_cversion;
+            parent.stat.pzxid = txn.zxid;
+        }
+        let name: Arc<str> = Arc::from(path::basename(path));
+        if parent.children.insert(name).is_none() {
+            parent.stat.num_children += 1;
+        }
+        parent.check_invariants();
+        let data: Option<Arc<[u8]>> = data.map(Arc::from);
+        let data_length = data.as_deref().map_or(0, <[u8]>::len) as i32;
+        let stat = Stat {
+            czxid: txn.zxid,
+            mzxid: txn.zxid,
+            ctime: txn.time_ms,
+            mtime: txn.time_ms,
+            version: 0,
+            cversion: 0,
+            aversion: 0,
+            ephemeral_owner,
+            data_length,
+            num_children: 0,
+            pzxid: txn.zxid,
+        };
+        let node = Znode {
+            stat,
+            data,
+            acl: Arc::from(acl),
+            children: OrdSet::new(),
+        };
+        if let Some(old) = self.nodes.insert(path_key.clone(), Arc::new(node)) {
+            self.data_bytes -= old.data_bytes().len() as u64;
+        }
+        self.data_bytes += data_length as u64;
+        match NodeKind::of_owner(ephemeral_owner) {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.insert(path_key.clone());
+            }
+            NodeKind::Ttl { .. } => {
+                self.ttls.insert(path_key.clone());
+            }
+            NodeKind::Ephemeral { session_id } => {
+                self.ephemerals
+                    .entry(session_id)
+                    .or_default()
+                    .insert(path_key.clone());
+            }
+        }
+        out.triggers.push(Trigger::Created(path_key.clone()));
+        OpOutcome::Created {
+            path: path_key,
+            stat,
+            reply_stat,
+        }
+    }
+
+    fn delete_node(&mut self, path: &str, zxid: i64, out: &mut Applied) {
+        let Some(parent_path) = path::parent(path) else {
+            return;
+        };
+        if let Some(parent) = self.nodes.get_mut(parent_path) {
+            let parent = Arc::make_mut(parent);
+            if parent.children.remove(path::basename(path)).is_some() {
+                parent.stat.num_children -= 1;
+            }
+            // ZooKeeper bumps pzxid, not cversion, when a child goes away.
+            if zxid > parent.stat.pzxid {
+                parent.stat.pzxid = zxid;
+            }
+            parent.check_invariants();
+        }
+        let Some((key, node)) = self.nodes.remove_with_key(path) else {
+            return;
+        };
+        self.data_bytes -= node.data_bytes().len() as u64;
+        match node.kind() {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.remove(path);
+            }
+            NodeKind::Ttl { .. } => {
+                self.ttls.remove(path);
+            }
+            NodeKind::Ephemeral { session_id } => {
+                if let Some(set) = self.ephemerals.get_mut(&session_id) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&session_id);
+                    }
+                }
+            }
+        }
+        out.triggers.push(Trigger::Deleted(key));
+    }
+}
+
+#[cfg(test)]
+mod tests;

