@@ -241,11 +241,10 @@ pub enum FourLetterWord {
     Gtmk,
     Stmk,
     Reqs,
-    Hash,
 }
 
 impl FourLetterWord {
-    pub const ALL: [FourLetterWord; 19] = [
+    pub const ALL: [FourLetterWord; 18] = [
         FourLetterWord::Ruok,
         FourLetterWord::Srvr,
         FourLetterWord::Stat,
@@ -264,7 +263,6 @@ impl FourLetterWord {
         FourLetterWord::Gtmk,
         FourLetterWord::Stmk,
         FourLetterWord::Reqs,
-        FourLetterWord::Hash,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -287,7 +285,6 @@ impl FourLetterWord {
             FourLetterWord::Gtmk => "gtmk",
             FourLetterWord::Stmk => "stmk",
             FourLetterWord::Reqs => "reqs",
-            FourLetterWord::Hash => "hash",
         }
     }
 

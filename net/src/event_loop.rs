@@ -1,0 +1,775 @@
+//! One mio event loop thread. See the crate docs for the ordering rules it keeps.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use parking_lot::Mutex;
+use rzk_pipeline::read;
+use rzk_pipeline::{ConnId, Input, Output};
+use rzk_proto::{
+    decode_request, encode_reply, four_letter_word, xid, ConnectRequest, ErrorCode, FourLetterWord,
+    Id, ReplyHeader, Request,
+};
+use rzk_session::{auth, Touch};
+use tracing::{debug, info, warn};
+
+use crate::stats::{op_name, ConnStats};
+use crate::{now_ms, NetConfig, Shared, ToCore, ToLoop};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX);
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Past this much unsent output a connection stops reading requests (back-pressure)...
+const OUTBOUND_PAUSE_BYTES: usize = 4 * 1024 * 1024;
+/// ...and past this much it is a client that stopped reading: it is closed.
+const OUTBOUND_MAX_BYTES: usize = 64 * 1024 * 1024;
+const _: () = assert!(OUTBOUND_PAUSE_BYTES < OUTBOUND_MAX_BYTES);
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Clone)]
+pub struct LoopHandle {
+    pub tx: Sender<ToLoop>,
+    pub waker: Arc<Waker>,
+}
+
+impl LoopHandle {
+    pub fn send(&self, message: ToLoop) {
+        if self.tx.send(message).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the ConnectRequest (or a four-letter word).
+    New,
+    /// ConnectRequest handed to the core; waiting for its answer.
+    Connecting,
+    Established,
+    /// Answering a four-letter word; reads nothing more.
+    FourLetter,
+}
+
+struct Connection {
+    id: ConnId,
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: State,
+    inbound: Vec<u8>,
+    inbound_start: usize,
+    outbound: VecDeque<u8>,
+    writable_interest: bool,
+    processing: bool,
+    close_reason: Option<&'static str>,
+    /// Requests at the core not answered yet, with when they arrived.
+    at_core: VecDeque<Instant>,
+    last_zxid_seen: i64,
+    auth_ids: Vec<Id>,
+    touch: Option<Touch>,
+    session_id: i64,
+    opened: Instant,
+    stats: Arc<ConnStats>,
+}
+
+impl Connection {
+    fn pending_inbound(&self) -> &[u8] {
+        &self.inbound[self.inbound_start..]
+    }
+
+    fn consume(&mut self, count: usize) {
+        self.inbound_start += count;
+        if self.inbound_start == self.inbound.len() {
+            self.inbound.clear();
+            self.inbound_start = 0;
+        }
+    }
+
+    fn queue(&mut self, frame: &[u8]) {
+        self.outbound.extend(frame);
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct EventLoop {
+    index: usize,
+    poll: Poll,
+    listener: Option<TcpListener>,
+    rx: Receiver<ToLoop>,
+    to_core: Sender<ToCore>,
+    peers: Vec<LoopHandle>,
+    next_peer: usize,
+    shared: Arc<Shared>,
+    config: NetConfig,
+    conns: HashMap<Token, Connection>,
+    next_token: usize,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Starts `config.loop_count` loops; loop 0 accepts and deals connections round-robin.
+pub fn spawn_loops(
+    config: NetConfig,
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    to_core: Sender<ToCore>,
+) -> io::Result<(Vec<LoopHandle>, Vec<JoinHandle<()>>)> {
+    let count = config.loop_count.max(1);
+    let mut polls = Vec::with_capacity(count);
+    let mut handles = Vec::with_capacity(count);
+    let mut receivers = Vec::with_capacity(count);
+    for _ in 0..count {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::unbounded();
+        handles.push(LoopHandle { tx, waker });
+        receivers.push(rx);
+        polls.push(poll);
+    }
+    let per_ip = Arc::new(Mutex::new(HashMap::new()));
+    let mut listener = Some(listener);
+    let mut threads = Vec::with_capacity(count);
+    for (index, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
+        let mut event_loop = EventLoop {
+            index,
+            poll,
+            listener: listener.take(),
+            rx,
+            to_core: to_core.clone(),
+            peers: handles.clone(),
+            next_peer: 0,
+            shared: shared.clone(),
+            config: config.clone(),
+            conns: HashMap::new(),
+            next_token: 0,
+            per_ip: per_ip.clone(),
+        };
+        if let Some(l) = event_loop.listener.as_mut() {
+            event_loop
+                .poll
+                .registry()
+                .register(l, LISTENER, Interest::READABLE)?;
+        }
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("rzk-net-{index}"))
+                .spawn(move || event_loop.run())?,
+        );
+    }
+    Ok((handles, threads))
+}
+
+impl EventLoop {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(POLL_INTERVAL)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                warn!(error = %e, "event loop poll failed; stopping loop");
+                return;
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => {}
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(token);
+                        }
+                        if event.is_writable() {
+                            self.flush(token);
+                        }
+                    }
+                }
+            }
+            if !self.drain_channel() {
+                self.close_all("server shutting down");
+                return;
+            }
+            self.expire_handshakes();
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            let Some(listener) = self.listener.as_ref() else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.shared.shutting_down.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    if self.config.max_client_cnxns > 0 {
+                        let mut per_ip = self.per_ip.lock();
+                        let count = per_ip.entry(peer.ip()).or_insert(0);
+                        if *count >= self.config.max_client_cnxns {
+                            warn!(%peer, limit = self.config.max_client_cnxns,
+                                "too many connections from this address (maxClientCnxns); refusing");
+                            self.shared
+                                .stats
+                                .connections_rejected
+                                .fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        *count += 1;
+                    }
+                    let target = self.next_peer % self.peers.len();
+                    self.next_peer += 1;
+                    if target == self.index {
+                        self.register(stream, peer);
+                    } else {
+                        self.peers[target].send(ToLoop::Accepted(stream, peer));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        let id = ((self.index as u64) << 48) | token.0 as u64;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            warn!(%peer, error = %e, "could not register connection");
+            self.release_ip(peer.ip());
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let stats = Arc::new(ConnStats::new(peer, now_ms()));
+        self.shared.conns.lock().push((id, stats.clone()));
+        self.shared
+            .stats
+            .connections_alive
+            .fetch_add(1, Ordering::Relaxed);
+        debug!(%peer, conn = id, "accepted connection");
+        self.conns.insert(
+            token,
+            Connection {
+                id,
+                stream,
+                peer,
+                state: State::New,
+                inbound: Vec::new(),
+                inbound_start: 0,
+                outbound: VecDeque::new(),
+                writable_interest: false,
+                processing: false,
+                close_reason: None,
+                at_core: VecDeque::new(),
+                last_zxid_seen: 0,
+                auth_ids: vec![Id::new("ip", &peer.ip().to_string())],
+                touch: None,
+                session_id: 0,
+                opened: Instant::now(),
+                stats,
+            },
+        );
+    }
+
+    fn release_ip(&self, ip: IpAddr) {
+        if self.config.max_client_cnxns == 0 {
+            return;
+        }
+        let mut per_ip = self.per_ip.lock();
+        if let Some(count) = per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+
+    /// Handles everything the core (or another loop) sent. Returns false on shutdown.
+    fn drain_channel(&mut self) -> bool {
+        let mut touched = Vec::new();
+        while let Ok(message) = self.rx.try_recv() {
+            match message {
+                ToLoop::Output(output) => {
+                    if let Some(token) = self.apply_output(output) {
+                        touched.push(token);
+                    }
+                }
+                ToLoop::Text { conn, text } => {
+                    let token = token_of(conn);
+                    if let Some(c) = self.conns.get_mut(&token) {
+                        c.outbound.extend(text.as_bytes());
+                        c.close_reason.get_or_insert("four-letter word answered");
+                        touched.push(token);
+                    }
+                }
+                ToLoop::Accepted(stream, peer) => self.register(stream, peer),
+                ToLoop::Shutdown => return false,
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for token in touched {
+            self.flush(token);
+        }
+        true
+    }
+
+    fn apply_output(&mut self, output: Output) -> Option<Token> {
+        match output {
+            Output::Send { conn, frame, reply } => {
+                let token = token_of(conn);
+                let c = self.conns.get_mut(&token)?;
+                if reply {
+                    if let Some(arrived) = c.at_core.pop_front() {
+                        let ms = arrived.elapsed().as_millis() as u64;
+                        self.shared.stats.latency.record(ms);
+                        c.stats.latency.record(ms);
+                    }
+                    c.stats
+                        .queued
+                        .store(c.at_core.len() as u64, Ordering::Relaxed);
+                    let zxid = reply_zxid(&frame);
+                    if zxid > c.last_zxid_seen {
+                        c.last_zxid_seen = zxid;
+                    }
+                    c.stats.last_zxid.store(zxid, Ordering::Relaxed);
+                    c.stats.last_response_ms.store(now_ms(), Ordering::Relaxed);
+                }
+                self.shared
+                    .stats
+                    .packets_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                c.queue(&frame);
+                Some(token)
+            }
+            Output::Established {
+                conn,
+                session_id,
+                timeout_ms,
+                touch,
+            } => {
+                let token = token_of(conn);
+                let c = self.conns.get_mut(&token)?;
+                c.state = State::Established;
+                c.session_id = session_id;
+                c.touch = Some(touch);
+                c.stats.session_id.store(session_id, Ordering::Relaxed);
+                c.stats.timeout_ms.store(timeout_ms, Ordering::Relaxed);
+                debug!(peer = %c.peer, session = format_args!("{session_id:#x}"), timeout_ms,
+                    "session established");
+                // Frames that arrived while the handshake was at the core.
+                self.process_frames(token);
+                Some(token)
+            }
+            Output::Close { conn, reason } => {
+                let token = token_of(conn);
+                let c = self.conns.get_mut(&token)?;
+                c.close_reason.get_or_insert(reason);
+                Some(token)
+            }
+        }
+    }
+
+    fn on_readable(&mut self, token: Token) {
+        let mut eof = false;
+        {
+            let Some(c) = self.conns.get_mut(&token) else {
+                return;
+            };
+            let mut chunk = [0u8; READ_CHUNK_BYTES];
+            loop {
+                if c.outbound.len() >= OUTBOUND_PAUSE_BYTES || c.state == State::FourLetter {
+                    break;
+                }
+                match c.stream.read(&mut chunk) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        c.inbound.extend_from_slice(&chunk[..n]);
+                        self.shared
+                            .stats
+                            .bytes_received
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        debug!(peer = %c.peer, error = %e, "read failed");
+                        eof = true;
+                        break;
+                    }
+                }
+            }
+        }
+        self.process_frames(token);
+        if eof {
+            self.close(token, "client closed the connection");
+        } else {
+            self.flush(token);
+        }
+    }
+
+    /// Decodes and dispatches every complete frame buffered for a connection. Not re-entrant:
+    /// a local read drains the channel, which may flush this connection, which must not start
+    /// on the next frame before this one is answered.
+    fn process_frames(&mut self, token: Token) {
+        match self.conns.get_mut(&token) {
+            Some(c) if !c.processing => c.processing = true,
+            _ => return,
+        }
+        self.process_frames_inner(token);
+        if let Some(c) = self.conns.get_mut(&token) {
+            c.processing = false;
+        }
+    }
+
+    fn process_frames_inner(&mut self, token: Token) {
+        loop {
+            let Some(c) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if c.close_reason.is_some() || c.state == State::FourLetter || c.state == State::Connecting
+            {
+                return;
+            }
+            let pending = c.pending_inbound();
+            if pending.len() < 4 {
+                return;
+            }
+            let first4 = [pending[0], pending[1], pending[2], pending[3]];
+            if c.state == State::New {
+                if let Some(word) = four_letter_word(first4) {
+                    let argument = if word == FourLetterWord::Stmk {
+                        if pending.len() < 12 {
+                            return;
+                        }
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(&pending[4..12]);
+                        Some(i64::from_be_bytes(b))
+                    } else {
+                        None
+                    };
+                    c.state = State::FourLetter;
+                    let (conn, peer) = (c.id, c.peer);
+                    if self.config.four_letter_words.contains(&word) {
+                        let _ = self.to_core.send(ToCore::FourLetter {
+                            conn,
+                            word,
+                            argument,
+                            peer,
+                        });
+                    } else {
+                        c.outbound.extend(
+                            format!("{} is not executed because it is not in the whitelist.\n", word.as_str())
+                                .as_bytes(),
+                        );
+                        c.close_reason = Some("four-letter word not in the whitelist");
+                    }
+                    return;
+                }
+            }
+            let length = i32::from_be_bytes(first4);
+            if length < 0 || length as usize > self.config.max_frame_bytes {
+                warn!(peer = %c.peer, length, limit = self.config.max_frame_bytes,
+                    "frame length out of range (jute.maxbuffer); closing connection");
+                self.close(token, "frame length out of range");
+                return;
+            }
+            let length = length as usize;
+            if pending.len() < 4 + length {
+                return;
+            }
+            let frame = pending[4..4 + length].to_vec();
+            c.consume(4 + length);
+            self.shared
+                .stats
+                .packets_received
+                .fetch_add(1, Ordering::Relaxed);
+            c.stats.received.fetch_add(1, Ordering::Relaxed);
+            if let Err(reason) = self.handle_frame(token, &frame) {
+                self.close(token, reason);
+                return;
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, token: Token, frame: &[u8]) -> Result<(), &'static str> {
+        let c = self.conns.get_mut(&token).expect("caller checked");
+        if c.state == State::New {
+            let request = ConnectRequest::decode(frame).map_err(|e| {
+                warn!(peer = %c.peer, error = %e, "malformed connect request; closing connection");
+                "malformed connect request"
+            })?;
+            c.state = State::Connecting;
+            let _ = self.to_core.send(ToCore::Input(Input::Connect {
+                conn: c.id,
+                request,
+                auth_ids: c.auth_ids.clone(),
+            }));
+            return Ok(());
+        }
+        let (header, request) = decode_request(frame).map_err(|e| {
+            warn!(peer = %c.peer, error = %e, "malformed request; closing connection");
+            "malformed request"
+        })?;
+        let now = now_ms();
+        if let Some(touch) = &c.touch {
+            touch.store(now, Ordering::Relaxed);
+        }
+        *c.stats.last_op.lock() = op_name(header.op);
+        c.stats.last_cxid.store(header.xid, Ordering::Relaxed);
+        match request {
+            Request::Ping => {
+                let zxid = self.shared.published.load().last_zxid();
+                let frame = encode_reply(
+                    ReplyHeader {
+                        xid: xid::PING,
+                        zxid,
+                        err: 0,
+                    },
+                    &rzk_proto::Response::Empty,
+                );
+                c.queue(&frame);
+                self.shared
+                    .stats
+                    .packets_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Request::Auth { scheme, auth, .. } => {
+                let ip = c.peer.ip().to_string();
+                match auth::authenticate(&scheme, &auth, &ip, self.config.super_digest.as_deref()) {
+                    Some(ids) => {
+                        for id in ids {
+                            if !c.auth_ids.contains(&id) {
+                                c.auth_ids.push(id);
+                            }
+                        }
+                        let _ = self.to_core.send(ToCore::Input(Input::AuthChanged {
+                            conn: c.id,
+                            auth_ids: c.auth_ids.clone(),
+                        }));
+                        c.queue(&encode_reply(
+                            ReplyHeader {
+                                xid: xid::AUTH,
+                                zxid: 0,
+                                err: 0,
+                            },
+                            &rzk_proto::Response::Empty,
+                        ));
+                        Ok(())
+                    }
+                    None => {
+                        warn!(peer = %c.peer, scheme, "authentication failed; closing connection");
+                        self.shared
+                            .stats
+                            .auth_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        c.queue(&encode_reply(
+                            ReplyHeader {
+                                xid: xid::AUTH,
+                                zxid: 0,
+                                err: ErrorCode::AuthFailed.code(),
+                            },
+                            &rzk_proto::Response::Empty,
+                        ));
+                        c.close_reason = Some("authentication failed");
+                        Ok(())
+                    }
+                }
+            }
+            request if read::is_read(&request) && !read::sets_watch(&request) && c.at_core.is_empty() => {
+                // Load first, then drain: events for this version are already queued.
+                let tree = self.shared.published.load_full();
+                self.drain_channel();
+                let Some(c) = self.conns.get_mut(&token) else {
+                    return Ok(());
+                };
+                if !c.at_core.is_empty() || tree.last_zxid() < c.last_zxid_seen {
+                    return self.forward(token, header.xid, request);
+                }
+                let result = read::serve(&tree, &request, c.session_id, &c.auth_ids);
+                let zxid = tree.last_zxid();
+                c.queue(&encode_reply(
+                    ReplyHeader {
+                        xid: header.xid,
+                        zxid,
+                        err: result.err.code(),
+                    },
+                    &result.response,
+                ));
+                c.last_zxid_seen = c.last_zxid_seen.max(zxid);
+                self.shared
+                    .stats
+                    .packets_sent
+                    .fetch_add(1, Ordering::Relaxed);
+                self.shared.stats.latency.record(0);
+                c.stats.latency.record(0);
+                Ok(())
+            }
+            request => self.forward(token, header.xid, request),
+        }
+    }
+
+    fn forward(&mut self, token: Token, xid: i32, request: Request) -> Result<(), &'static str> {
+        let c = self.conns.get_mut(&token).expect("caller checked");
+        c.at_core.push_back(Instant::now());
+        c.stats
+            .queued
+            .store(c.at_core.len() as u64, Ordering::Relaxed);
+        let _ = self.to_core.send(ToCore::Input(Input::Request {
+            conn: c.id,
+            xid,
+            request,
+        }));
+        Ok(())
+    }
+
+    fn flush(&mut self, token: Token) {
+        let mut failed = None;
+        {
+            let Some(c) = self.conns.get_mut(&token) else {
+                return;
+            };
+            while !c.outbound.is_empty() {
+                let (front, _) = c.outbound.as_slices();
+                match c.stream.write(front) {
+                    Ok(0) => {
+                        failed = Some("connection closed while writing");
+                        break;
+                    }
+                    Ok(n) => {
+                        c.outbound.drain(..n);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        failed = Some("write failed");
+                        break;
+                    }
+                }
+            }
+            if failed.is_none() && c.outbound.len() > OUTBOUND_MAX_BYTES {
+                warn!(peer = %c.peer, queued_bytes = c.outbound.len(),
+                    "client is not reading its replies; closing connection");
+                failed = Some("client stopped reading");
+            }
+            if failed.is_none() {
+                let want_write = !c.outbound.is_empty();
+                if want_write != c.writable_interest {
+                    let interest = if want_write {
+                        Interest::READABLE | Interest::WRITABLE
+                    } else {
+                        Interest::READABLE
+                    };
+                    if self
+                        .poll
+                        .registry()
+                        .reregister(&mut c.stream, token, interest)
+                        .is_ok()
+                    {
+                        c.writable_interest = want_write;
+                    }
+                }
+                if c.outbound.is_empty() {
+                    if let Some(reason) = c.close_reason {
+                        failed = Some(reason);
+                    }
+                }
+            }
+        }
+        if let Some(reason) = failed {
+            self.close(token, reason);
+        } else if self
+            .conns
+            .get(&token)
+            .is_some_and(|c| c.outbound.len() < OUTBOUND_PAUSE_BYTES && !c.pending_inbound().is_empty())
+        {
+            // Reading was paused for back-pressure or frames wait behind the handshake.
+            self.process_frames(token);
+        }
+    }
+
+    fn close(&mut self, token: Token, reason: &'static str) {
+        let Some(mut c) = self.conns.remove(&token) else {
+            return;
+        };
+        // Best effort: whatever is still queued (an error reply) may help the client.
+        let (front, _) = c.outbound.as_slices();
+        let _ = c.stream.write(front);
+        let _ = self.poll.registry().deregister(&mut c.stream);
+        if matches!(c.state, State::Connecting | State::Established) {
+            let _ = self
+                .to_core
+                .send(ToCore::Input(Input::Disconnected { conn: c.id }));
+        }
+        self.release_ip(c.peer.ip());
+        self.shared.conns.lock().retain(|(id, _)| *id != c.id);
+        self.shared
+            .stats
+            .connections_alive
+            .fetch_sub(1, Ordering::Relaxed);
+        match reason {
+            "client closed the connection" | "four-letter word answered" | "client closed its session" => {
+                debug!(peer = %c.peer, session = format_args!("{:#x}", c.session_id), reason, "connection closed")
+            }
+            _ => {
+                self.shared
+                    .stats
+                    .connections_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                info!(peer = %c.peer, session = format_args!("{:#x}", c.session_id), reason, "connection closed")
+            }
+        }
+    }
+
+    fn close_all(&mut self, reason: &'static str) {
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for token in tokens {
+            self.close(token, reason);
+        }
+    }
+
+    fn expire_handshakes(&mut self) {
+        let limit = Duration::from_millis(self.config.handshake_timeout_ms);
+        let stale: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::New && c.opened.elapsed() > limit)
+            .map(|(t, _)| *t)
+            .collect();
+        for token in stale {
+            self.close(token, "no handshake within the time limit");
+        }
+    }
+}
+
+fn token_of(conn: ConnId) -> Token {
+    Token((conn & 0xffff_ffff_ffff) as usize)
+}
+
+/// The zxid in a reply frame's header (length, xid, zxid, err).
+fn reply_zxid(frame: &[u8]) -> i64 {
+    if frame.len() < 16 {
+        return 0;
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&frame[8..16]);
+    i64::from_be_bytes(b)
+}

@@ -1,0 +1,112 @@
+//! The event loops: a few mio threads own every client socket. They decode frames, answer
+//! pings, `auth` and reads that need no watch straight from the latest published tree (an
+//! `ArcSwap` load: no lock the writer holds), and hand everything else to the core thread.
+//! Replies and watch events come back through a per-loop channel and a mio `Waker`.
+//!
+//! Ordering rules this crate keeps (DESIGN.md §2):
+//! - A connection with requests at the core sends every further request there too, so its
+//!   replies leave in request order.
+//! - A local read first loads the tree, then drains the loop's channel, then answers: events
+//!   for changes in that tree version were queued before it was published, so they reach the
+//!   client before the reply.
+//! - A local read is answered only from a tree at least as new as the zxid the connection has
+//!   already seen; otherwise it goes to the core.
+//!
+//! Never: change the tree or sessions; block on the core; let one connection's bad bytes or
+//! slowness affect another (bad frames, oversized frames, stalled readers close only it).
+
+mod event_loop;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use rzk_pipeline::{ConnId, Input, Output};
+use rzk_proto::FourLetterWord;
+use rzk_tree::Tree;
+
+pub use event_loop::{spawn_loops, LoopHandle};
+pub use stats::{ConnStats, ServerStats};
+
+/// Wall-clock milliseconds: the one clock both the loops (session touches) and the core
+/// (expiry, ctime/mtime) read, so they agree.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    /// jute.maxbuffer: the largest frame accepted.
+    pub max_frame_bytes: usize,
+    /// maxClientCnxns: connections per client IP; 0 means unlimited.
+    pub max_client_cnxns: usize,
+    /// Connections that have not completed the handshake by then are closed.
+    pub handshake_timeout_ms: u64,
+    /// Four-letter words this server answers; others get ZooKeeper's "not in the whitelist".
+    pub four_letter_words: Vec<FourLetterWord>,
+    /// zookeeper.DigestAuthenticationProvider.superDigest.
+    pub super_digest: Option<String>,
+    pub loop_count: usize,
+}
+
+/// State shared by the loops and the core thread.
+pub struct Shared {
+    pub published: ArcSwap<Tree>,
+    pub stats: ServerStats,
+    pub conns: Mutex<Vec<(ConnId, Arc<ConnStats>)>>,
+    pub shutting_down: AtomicBool,
+    /// Requests queued at the core, mirrored for monitoring.
+    pub outstanding: AtomicI64,
+    /// `gtmk`/`stmk` trace mask (ZooKeeper's default 306).
+    pub trace_mask: AtomicI64,
+    pub started_ms: u64,
+}
+
+impl Shared {
+    pub fn new(tree: Tree) -> Self {
+        Shared {
+            published: ArcSwap::from_pointee(tree),
+            stats: ServerStats::default(),
+            conns: Mutex::new(Vec::new()),
+            shutting_down: AtomicBool::new(false),
+            outstanding: AtomicI64::new(0),
+            trace_mask: AtomicI64::new(306),
+            started_ms: now_ms(),
+        }
+    }
+}
+
+/// What the loops send the core thread.
+#[derive(Debug)]
+pub enum ToCore {
+    Input(Input),
+    /// A four-letter word (with `stmk`'s argument); the core thread renders the answer.
+    FourLetter {
+        conn: ConnId,
+        word: FourLetterWord,
+        argument: Option<i64>,
+        peer: SocketAddr,
+    },
+}
+
+/// What the core thread sends a loop.
+#[derive(Debug)]
+pub enum ToLoop {
+    Output(Output),
+    /// A four-letter word's answer; the connection closes after it.
+    Text { conn: ConnId, text: String },
+    Accepted(mio::net::TcpStream, SocketAddr),
+    Shutdown,
+}
+
+/// The loop a connection lives on is in its id's top bits.
+pub fn loop_of(conn: ConnId) -> usize {
+    (conn >> 48) as usize
+}

@@ -1,0 +1,393 @@
+//! zoo.cfg, read as Apache ZooKeeper reads it (Java properties: `key=value`, `key: value` or
+//! `key value`; `#`/`!` comments), and the command-line flags that override it.
+//!
+//! Configs written for Apache ZooKeeper start rzk unchanged: keys that only mean something to
+//! the JVM server are accepted with a warning, and unknown keys are warned about (ZooKeeper
+//! turns them into `zookeeper.`-prefixed system properties, which is how
+//! `DigestAuthenticationProvider.superDigest` works in zoo.cfg; rzk honours that one). A bad
+//! value is an error naming the key and the line.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use rzk_proto::FourLetterWord;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: bad value for {key}: {value:?} ({reason})")]
+    BadValue {
+        path: String,
+        line: usize,
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The words answered when `4lw.commands.whitelist` is not set. ZooKeeper's own default is
+/// `srvr` alone, which silently breaks monitoring that uses `ruok` or `mntr`; these are the
+/// read-only, cheap words. Left out: `dump`, `wchc`, `wchp` (cost grows with sessions and
+/// watches; they list session ids), `crst`, `srst`, `stmk` (they change server state).
+pub const DEFAULT_FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "envi", "isro", "cons", "wchs", "dirs", "gtmk",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tick_time_ms: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    pub max_client_cnxns: usize,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub snap_count: u64,
+    pub pre_alloc_size_kb: u64,
+    pub autopurge_snap_retain_count: u32,
+    pub autopurge_purge_interval_hours: u32,
+    pub force_sync: bool,
+    pub four_letter_words: Vec<FourLetterWord>,
+    pub global_outstanding_limit: usize,
+    pub jute_max_buffer_bytes: usize,
+    pub extended_types: bool,
+    pub container_check_interval_ms: u64,
+    pub super_digest: Option<String>,
+    pub server_id: u8,
+    /// Every key=value as read, for `conf` and diagnostics.
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tick_time_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+            data_dir: PathBuf::from("data"),
+            data_log_dir: PathBuf::from("data"),
+            client_port: 2181,
+            client_port_address: IpAddr::from([127, 0, 0, 1]),
+            max_client_cnxns: 60,
+            min_session_timeout_ms: -1,
+            max_session_timeout_ms: -1,
+            snap_count: 100_000,
+            pre_alloc_size_kb: 65536,
+            autopurge_snap_retain_count: 3,
+            autopurge_purge_interval_hours: 0,
+            force_sync: true,
+            four_letter_words: DEFAULT_FOUR_LETTER_WORDS
+                .iter()
+                .filter_map(|w| FourLetterWord::from_name(w))
+                .collect(),
+            global_outstanding_limit: 1000,
+            jute_max_buffer_bytes: rzk_proto::JUTE_MAXBUFFER_DEFAULT_BYTES,
+            extended_types: false,
+            container_check_interval_ms: 60_000,
+            super_digest: None,
+            server_id: 0,
+            source: None,
+        }
+    }
+}
+
+/// Keys that configure parts of the JVM server rzk does not have (or not yet): accepted so an
+/// existing zoo.cfg starts, with one warning each.
+const JVM_ONLY_PREFIXES: &[&str] = &[
+    "serverCnxnFactory",
+    "authProvider.",
+    "admin.",
+    "ssl.",
+    "sslQuorum",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "quorumListenOnAllIPs",
+    "metricsProvider.",
+    "audit.",
+    "portUnification",
+    "clientCnxnSocket",
+    "quorum.",
+    "electionAlg",
+    "cnxTimeout",
+    "leaderServes",
+    "maxCnxns",
+    "clientPortListenBacklog",
+    "connectToLearnerMasterLimit",
+    "secureClientPortAddress",
+    "kerberos.",
+    "sasl",
+    "jaasLoginRenew",
+    "fsync.warningthresholdms",
+    "syncEnabled",
+    "dynamicConfigFile",
+    "multiAddress.",
+    "zookeeper.",
+    "client.",
+    "learner.",
+    "observer.",
+    "snapSizeLimitInKb",
+    "txnLogSizeLimitInKb",
+    "commitLogCount",
+];
+
+pub struct Warning(pub String);
+
+fn parse_line(raw: &str) -> Option<(String, String)> {
+    let line = raw.trim_start();
+    if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+        return None;
+    }
+    let split = line
+        .find(|c: char| c == '=' || c == ':' || c.is_whitespace())
+        .unwrap_or(line.len());
+    let key = line[..split].trim().to_owned();
+    let rest = line[split..].trim_start();
+    let rest = rest
+        .strip_prefix('=')
+        .or_else(|| rest.strip_prefix(':'))
+        .unwrap_or(rest);
+    Some((key, rest.trim().to_owned()))
+}
+
+struct ValueError(String);
+
+fn num<T: std::str::FromStr>(value: &str) -> Result<T, ValueError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse::<T>()
+        .map_err(|e| ValueError(format!("not a number: {e}")))
+}
+
+fn boolean(value: &str) -> Result<bool, ValueError> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(ValueError("expected yes/no or true/false".into())),
+    }
+}
+
+pub fn parse_four_letter_words(value: &str) -> Result<Vec<FourLetterWord>, String> {
+    let mut words = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if name == "*" {
+            return Ok(FourLetterWord::ALL.to_vec());
+        }
+        match FourLetterWord::from_name(name) {
+            Some(w) => words.push(w),
+            None => return Err(format!("unknown four-letter word {name:?}")),
+        }
+    }
+    Ok(words)
+}
+
+impl Config {
+    /// Reads a zoo.cfg. Relative dataDir/dataLogDir stay relative to the working directory,
+    /// as in ZooKeeper.
+    pub fn from_file(path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::from_text(&text, &path.display().to_string())?;
+        config.0.source = Some(path.to_owned());
+        Ok(config)
+    }
+
+    pub fn from_text(text: &str, origin: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let mut config = Config {
+            // A zoo.cfg without clientPortAddress listens on every interface, as ZooKeeper.
+            client_port_address: IpAddr::from([0, 0, 0, 0]),
+            ..Config::default()
+        };
+        let mut warnings = Vec::new();
+        let mut data_log_dir_set = false;
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let Some((key, value)) = parse_line(raw) else {
+                continue;
+            };
+            if let Some(previous) = seen.insert(key.clone(), line) {
+                warnings.push(Warning(format!(
+                    "{origin}:{line}: {key} repeats line {previous}; the last value wins"
+                )));
+            }
+            let bad = |e: ValueError| ConfigError::BadValue {
+                path: origin.to_owned(),
+                line,
+                key: key.clone(),
+                value: value.clone(),
+                reason: e.0,
+            };
+            match key.as_str() {
+                "tickTime" => config.tick_time_ms = num(&value).map_err(bad)?,
+                "initLimit" => config.init_limit = num(&value).map_err(bad)?,
+                "syncLimit" => config.sync_limit = num(&value).map_err(bad)?,
+                "dataDir" => config.data_dir = PathBuf::from(&value),
+                "dataLogDir" => {
+                    config.data_log_dir = PathBuf::from(&value);
+                    data_log_dir_set = true;
+                }
+                "clientPort" => config.client_port = num(&value).map_err(bad)?,
+                "clientPortAddress" => {
+                    config.client_port_address = value
+                        .parse()
+                        .map_err(|e| bad(ValueError(format!("not an IP address: {e}"))))?
+                }
+                "maxClientCnxns" => config.max_client_cnxns = num(&value).map_err(bad)?,
+                "minSessionTimeout" => config.min_session_timeout_ms = num(&value).map_err(bad)?,
+                "maxSessionTimeout" => config.max_session_timeout_ms = num(&value).map_err(bad)?,
+                "snapCount" => config.snap_count = num(&value).map_err(bad)?,
+                "preAllocSize" => config.pre_alloc_size_kb = num(&value).map_err(bad)?,
+                "autopurge.snapRetainCount" => {
+                    config.autopurge_snap_retain_count = num(&value).map_err(bad)?
+                }
+                "autopurge.purgeInterval" => {
+                    config.autopurge_purge_interval_hours = num(&value).map_err(bad)?
+                }
+                "forceSync" => config.force_sync = boolean(&value).map_err(bad)?,
+                "4lw.commands.whitelist" => {
+                    config.four_letter_words =
+                        parse_four_letter_words(&value).map_err(|e| bad(ValueError(e)))?
+                }
+                "globalOutstandingLimit" => {
+                    config.global_outstanding_limit = num(&value).map_err(bad)?
+                }
+                "jute.maxbuffer" => config.jute_max_buffer_bytes = num(&value).map_err(bad)?,
+                "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
+                    config.extended_types = boolean(&value).map_err(bad)?
+                }
+                "znode.container.checkIntervalMs" => {
+                    config.container_check_interval_ms = num(&value).map_err(bad)?
+                }
+                "DigestAuthenticationProvider.superDigest"
+                | "zookeeper.DigestAuthenticationProvider.superDigest" => {
+                    if !value.contains(':') {
+                        return Err(bad(ValueError("expected user:base64digest".into())));
+                    }
+                    config.super_digest = Some(value.clone());
+                }
+                "secureClientPort" | "peerType" => warnings.push(Warning(format!(
+                    "{origin}:{line}: {key} is not supported yet; ignored"
+                ))),
+                k if k.starts_with("server.") || k.starts_with("group.") || k.starts_with("weight.") => {
+                    warnings.push(Warning(format!(
+                        "{origin}:{line}: {key}: ensembles are not supported yet; running standalone"
+                    )))
+                }
+                k if JVM_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => warnings.push(Warning(
+                    format!("{origin}:{line}: {key} applies to the JVM server only; ignored"),
+                )),
+                _ => warnings.push(Warning(format!(
+                    "{origin}:{line}: unknown key {key}; ignored (ZooKeeper would set it as system property zookeeper.{key})"
+                ))),
+            }
+        }
+        if !data_log_dir_set {
+            config.data_log_dir = config.data_dir.clone();
+        }
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.tick_time_ms == 0 {
+            return Err(ConfigError::Invalid("tickTime must be positive".into()));
+        }
+        if self.jute_max_buffer_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "jute.maxbuffer below 1024 bytes cannot carry a connect request".into(),
+            ));
+        }
+        let (min, max) = (self.min_session_timeout(), self.max_session_timeout());
+        if min > max {
+            return Err(ConfigError::Invalid(format!(
+                "minSessionTimeout ({min}) must not exceed maxSessionTimeout ({max})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// -1 means "2 × tickTime", as in ZooKeeper.
+    pub fn min_session_timeout(&self) -> i32 {
+        match self.min_session_timeout_ms {
+            -1 => 2 * self.tick_time_ms as i32,
+            v => v,
+        }
+    }
+
+    /// -1 means "20 × tickTime", as in ZooKeeper.
+    pub fn max_session_timeout(&self) -> i32 {
+        match self.max_session_timeout_ms {
+            -1 => 20 * self.tick_time_ms as i32,
+            v => v,
+        }
+    }
+
+    pub fn client_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.client_port_address, self.client_port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_zookeeper_config_with_jvm_keys() {
+        let text = "\
+# a zoo.cfg written for Apache ZooKeeper
+tickTime=500
+dataDir=/tmp/zk
+clientPort = 2182
+serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory
+admin.serverPort=8081
+4lw.commands.whitelist=ruok, mntr
+DigestAuthenticationProvider.superDigest=super:D/InIHSb7yEEbrWz8b9l71RjZJU=
+mystery.key=1
+";
+        let (config, warnings) = Config::from_text(text, "zoo.cfg").unwrap();
+        assert_eq!(config.tick_time_ms, 500);
+        assert_eq!(config.client_port, 2182);
+        assert_eq!(config.min_session_timeout(), 1000);
+        assert_eq!(config.max_session_timeout(), 10000);
+        assert_eq!(config.data_log_dir, PathBuf::from("/tmp/zk"));
+        assert_eq!(
+            config.four_letter_words,
+            vec![FourLetterWord::Ruok, FourLetterWord::Mntr]
+        );
+        assert!(config.super_digest.is_some());
+        assert_eq!(warnings.len(), 3);
+        assert!(warnings[2].0.contains("zoo.cfg:9: unknown key mystery.key"));
+    }
+
+    #[test]
+    fn bad_value_names_key_and_line() {
+        let err = Config::from_text("tickTime=2000\nclientPort=abc\n", "zoo.cfg").unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("zoo.cfg:2: bad value for clientPort"), "{text}");
+    }
+
+    #[test]
+    fn properties_separators() {
+        assert_eq!(parse_line("a: b"), Some(("a".into(), "b".into())));
+        assert_eq!(parse_line("a b"), Some(("a".into(), "b".into())));
+        assert_eq!(parse_line("  ! comment"), None);
+        assert_eq!(parse_line("k="), Some(("k".into(), "".into())));
+    }
+}

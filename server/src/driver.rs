@@ -1,0 +1,139 @@
+//! The core thread: owns the sans-IO `Standalone` core and carries out its actions with real
+//! channels, the log stage and the event loops. Everything the core decides goes through here
+//! in one order: outputs to the loops first, then the new tree version is published.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use rzk_net::{loop_of, now_ms, LoopHandle, Shared, ToCore, ToLoop};
+use rzk_pipeline::{Actions, Input, Standalone};
+use rzk_proto::Txn;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::fourlw;
+
+pub struct Driver {
+    pub core: Standalone,
+    pub config: Config,
+    pub shared: Arc<Shared>,
+    pub from_net: Receiver<ToCore>,
+    pub durable: Receiver<i64>,
+    pub to_log: Sender<Vec<Txn>>,
+    pub loops: Vec<LoopHandle>,
+}
+
+/// How long a graceful shutdown waits for in-flight writes to become durable and be answered.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+
+impl Driver {
+    pub fn run(mut self) {
+        let tick_every = Duration::from_millis((self.config.tick_time_ms as u64 / 4).clamp(10, 250));
+        let mut next_tick = Instant::now() + tick_every;
+        let mut actions = Actions::default();
+        let mut woken = vec![false; self.loops.len()];
+        let mut shutdown_started: Option<Instant> = None;
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            select! {
+                recv(self.from_net) -> message => match message {
+                    Ok(message) => self.handle(message, &mut actions),
+                    Err(_) => return,
+                },
+                recv(self.durable) -> zxid => match zxid {
+                    Ok(zxid) => self.core.step(now_ms(), Input::Durable { zxid }, &mut actions),
+                    Err(_) => {
+                        warn!("log stage stopped; no further write can be acknowledged");
+                        return;
+                    }
+                },
+                default(timeout) => {}
+            }
+            // Take everything already queued before handing a batch to the log: this is where
+            // group commit gets its batches when the log is busy.
+            while let Ok(message) = self.from_net.try_recv() {
+                self.handle(message, &mut actions);
+            }
+            while let Ok(zxid) = self.durable.try_recv() {
+                self.core.step(now_ms(), Input::Durable { zxid }, &mut actions);
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + tick_every;
+                if shutdown_started.is_none() {
+                    self.core.step(now_ms(), Input::Tick, &mut actions);
+                }
+            }
+            self.carry_out(&mut actions, &mut woken);
+            if self.shared.shutting_down.load(Ordering::Relaxed) {
+                let started = *shutdown_started.get_or_insert_with(|| {
+                    info!(outstanding = self.core.outstanding_count(), "shutting down: finishing in-flight requests");
+                    Instant::now()
+                });
+                if self.core.outstanding_count() == 0 || started.elapsed() > SHUTDOWN_DRAIN {
+                    for l in &self.loops {
+                        l.send(ToLoop::Shutdown);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, message: ToCore, actions: &mut Actions) {
+        match message {
+            ToCore::Input(input) => self.core.step(now_ms(), input, actions),
+            ToCore::FourLetter {
+                conn,
+                word,
+                argument,
+                ..
+            } => {
+                let text = fourlw::render(
+                    word,
+                    argument,
+                    &fourlw::Context {
+                        core: &self.core,
+                        shared: &self.shared,
+                        config: &self.config,
+                        now_ms: now_ms(),
+                    },
+                );
+                self.loops[loop_of(conn)].send(ToLoop::Text { conn, text });
+            }
+        }
+    }
+
+    fn carry_out(&mut self, actions: &mut Actions, woken: &mut [bool]) {
+        if !actions.append.is_empty() {
+            let batch = std::mem::take(&mut actions.append);
+            if self.to_log.send(batch).is_err() {
+                warn!("log stage is gone; dropping a batch that will never be acknowledged");
+            }
+        }
+        woken.iter_mut().for_each(|w| *w = false);
+        for output in actions.outputs.drain(..) {
+            let index = match &output {
+                rzk_pipeline::Output::Send { conn, .. }
+                | rzk_pipeline::Output::Established { conn, .. }
+                | rzk_pipeline::Output::Close { conn, .. } => loop_of(*conn),
+            };
+            if self.loops[index].tx.send(ToLoop::Output(output)).is_ok() {
+                woken[index] = true;
+            }
+        }
+        for (index, w) in woken.iter().enumerate() {
+            if *w {
+                let _ = self.loops[index].waker.wake();
+            }
+        }
+        // After the outputs: see roles.rs for why this order matters.
+        if let Some(tree) = actions.publish.take() {
+            self.shared.published.store(Arc::new(tree));
+        }
+        self.shared
+            .outstanding
+            .store(self.core.outstanding_count() as i64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,281 @@
+//! Four-letter words, answered in Apache ZooKeeper's text formats so monitoring scripts and
+//! clients that parse them (kazoo reads `zookeeper.version=` from `envi`) work unchanged.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use rzk_net::Shared;
+use rzk_pipeline::Standalone;
+use rzk_proto::FourLetterWord;
+
+use crate::config::Config;
+
+/// The ZooKeeper release whose client protocol rzk speaks. Clients pick features from it.
+pub const ZOOKEEPER_PROTOCOL_VERSION: &str = "3.9.3";
+
+pub fn version_line() -> String {
+    format!(
+        "{ZOOKEEPER_PROTOCOL_VERSION}-rzk-{}, built on {}",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("RZK_BUILD_DATE").unwrap_or("unknown date")
+    )
+}
+
+pub struct Context<'a> {
+    pub core: &'a Standalone,
+    pub shared: &'a Shared,
+    pub config: &'a Config,
+    pub now_ms: u64,
+}
+
+/// ZooKeeper counts the root twice (it is stored under "" and "/"), so its node count for an
+/// empty tree is 5; rzk reports the same figure so dashboards agree.
+fn node_count(ctx: &Context<'_>) -> usize {
+    ctx.core.released().node_count() + 1
+}
+
+fn latency(ctx: &Context<'_>) -> String {
+    let l = &ctx.shared.stats.latency;
+    format!("{}/{:.1}/{}", l.min_ms(), l.avg_ms(), l.max_ms())
+}
+
+fn connections(ctx: &Context<'_>, out: &mut String, brief: bool) {
+    for (_, c) in ctx.shared.conns.lock().iter() {
+        let queued = c.queued.load(Ordering::Relaxed);
+        let recved = c.received.load(Ordering::Relaxed);
+        let sent = c.sent.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            " /{}[1](queued={queued},recved={recved},sent={sent}",
+            c.peer
+        );
+        let session = c.session_id.load(Ordering::Relaxed);
+        if !brief && session != 0 {
+            let _ = write!(
+                out,
+                ",sid={session:#x},lop={},est={},to={},lcxid={:#x},lzxid={:#x},lresp={},llat={},minlat={},avglat={:.0},maxlat={}",
+                *c.last_op.lock(),
+                c.established_ms,
+                c.timeout_ms.load(Ordering::Relaxed),
+                c.last_cxid.load(Ordering::Relaxed),
+                c.last_zxid.load(Ordering::Relaxed),
+                c.last_response_ms.load(Ordering::Relaxed),
+                c.latency.max_ms(),
+                c.latency.min_ms(),
+                c.latency.avg_ms(),
+                c.latency.max_ms(),
+            );
+        }
+        out.push_str(")\n");
+    }
+}
+
+fn server_lines(ctx: &Context<'_>, out: &mut String) {
+    let s = &ctx.shared.stats;
+    let _ = writeln!(out, "Latency min/avg/max: {}", latency(ctx));
+    let _ = writeln!(out, "Received: {}", s.packets_received.load(Ordering::Relaxed));
+    let _ = writeln!(out, "Sent: {}", s.packets_sent.load(Ordering::Relaxed));
+    let _ = writeln!(out, "Connections: {}", ctx.shared.conns.lock().len());
+    let _ = writeln!(out, "Outstanding: {}", ctx.core.outstanding_count());
+    let _ = writeln!(out, "Zxid: {:#x}", ctx.core.released().last_zxid());
+    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Node count: {}", node_count(ctx));
+}
+
+fn dir_size(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn open_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// The soft open-files limit, from /proc/self/limits ("Max open files  <soft>  <hard> files").
+fn max_fd_count() -> u64 {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) -> String {
+    let mut out = String::new();
+    let tree = ctx.core.released();
+    match word {
+        FourLetterWord::Ruok => out.push_str("imok"),
+        FourLetterWord::Isro => out.push_str("rw"),
+        FourLetterWord::Srvr => {
+            let _ = writeln!(out, "Zookeeper version: {}", version_line());
+            server_lines(ctx, &mut out);
+        }
+        FourLetterWord::Stat => {
+            let _ = writeln!(out, "Zookeeper version: {}", version_line());
+            out.push_str("Clients:\n");
+            connections(ctx, &mut out, true);
+            out.push('\n');
+            server_lines(ctx, &mut out);
+        }
+        FourLetterWord::Cons => {
+            connections(ctx, &mut out, false);
+            out.push('\n');
+        }
+        FourLetterWord::Conf => {
+            let c = ctx.config;
+            let _ = writeln!(out, "clientPort={}", c.client_port);
+            let _ = writeln!(out, "clientPortAddress={}", c.client_port_address);
+            let _ = writeln!(out, "secureClientPort=-1");
+            let _ = writeln!(out, "dataDir={}", c.data_dir.display());
+            let _ = writeln!(out, "dataDirSize={}", dir_size(&c.data_dir));
+            let _ = writeln!(out, "dataLogDir={}", c.data_log_dir.display());
+            let _ = writeln!(out, "dataLogSize={}", dir_size(&c.data_log_dir));
+            let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
+            let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
+            let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout());
+            let _ = writeln!(out, "maxSessionTimeout={}", c.max_session_timeout());
+            let _ = writeln!(out, "clientPortListenBacklog=-1");
+            let _ = writeln!(out, "serverId={}", c.server_id);
+        }
+        FourLetterWord::Envi => {
+            out.push_str("Environment:\n");
+            let _ = writeln!(out, "zookeeper.version={}", version_line());
+            let _ = writeln!(out, "rzk.version={}", env!("CARGO_PKG_VERSION"));
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            let _ = writeln!(out, "host.name={}", host.trim());
+            let _ = writeln!(out, "os.name={}", std::env::consts::OS);
+            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
+            let _ = writeln!(out, "user.name={}", std::env::var("USER").unwrap_or_default());
+            let dir = std::env::current_dir().unwrap_or_default();
+            let _ = writeln!(out, "user.dir={}", dir.display());
+        }
+        FourLetterWord::Mntr => {
+            let s = &ctx.shared.stats;
+            let w = ctx.core.watches();
+            let lines: Vec<(&str, String)> = vec![
+                ("zk_version", version_line()),
+                ("zk_server_state", "standalone".into()),
+                ("zk_avg_latency", format!("{:.1}", s.latency.avg_ms())),
+                ("zk_max_latency", s.latency.max_ms().to_string()),
+                ("zk_min_latency", s.latency.min_ms().to_string()),
+                ("zk_packets_received", s.packets_received.load(Ordering::Relaxed).to_string()),
+                ("zk_packets_sent", s.packets_sent.load(Ordering::Relaxed).to_string()),
+                ("zk_num_alive_connections", ctx.shared.conns.lock().len().to_string()),
+                ("zk_outstanding_requests", ctx.core.outstanding_count().to_string()),
+                ("zk_znode_count", node_count(ctx).to_string()),
+                ("zk_watch_count", w.watch_count().to_string()),
+                ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
+                ("zk_approximate_data_size", tree.data_bytes().to_string()),
+                ("zk_open_file_descriptor_count", open_fd_count().to_string()),
+                ("zk_max_file_descriptor_count", max_fd_count().to_string()),
+                ("zk_global_sessions", ctx.core.sessions().len().to_string()),
+                ("zk_local_sessions", "0".into()),
+                ("zk_uptime", (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string()),
+                ("zk_auth_failed_count", s.auth_failed.load(Ordering::Relaxed).to_string()),
+                ("zk_connection_rejected", s.connections_rejected.load(Ordering::Relaxed).to_string()),
+                ("zk_connection_drop_count", s.connections_dropped.load(Ordering::Relaxed).to_string()),
+                ("zk_bytes_received_count", s.bytes_received.load(Ordering::Relaxed).to_string()),
+                ("zk_last_proposal_size", "-1".into()),
+                ("zk_min_proposal_size", "-1".into()),
+                ("zk_max_proposal_size", "-1".into()),
+            ];
+            for (k, v) in lines {
+                let _ = writeln!(out, "{k}\t{v}");
+            }
+        }
+        FourLetterWord::Wchs => {
+            let w = ctx.core.watches();
+            let _ = writeln!(
+                out,
+                "{} connections watching {} paths",
+                w.session_count(),
+                w.path_count()
+            );
+            let _ = writeln!(out, "Total watches:{}", w.watch_count());
+        }
+        FourLetterWord::Wchc => {
+            for (session, paths) in ctx.core.watches().by_session() {
+                let _ = writeln!(out, "{session:#x}");
+                for p in paths {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+            out.push('\n');
+        }
+        FourLetterWord::Wchp => {
+            for (path, sessions) in ctx.core.watches().by_path() {
+                let _ = writeln!(out, "{path}");
+                for s in sessions {
+                    let _ = writeln!(out, "\t{s:#x}");
+                }
+            }
+            out.push('\n');
+        }
+        FourLetterWord::Dump => {
+            let sessions = ctx.core.sessions();
+            out.push_str("SessionTracker dump:\n");
+            let _ = writeln!(out, "Session Sets ({})/({}):", sessions.len(), sessions.len());
+            let mut list: Vec<_> = sessions.iter().collect();
+            list.sort_by_key(|s| s.id);
+            for s in list {
+                let last = s.touch.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{:#x} expires in {} ms (timeout {} ms)",
+                    s.id,
+                    (last + s.timeout_ms as u64).saturating_sub(ctx.now_ms),
+                    s.timeout_ms
+                );
+            }
+            out.push_str("ephemeral nodes dump:\n");
+            let mut owners: Vec<_> = tree.sessions_with_ephemerals().collect();
+            owners.sort_by_key(|(s, _)| **s);
+            let _ = writeln!(out, "Sessions with Ephemerals ({}):", owners.len());
+            for (session, paths) in owners {
+                let _ = writeln!(out, "{session:#x}:");
+                for p in paths.iter() {
+                    let _ = writeln!(out, "\t{p}");
+                }
+            }
+        }
+        FourLetterWord::Dirs => {
+            let _ = writeln!(out, "datadir_size: {}", dir_size(&ctx.config.data_dir));
+            let _ = writeln!(out, "logdir_size: {}", dir_size(&ctx.config.data_log_dir));
+        }
+        FourLetterWord::Crst => {
+            for (_, c) in ctx.shared.conns.lock().iter() {
+                c.reset();
+            }
+            out.push_str("Connection stats reset.\n");
+        }
+        FourLetterWord::Srst => {
+            ctx.shared.stats.reset();
+            out.push_str("Server stats reset.\n");
+        }
+        FourLetterWord::Gtmk => {
+            let _ = write!(out, "{}", ctx.shared.trace_mask.load(Ordering::Relaxed));
+        }
+        FourLetterWord::Stmk => {
+            if let Some(mask) = argument {
+                ctx.shared.trace_mask.store(mask, Ordering::Relaxed);
+            }
+            let _ = write!(out, "{}", ctx.shared.trace_mask.load(Ordering::Relaxed));
+        }
+        FourLetterWord::Reqs => {}
+    }
+    out
+}

@@ -1,0 +1,245 @@
+//! `rzk`: the server binary. Reads the configuration, wires real sockets, threads and the
+//! clock into the sans-IO cores, and runs in the foreground until SIGTERM/SIGINT.
+//!
+//! Never: decide a ZooKeeper outcome (pipeline does), parse client bytes (proto does).
+
+mod config;
+mod driver;
+mod fourlw;
+mod log_stage;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rzk_net::{now_ms, NetConfig, Shared};
+use rzk_pipeline::{CoreConfig, Standalone};
+use rzk_session::TimeoutLimits;
+use rzk_tree::Tree;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "rzk", version, about = "A ZooKeeper-compatible coordination service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server. Without --config: standalone on 127.0.0.1:2181 with data in ./data.
+    Server(ServerArgs),
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// A ZooKeeper zoo.cfg; the flags below override its keys.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// clientPort
+    #[arg(long)]
+    client_port: Option<u16>,
+    /// clientPortAddress
+    #[arg(long)]
+    client_port_address: Option<IpAddr>,
+    /// dataDir
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// tickTime in milliseconds
+    #[arg(long)]
+    tick_time: Option<u32>,
+    /// minSessionTimeout in milliseconds
+    #[arg(long)]
+    min_session_timeout: Option<i32>,
+    /// maxSessionTimeout in milliseconds
+    #[arg(long)]
+    max_session_timeout: Option<i32>,
+    /// maxClientCnxns per client address (0: unlimited)
+    #[arg(long)]
+    max_client_cnxns: Option<usize>,
+    /// 4lw.commands.whitelist, e.g. "ruok,mntr" or "*"
+    #[arg(long)]
+    four_letter_words: Option<String>,
+    /// Enable TTL nodes (zookeeper.extendedTypesEnabled)
+    #[arg(long)]
+    extended_types: bool,
+    /// Event-loop threads serving client connections
+    #[arg(long, default_value_t = 1)]
+    net_threads: usize,
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(args: &ServerArgs) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let (config, warnings) = Config::from_file(path).map_err(|e| e.to_string())?;
+            for w in warnings {
+                warn!("{}", w.0);
+            }
+            config
+        }
+        None => Config::default(),
+    };
+    if let Some(v) = args.client_port {
+        config.client_port = v;
+    }
+    if let Some(v) = args.client_port_address {
+        config.client_port_address = v;
+    }
+    if let Some(v) = &args.data_dir {
+        config.data_dir = v.clone();
+        config.data_log_dir = v.clone();
+    }
+    if let Some(v) = args.tick_time {
+        config.tick_time_ms = v;
+    }
+    if let Some(v) = args.min_session_timeout {
+        config.min_session_timeout_ms = v;
+    }
+    if let Some(v) = args.max_session_timeout {
+        config.max_session_timeout_ms = v;
+    }
+    if let Some(v) = args.max_client_cnxns {
+        config.max_client_cnxns = v;
+    }
+    if let Some(v) = &args.four_letter_words {
+        config.four_letter_words =
+            config::parse_four_letter_words(v).map_err(|e| format!("--four-letter-words: {e}"))?;
+    }
+    if args.extended_types {
+        config.extended_types = true;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn run_server(args: ServerArgs) -> Result<(), String> {
+    let config = load_config(&args)?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
+    warn!("the transaction log is in memory only: data is NOT durable and is lost on restart");
+    let addr = config.client_addr();
+    let listener = mio::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
+    let tree = Tree::new();
+    let shared = Arc::new(Shared::new(tree.clone()));
+    let (to_core, from_net) = crossbeam_channel::unbounded();
+    let net_config = NetConfig {
+        max_frame_bytes: config.jute_max_buffer_bytes,
+        max_client_cnxns: config.max_client_cnxns,
+        handshake_timeout_ms: (config.tick_time_ms as u64 * 5).max(10_000),
+        four_letter_words: config.four_letter_words.clone(),
+        super_digest: config.super_digest.clone(),
+        loop_count: args.net_threads.max(1),
+    };
+    let (loops, loop_threads) = rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core)
+        .map_err(|e| format!("cannot start event loops: {e}"))?;
+    let (to_log, batches) = crossbeam_channel::unbounded();
+    let (durable_tx, durable) = crossbeam_channel::unbounded();
+    let log_thread = log_stage::spawn(Box::new(log_stage::MemoryLog::default()), batches, durable_tx)
+        .map_err(|e| format!("cannot start the log stage: {e}"))?;
+    let core = Standalone::new(
+        CoreConfig {
+            limits: TimeoutLimits {
+                min_ms: config.min_session_timeout(),
+                max_ms: config.max_session_timeout(),
+            },
+            extended_types: config.extended_types,
+            container_check_interval_ms: config.container_check_interval_ms,
+            server_id: config.server_id,
+            seed: now_ms() ^ u64::from(std::process::id()) << 32,
+        },
+        tree,
+        now_ms(),
+    );
+    install_signal_handlers(shared.clone(), loops.clone())?;
+    info!(%addr, data_dir = %config.data_dir.display(), tick_time_ms = config.tick_time_ms,
+        min_session_timeout_ms = config.min_session_timeout(),
+        max_session_timeout_ms = config.max_session_timeout(),
+        "rzk {} serving standalone (ZooKeeper protocol {})",
+        env!("CARGO_PKG_VERSION"), fourlw::ZOOKEEPER_PROTOCOL_VERSION);
+    let driver = driver::Driver {
+        core,
+        config,
+        shared,
+        from_net,
+        durable,
+        to_log,
+        loops,
+    };
+    driver.run();
+    for t in loop_threads {
+        let _ = t.join();
+    }
+    let _ = log_thread.join();
+    info!("rzk stopped");
+    Ok(())
+}
+
+/// SIGTERM/SIGINT start a graceful shutdown; a second one exits at once.
+fn install_signal_handlers(
+    shared: Arc<Shared>,
+    loops: Vec<rzk_net::LoopHandle>,
+) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("rzk-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if shared.shutting_down.swap(true, Ordering::SeqCst) {
+                    warn!(signal, "second signal: exiting now");
+                    std::process::exit(1);
+                }
+                info!(signal, "signal received: stopping");
+                for l in &loops {
+                    let _ = l.waker.wake();
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start signal thread: {e}"))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => {
+            init_logging(args.log_format);
+            match run_server(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e}");
+                    eprintln!("rzk: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
