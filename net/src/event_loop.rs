@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use rzk_pipeline::read;
 use rzk_pipeline::{ConnId, Input, Output};
 use rzk_proto::{
-    decode_request, encode_reply, four_letter_word, xid, ConnectRequest, ErrorCode, FourLetterWord,
+    decode_request, decode_request_header, encode_reply, four_letter_word, xid, ConnectRequest, ErrorCode, FourLetterWord,
     Id, ReplyHeader, Request,
 };
 use rzk_session::{auth, Touch};
@@ -330,7 +330,12 @@ impl EventLoop {
 
     fn apply_output(&mut self, output: Output) -> Option<Token> {
         match output {
-            Output::Send { conn, frame, reply } => {
+            Output::Send {
+                conn,
+                frame,
+                reply,
+                zxid,
+            } => {
                 let token = token_of(conn);
                 let c = self.conns.get_mut(&token)?;
                 if reply {
@@ -342,13 +347,12 @@ impl EventLoop {
                     c.stats
                         .queued
                         .store(c.at_core.len() as u64, Ordering::Relaxed);
-                    let zxid = reply_zxid(&frame);
-                    if zxid > c.last_zxid_seen {
-                        c.last_zxid_seen = zxid;
-                    }
                     c.stats.last_zxid.store(zxid, Ordering::Relaxed);
                     c.stats.last_response_ms.store(now_ms(), Ordering::Relaxed);
                 }
+                // Events count too: a client that got an event for a change must not read a
+                // tree without it.
+                c.last_zxid_seen = c.last_zxid_seen.max(zxid);
                 self.shared
                     .stats
                     .packets_sent
@@ -524,10 +528,19 @@ impl EventLoop {
             }));
             return Ok(());
         }
-        let (header, request) = decode_request(frame).map_err(|e| {
-            warn!(peer = %c.peer, error = %e, "malformed request; closing connection");
-            "malformed request"
-        })?;
+        let (header, request) = match decode_request(frame) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                // A readable header but a bad body: ZooKeeper answers MarshallingError and
+                // keeps the connection. Without even a header there is nothing to answer.
+                let header = decode_request_header(frame).map_err(|_| {
+                    warn!(peer = %c.peer, error = %e, "request frame too short for a header; closing connection");
+                    "malformed request header"
+                })?;
+                warn!(peer = %c.peer, op = header.op, error = %e, "malformed request body; answering MarshallingError");
+                (header, Request::Malformed(header.op))
+            }
+        };
         let now = now_ms();
         if let Some(touch) = &c.touch {
             touch.store(now, Ordering::Relaxed);
@@ -762,14 +775,4 @@ impl EventLoop {
 
 fn token_of(conn: ConnId) -> Token {
     Token((conn & 0xffff_ffff_ffff) as usize)
-}
-
-/// The zxid in a reply frame's header (length, xid, zxid, err).
-fn reply_zxid(frame: &[u8]) -> i64 {
-    if frame.len() < 16 {
-        return 0;
-    }
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&frame[8..16]);
-    i64::from_be_bytes(b)
 }

@@ -219,7 +219,14 @@ pub fn multi(tree: &Tree, ops: &[MultiOp], caller: &Caller<'_>, zxid: i64, time_
     let mut bodies = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter().enumerate() {
         match multi_op(&scratch, op, caller) {
-            Ok(body) => {
+            Ok(mut body) => {
+                // Apache ZooKeeper 3.8 answers create2 inside a multi with a plain create
+                // result (path only).
+                if let (MultiOp::Create(req), TxnBody::Create { reply_stat, .. }) = (op, &mut body) {
+                    if req.op == rzk_proto::OpCode::Create2 {
+                        *reply_stat = false;
+                    }
+                }
                 scratch.apply_within_multi(zxid, time_ms, caller.session_id, &body);
                 bodies.push(body);
             }

@@ -91,14 +91,13 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
             if path.contains('\0') {
                 return ReadResult::err(ErrorCode::BadArguments);
             }
+            // No ACL check: Apache ZooKeeper 3.8.0, the reference we test against, answers
+            // exists without one (ZOOKEEPER-2590 added a READ check in later releases).
             let registration = watch.then(|| WatchRegistration::Data(path.clone()));
             match tree.get(path) {
-                Some(node) if !acl::allowed(&node.acl, perms::READ, ids) => {
-                    ReadResult::err(ErrorCode::NoAuth)
-                }
                 Some(node) => ReadResult {
                     watch: registration,
-                    ..ReadResult::ok(Response::Stat(node.stat))
+                    ..ReadResult::ok(Response::Stat(node.client_stat()))
                 },
                 None => ReadResult {
                     watch: registration,
@@ -111,7 +110,7 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
                 watch: watch.then(|| WatchRegistration::Data(path.clone())),
                 ..ReadResult::ok(Response::GetData {
                     data: data(node),
-                    stat: node.stat,
+                    stat: node.client_stat(),
                 })
             }
         })),
@@ -128,7 +127,7 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
                 watch: watch.then(|| WatchRegistration::Child(path.clone())),
                 ..ReadResult::ok(Response::GetChildren2 {
                     children: children(node),
-                    stat: node.stat,
+                    stat: node.client_stat(),
                 })
             }
         })),
@@ -158,7 +157,7 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
             };
             ReadResult::ok(Response::GetAcl {
                 acl: list,
-                stat: node.stat,
+                stat: node.client_stat(),
             })
         }
         Request::GetAllChildrenNumber { path } => result(
@@ -192,7 +191,7 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
                     MultiOp::GetData { path } => match readable(tree, path, ids) {
                         Ok(node) => MultiResult::GetData {
                             data: data(node),
-                            stat: node.stat,
+                            stat: node.client_stat(),
                         },
                         Err(err) => MultiResult::Error { err },
                     },

@@ -71,11 +71,14 @@ pub enum Input {
 
 #[derive(Debug)]
 pub enum Output {
-    /// One whole frame. `reply` is false for watch events, which answer no request.
+    /// One whole frame. `reply` is false for watch events, which answer no request. `zxid` is
+    /// the tree version the frame reflects (for events, the txn that fired them): a reader
+    /// that has seen it must not be answered from an older version.
     Send {
         conn: ConnId,
         frame: Vec<u8>,
         reply: bool,
+        zxid: i64,
     },
     Established {
         conn: ConnId,
@@ -274,6 +277,7 @@ impl Standalone {
                 conn,
                 frame: response.encode_frame(),
                 reply: false,
+                zxid: 0,
             });
             actions.outputs.push(Output::Close {
                 conn,
@@ -316,6 +320,7 @@ impl Standalone {
             conn,
             frame: response.encode_frame(),
             reply: false,
+            zxid: self.released.last_zxid(),
         });
         actions.outputs.push(Output::Established {
             conn,
@@ -452,6 +457,7 @@ impl Standalone {
             conn,
             frame: frame(xid, zxid, err, response),
             reply: true,
+            zxid,
         };
         if read::is_read(&request) {
             let result = read::serve(&self.released, &request, session_id, &c.auth_ids);
@@ -498,12 +504,16 @@ impl Standalone {
                 (ErrorCode::Ok, Response::Empty)
             }
             Request::Sasl => (ErrorCode::Unimplemented, Response::Empty),
-            Request::Unknown(op) => {
-                // ZooKeeper's UnimplementedRequestProcessor: answer, then close.
-                let _ = op;
-                actions
-                    .outputs
-                    .push(reply(ErrorCode::Unimplemented, &Response::Empty));
+            Request::Malformed(_) => (ErrorCode::MarshallingError, Response::Empty),
+            Request::Unknown(_) => {
+                // ZooKeeper's UnimplementedRequestProcessor: answer with the request's unset
+                // zxid (-1), then close.
+                actions.outputs.push(Output::Send {
+                    conn,
+                    frame: frame(xid, -1, ErrorCode::Unimplemented, &Response::Empty),
+                    reply: true,
+                    zxid,
+                });
                 actions.outputs.push(Output::Close {
                     conn,
                     reason: "unknown request type",
@@ -564,6 +574,7 @@ impl Standalone {
                 }
                 .encode_frame(-1),
                 reply: false,
+                zxid: self.released.last_zxid(),
             });
         }
     }
@@ -594,6 +605,7 @@ impl Standalone {
                 }
                 .encode_frame(-1),
                 reply: false,
+                zxid: self.released.last_zxid(),
             });
         }
     }
@@ -638,6 +650,7 @@ impl Standalone {
                             conn,
                             frame: response.encode_frame(),
                             reply: false,
+                            zxid,
                         });
                         actions.outputs.push(Output::Established {
                             conn,
@@ -660,6 +673,7 @@ impl Standalone {
                         conn,
                         frame: frame(xid, zxid, err, &response),
                         reply: true,
+                        zxid,
                     });
                     if is_close {
                         actions.outputs.push(Output::Close {

@@ -13,6 +13,8 @@ pub enum DecodeError {
     NotUtf8 { offset: usize },
     #[error("{trailing} trailing bytes after the record")]
     Trailing { trailing: usize },
+    #[error("null string at byte {offset}")]
+    Null { offset: usize },
     #[error("unknown {what} {value}")]
     Unknown { what: &'static str, value: i32 },
 }
@@ -100,10 +102,11 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A string where ZooKeeper would treat null like empty (paths, schemes): an empty path is
-    /// then rejected by path validation with ZooKeeper's error code rather than here.
+    /// A string that must not be null: ZooKeeper's server fails such a request (a path it
+    /// dereferences) with MarshallingError.
     pub fn ustring(&mut self) -> Result<String, DecodeError> {
-        Ok(self.ustring_opt()?.unwrap_or_default())
+        let offset = self.offset;
+        self.ustring_opt()?.ok_or(DecodeError::Null { offset })
     }
 
     /// A vector count; null (-1) reads as zero items, as ZooKeeper's server treats it.
@@ -133,7 +136,7 @@ impl<'a> Reader<'a> {
         let n = self.vec_len()?;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            out.push(self.ustring()?);
+            out.push(self.ustring_opt()?.unwrap_or_default());
         }
         Ok(out)
     }

@@ -74,8 +74,9 @@ impl Id {
 
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Id {
-            scheme: r.ustring()?,
-            id: r.ustring()?,
+            // kazoo writes "" as null; ZooKeeper stores it as null, compared like "".
+            scheme: r.ustring_opt()?.unwrap_or_default(),
+            id: r.ustring_opt()?.unwrap_or_default(),
         })
     }
 }
@@ -155,7 +156,7 @@ impl ConnectRequest {
             passwd: r.buffer()?.unwrap_or_default().to_vec(),
             read_only: if r.is_empty() { None } else { Some(r.bool()?) },
         };
-        r.finish()?;
+        // Trailing bytes are ignored, as ZooKeeper's deserializer does.
         Ok(req)
     }
 

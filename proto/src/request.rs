@@ -92,6 +92,9 @@ pub enum Request {
     CloseSession,
     /// A type this server does not know; ZooKeeper answers Unimplemented and closes.
     Unknown(i32),
+    /// A known type whose body did not decode (the event loop builds this, never the
+    /// decoder); ZooKeeper answers MarshallingError and keeps the connection.
+    Malformed(i32),
 }
 
 impl Request {
@@ -128,7 +131,7 @@ impl Request {
             Request::Sasl => OpCode::Sasl.code(),
             Request::WhoAmI => OpCode::WhoAmI.code(),
             Request::CloseSession => OpCode::CloseSession.code(),
-            Request::Unknown(op) => *op,
+            Request::Unknown(op) | Request::Malformed(op) => *op,
         }
     }
 
@@ -285,7 +288,9 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Request), DecodeEr
             path: r.ustring()?,
             watcher_type: r.int()?,
         },
-        Some(OpCode::GetEphemerals) => Request::GetEphemerals { prefix: r.ustring()? },
+        Some(OpCode::GetEphemerals) => Request::GetEphemerals {
+            prefix: r.ustring_opt()?.unwrap_or_default(),
+        },
         Some(OpCode::GetAllChildrenNumber) => Request::GetAllChildrenNumber { path: r.ustring()? },
         Some(OpCode::AddWatch) => Request::AddWatch {
             path: r.ustring()?,
@@ -312,7 +317,7 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Request), DecodeEr
         }
         Some(OpCode::Auth) => Request::Auth {
             auth_type: r.int()?,
-            scheme: r.ustring()?,
+            scheme: r.ustring_opt()?.unwrap_or_default(),
             auth: r.buffer()?.unwrap_or_default().to_vec(),
         },
         Some(OpCode::Sasl) => return Ok((header, Request::Sasl)),
@@ -320,8 +325,17 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Request), DecodeEr
         Some(OpCode::CloseSession) => Request::CloseSession,
         _ => return Ok((header, Request::Unknown(header.op))),
     };
-    r.finish()?;
+    // Trailing bytes are ignored, as ZooKeeper's deserializer does.
     Ok((header, request))
+}
+
+/// Decodes just the header, for answering a request whose body is malformed.
+pub fn decode_request_header(frame: &[u8]) -> Result<RequestHeader, DecodeError> {
+    let mut r = Reader::new(frame);
+    Ok(RequestHeader {
+        xid: r.int()?,
+        op: r.int()?,
+    })
 }
 
 /// Encodes a request frame with its length prefix (client side: `rzk bench`, tests).
@@ -423,7 +437,8 @@ pub fn encode_request(xid: i32, request: &Request) -> Vec<u8> {
         | Request::Sasl
         | Request::WhoAmI
         | Request::CloseSession
-        | Request::Unknown(_) => {}
+        | Request::Unknown(_)
+        | Request::Malformed(_) => {}
     }
     w.finish_frame()
 }

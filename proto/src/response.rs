@@ -208,7 +208,7 @@ pub fn decode_response(
             for _ in 0..n {
                 infos.push(ClientInfo {
                     auth_scheme: r.ustring()?,
-                    user: r.ustring()?,
+                    user: r.ustring_opt()?.unwrap_or_default(),
                 });
             }
             Response::WhoAmI(infos)

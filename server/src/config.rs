@@ -143,6 +143,7 @@ const JVM_ONLY_PREFIXES: &[&str] = &[
     "commitLogCount",
 ];
 
+#[derive(Debug)]
 pub struct Warning(pub String);
 
 fn parse_line(raw: &str) -> Option<(String, String)> {

@@ -202,13 +202,13 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
             let _ = writeln!(
                 out,
                 "{} connections watching {} paths",
-                w.session_count(),
-                w.path_count()
+                w.data_session_count(),
+                w.data_path_count()
             );
-            let _ = writeln!(out, "Total watches:{}", w.watch_count());
+            let _ = writeln!(out, "Total watches:{}", w.data_watch_count());
         }
         FourLetterWord::Wchc => {
-            for (session, paths) in ctx.core.watches().by_session() {
+            for (session, paths) in ctx.core.watches().data_by_session() {
                 let _ = writeln!(out, "{session:#x}");
                 for p in paths {
                     let _ = writeln!(out, "\t{p}");
@@ -217,7 +217,7 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
             out.push('\n');
         }
         FourLetterWord::Wchp => {
-            for (path, sessions) in ctx.core.watches().by_path() {
+            for (path, sessions) in ctx.core.watches().data_by_path() {
                 let _ = writeln!(out, "{path}");
                 for s in sessions {
                     let _ = writeln!(out, "\t{s:#x}");

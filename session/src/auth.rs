@@ -6,13 +6,14 @@ use rzk_proto::{ClientInfo, Id};
 use sha1::{Digest, Sha1};
 
 /// `DigestAuthenticationProvider.generateDigest`: "user:password" → "user:base64(sha1(...))".
-pub fn generate_digest(user_password: &str) -> Option<String> {
-    let (user, _) = user_password.split_once(':')?;
+/// Without a colon the whole string is the user name (ZooKeeper's `split(":", 2)[0]`).
+pub fn generate_digest(user_password: &str) -> String {
+    let user = user_password.split(':').next().unwrap_or_default();
     let hash = Sha1::digest(user_password.as_bytes());
-    Some(format!(
+    format!(
         "{user}:{}",
         base64::engine::general_purpose::STANDARD.encode(hash)
-    ))
+    )
 }
 
 /// The ids an `auth` packet adds, or `None` for AuthFailed (unknown scheme, malformed data).
@@ -26,7 +27,7 @@ pub fn authenticate(
     match scheme {
         "digest" => {
             let text = std::str::from_utf8(auth).ok()?;
-            let digest = generate_digest(text)?;
+            let digest = generate_digest(text);
             let mut ids = Vec::with_capacity(2);
             if super_digest == Some(digest.as_str()) {
                 ids.push(Id::new("super", ""));
@@ -57,18 +58,16 @@ mod tests {
 
     #[test]
     fn digest_matches_zookeeper() {
-        // The digest ZooKeeper's own docs give for super:test? No — computed by
-        // DigestAuthenticationProvider for "user:password": sha1 base64 of the whole string.
         assert_eq!(
-            generate_digest("user:password").unwrap(),
+            generate_digest("user:password"),
             "user:tpUq/4Pn5A64fVZyQ0gOJ8ZWqkY="
         );
-        assert_eq!(generate_digest("nocolon"), None);
+        assert!(generate_digest("nocolon").starts_with("nocolon:"));
     }
 
     #[test]
     fn super_digest_adds_super_id() {
-        let super_digest = generate_digest("super:secret").unwrap();
+        let super_digest = generate_digest("super:secret");
         let ids = authenticate("digest", b"super:secret", "127.0.0.1", Some(&super_digest)).unwrap();
         assert_eq!(ids[0], Id::new("super", ""));
         assert!(authenticate("world", b"x", "127.0.0.1", None).is_none());

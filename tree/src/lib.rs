@@ -75,6 +75,18 @@ impl Znode {
         self.data.as_deref().unwrap_or(&[])
     }
 
+    /// The Stat as clients see it (DataNode.copyStat): the stored cversion counts child
+    /// creates only, and clients get creates + deletes (`2 × creates − children`); containers
+    /// and TTL nodes report ephemeralOwner 0.
+    pub fn client_stat(&self) -> Stat {
+        let mut stat = self.stat;
+        stat.cversion = stat.cversion * 2 - stat.num_children;
+        if !matches!(self.kind(), NodeKind::Ephemeral { .. }) {
+            stat.ephemeral_owner = 0;
+        }
+        stat
+    }
+
     fn check_invariants(&self) {
         debug_assert_eq!(self.stat.num_children as usize, self.children.len());
         debug_assert_eq!(self.stat.data_length as usize, self.data_bytes().len());
@@ -125,9 +137,12 @@ impl Default for Tree {
     }
 }
 
-fn system_node(acl: Vec<Acl>) -> Znode {
+fn system_node(acl: Vec<Acl>, aversion: i32) -> Znode {
     Znode {
-        stat: Stat::default(),
+        stat: Stat {
+            aversion,
+            ..Stat::default()
+        },
         data: Some(Arc::from(&[][..])),
         acl: Arc::from(acl),
         children: OrdSet::new(),
@@ -147,18 +162,20 @@ impl Tree {
             data_bytes: 0,
         };
         tree.nodes
-            .insert(Arc::from("/"), Arc::new(system_node(Acl::open_unsafe())));
-        for (path, acl) in [
-            ("/zookeeper", Acl::open_unsafe()),
-            ("/zookeeper/quota", Acl::open_unsafe()),
-            ("/zookeeper/config", Acl::read_unsafe()),
+            .insert(Arc::from("/"), Arc::new(system_node(Acl::open_unsafe(), 0)));
+        // ZooKeeper creates /zookeeper/config with aversion -1 (DataTree.addConfigNode).
+        for (path, acl, aversion) in [
+            ("/zookeeper", Acl::open_unsafe(), 0),
+            ("/zookeeper/quota", Acl::open_unsafe(), 0),
+            ("/zookeeper/config", Acl::read_unsafe(), -1),
         ] {
             let parent = path::parent(path).unwrap();
             let name: Arc<str> = Arc::from(path::basename(path));
             let parent_node = Arc::make_mut(tree.nodes.get_mut(parent).unwrap());
             parent_node.children.insert(name);
             parent_node.stat.num_children += 1;
-            tree.nodes.insert(Arc::from(path), Arc::new(system_node(acl)));
+            tree.nodes
+                .insert(Arc::from(path), Arc::new(system_node(acl, aversion)));
         }
         tree
     }
@@ -316,7 +333,7 @@ impl Tree {
                 node.stat.mzxid = txn.zxid;
                 node.stat.mtime = txn.time_ms;
                 node.check_invariants();
-                let stat = node.stat;
+                let stat = node.client_stat();
                 self.data_bytes = self.data_bytes - old_len + stat.data_length as u64;
                 out.triggers
                     .push(Trigger::DataChanged(self.key_of(path)));
@@ -333,7 +350,9 @@ impl Tree {
                 let node = Arc::make_mut(node);
                 node.acl = Arc::from(acl.as_slice());
                 node.stat.aversion = *aversion;
-                OpOutcome::AclSet { stat: node.stat }
+                OpOutcome::AclSet {
+                    stat: node.client_stat(),
+                }
             }
             TxnBody::Check { .. } => OpOutcome::Checked,
             TxnBody::Error { err } => {
@@ -403,6 +422,7 @@ impl Tree {
             acl: Arc::from(acl),
             children: OrdSet::new(),
         };
+        let stat = node.client_stat();
         if let Some(old) = self.nodes.insert(path_key.clone(), Arc::new(node)) {
             self.data_bytes -= old.data_bytes().len() as u64;
         }

@@ -272,52 +272,46 @@ impl WatchRegistry {
             + self.child.by_path.values().map(HashMap::len).sum::<usize>()
     }
 
-    pub fn path_count(&self) -> usize {
-        let mut paths: HashSet<&Arc<str>> = self.data.by_path.keys().collect();
-        paths.extend(self.child.by_path.keys());
-        paths.len()
+    /// wchs/wchc/wchp report the data manager only, as ZooKeeper 3.8 does (its
+    /// `getWatchesSummary` and friends never look at child watches).
+    pub fn data_watch_count(&self) -> usize {
+        self.data.by_path.values().map(HashMap::len).sum()
     }
 
-    pub fn session_count(&self) -> usize {
-        let mut sessions: HashSet<i64> = self.data.by_session.keys().copied().collect();
-        sessions.extend(self.child.by_session.keys());
-        sessions.len()
+    pub fn data_path_count(&self) -> usize {
+        self.data.by_path.len()
     }
 
-    /// Paths watched by each session (for `wchc`), sorted.
-    pub fn by_session(&self) -> Vec<(i64, Vec<Arc<str>>)> {
-        let mut map: HashMap<i64, HashSet<Arc<str>>> = HashMap::new();
-        for m in [&self.data, &self.child] {
-            for (s, paths) in &m.by_session {
-                map.entry(*s).or_default().extend(paths.iter().cloned());
-            }
-        }
-        let mut out: Vec<(i64, Vec<Arc<str>>)> = map
-            .into_iter()
-            .map(|(s, p)| {
-                let mut p: Vec<_> = p.into_iter().collect();
+    pub fn data_session_count(&self) -> usize {
+        self.data.by_session.len()
+    }
+
+    /// Paths with data/exist watches, per session (for `wchc`), sorted.
+    pub fn data_by_session(&self) -> Vec<(i64, Vec<Arc<str>>)> {
+        let mut out: Vec<(i64, Vec<Arc<str>>)> = self
+            .data
+            .by_session
+            .iter()
+            .map(|(s, paths)| {
+                let mut p: Vec<_> = paths.iter().cloned().collect();
                 p.sort();
-                (s, p)
+                (*s, p)
             })
             .collect();
         out.sort_by_key(|(s, _)| *s);
         out
     }
 
-    /// Sessions watching each path (for `wchp`), sorted.
-    pub fn by_path(&self) -> Vec<(Arc<str>, Vec<i64>)> {
-        let mut map: HashMap<Arc<str>, HashSet<i64>> = HashMap::new();
-        for m in [&self.data, &self.child] {
-            for (p, sessions) in &m.by_path {
-                map.entry(p.clone()).or_default().extend(sessions.keys());
-            }
-        }
-        let mut out: Vec<(Arc<str>, Vec<i64>)> = map
-            .into_iter()
-            .map(|(p, s)| {
-                let mut s: Vec<_> = s.into_iter().collect();
+    /// Sessions with data/exist watches, per path (for `wchp`), sorted.
+    pub fn data_by_path(&self) -> Vec<(Arc<str>, Vec<i64>)> {
+        let mut out: Vec<(Arc<str>, Vec<i64>)> = self
+            .data
+            .by_path
+            .iter()
+            .map(|(p, sessions)| {
+                let mut s: Vec<_> = sessions.keys().copied().collect();
                 s.sort_unstable();
-                (p, s)
+                (p.clone(), s)
             })
             .collect();
         out.sort();
