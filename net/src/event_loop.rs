@@ -15,8 +15,8 @@ use parking_lot::Mutex;
 use rzk_pipeline::read;
 use rzk_pipeline::{ConnId, Input, Output};
 use rzk_proto::{
-    decode_request, decode_request_header, encode_reply, four_letter_word, xid, ConnectRequest, ErrorCode, FourLetterWord,
-    Id, ReplyHeader, Request,
+    decode_request, decode_request_header, encode_reply, four_letter_word, xid, ConnectRequest,
+    ErrorCode, FourLetterWord, Id, ReplyHeader, Request,
 };
 use rzk_session::{auth, Touch};
 use tracing::{debug, info, warn};
@@ -448,7 +448,9 @@ impl EventLoop {
             let Some(c) = self.conns.get_mut(&token) else {
                 return;
             };
-            if c.close_reason.is_some() || c.state == State::FourLetter || c.state == State::Connecting
+            if c.close_reason.is_some()
+                || c.state == State::FourLetter
+                || c.state == State::Connecting
             {
                 return;
             }
@@ -480,8 +482,11 @@ impl EventLoop {
                         });
                     } else {
                         c.outbound.extend(
-                            format!("{} is not executed because it is not in the whitelist.\n", word.as_str())
-                                .as_bytes(),
+                            format!(
+                                "{} is not executed because it is not in the whitelist.\n",
+                                word.as_str()
+                            )
+                            .as_bytes(),
                         );
                         c.close_reason = Some("four-letter word not in the whitelist");
                     }
@@ -607,7 +612,11 @@ impl EventLoop {
                     }
                 }
             }
-            request if read::is_read(&request) && !read::sets_watch(&request) && c.at_core.is_empty() => {
+            request
+                if read::is_read(&request)
+                    && !read::sets_watch(&request)
+                    && c.at_core.is_empty() =>
+            {
                 // Load first, then drain: events for this version are already queued.
                 let tree = self.shared.published.load_full();
                 self.drain_channel();
@@ -709,11 +718,9 @@ impl EventLoop {
         }
         if let Some(reason) = failed {
             self.close(token, reason);
-        } else if self
-            .conns
-            .get(&token)
-            .is_some_and(|c| c.outbound.len() < OUTBOUND_PAUSE_BYTES && !c.pending_inbound().is_empty())
-        {
+        } else if self.conns.get(&token).is_some_and(|c| {
+            c.outbound.len() < OUTBOUND_PAUSE_BYTES && !c.pending_inbound().is_empty()
+        }) {
             // Reading was paused for back-pressure or frames wait behind the handshake.
             self.process_frames(token);
         }
@@ -739,7 +746,9 @@ impl EventLoop {
             .connections_alive
             .fetch_sub(1, Ordering::Relaxed);
         match reason {
-            "client closed the connection" | "four-letter word answered" | "client closed its session" => {
+            "client closed the connection"
+            | "four-letter word answered"
+            | "client closed its session" => {
                 debug!(peer = %c.peer, session = format_args!("{:#x}", c.session_id), reason, "connection closed")
             }
             _ => {

@@ -101,7 +101,10 @@ pub enum ToCore {
 pub enum ToLoop {
     Output(Output),
     /// A four-letter word's answer; the connection closes after it.
-    Text { conn: ConnId, text: String },
+    Text {
+        conn: ConnId,
+        text: String,
+    },
     Accepted(mio::net::TcpStream, SocketAddr),
     Shutdown,
 }

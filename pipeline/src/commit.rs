@@ -14,8 +14,14 @@ use crate::ConnId;
 
 #[derive(Debug)]
 pub enum Queued {
-    Write { zxid: i64 },
-    Request { conn: ConnId, xid: i32, request: Request },
+    Write {
+        zxid: i64,
+    },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        request: Request,
+    },
 }
 
 #[derive(Default)]

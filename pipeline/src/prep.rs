@@ -72,6 +72,11 @@ pub fn create(tree: &Tree, req: &CreateRequest, caller: &Caller<'_>) -> Prepped 
     if mode.is_ttl() && !caller.extended_types {
         return Err(ErrorCode::Unimplemented);
     }
+    // createTTL with a non-TTL mode: Apache ZooKeeper 3.8 accepts it and then fails applying
+    // it; refuse it up front.
+    if req.op == rzk_proto::OpCode::CreateTtl && !mode.is_ttl() {
+        return Err(ErrorCode::BadArguments);
+    }
     let ttl_ok = if mode.is_ttl() {
         req.ttl_ms > 0 && req.ttl_ms <= TTL_MAX_MS
     } else {
@@ -144,7 +149,10 @@ pub fn delete_container(tree: &Tree, path: &str) -> Prepped {
     if !target.children.is_empty() {
         return Err(ErrorCode::NotEmpty);
     }
-    if matches!(target.kind(), NodeKind::Ephemeral { .. } | NodeKind::Persistent) {
+    if matches!(
+        target.kind(),
+        NodeKind::Ephemeral { .. } | NodeKind::Persistent
+    ) {
         return Err(ErrorCode::BadVersion);
     }
     node(tree, parent_of(path)?)?;
@@ -171,7 +179,13 @@ pub fn set_data(
     })
 }
 
-pub fn set_acl(tree: &Tree, path: &str, list: &[Acl], version: i32, caller: &Caller<'_>) -> Prepped {
+pub fn set_acl(
+    tree: &Tree,
+    path: &str,
+    list: &[Acl],
+    version: i32,
+    caller: &Caller<'_>,
+) -> Prepped {
     validate(path)?;
     let acl = fixup_acl(list, caller)?;
     let target = node(tree, path)?;
@@ -214,7 +228,13 @@ pub fn multi_op(tree: &Tree, op: &MultiOp, caller: &Caller<'_>) -> Prepped {
 /// copy of the tree, an O(1) clone). On the first failure every op becomes an error result as
 /// ZooKeeper reports them: Ok for the ops before, the code for the failing op,
 /// RuntimeInconsistency for the ops after.
-pub fn multi(tree: &Tree, ops: &[MultiOp], caller: &Caller<'_>, zxid: i64, time_ms: i64) -> TxnBody {
+pub fn multi(
+    tree: &Tree,
+    ops: &[MultiOp],
+    caller: &Caller<'_>,
+    zxid: i64,
+    time_ms: i64,
+) -> TxnBody {
     let mut scratch = tree.clone();
     let mut bodies = Vec::with_capacity(ops.len());
     for (index, op) in ops.iter().enumerate() {
@@ -222,7 +242,8 @@ pub fn multi(tree: &Tree, ops: &[MultiOp], caller: &Caller<'_>, zxid: i64, time_
             Ok(mut body) => {
                 // Apache ZooKeeper 3.8 answers create2 inside a multi with a plain create
                 // result (path only).
-                if let (MultiOp::Create(req), TxnBody::Create { reply_stat, .. }) = (op, &mut body) {
+                if let (MultiOp::Create(req), TxnBody::Create { reply_stat, .. }) = (op, &mut body)
+                {
                     if req.op == rzk_proto::OpCode::Create2 {
                         *reply_stat = false;
                     }

@@ -66,8 +66,15 @@ pub fn sets_watch(request: &Request) -> bool {
     )
 }
 
+/// Reads do not validate paths; ZooKeeper keeps the root under "" as well as "/", so "" reads
+/// the root.
+fn lookup<'t>(tree: &'t Tree, path: &str) -> Option<&'t Znode> {
+    let path = if path.is_empty() { "/" } else { path };
+    tree.get(path).map(|n| &**n)
+}
+
 fn readable<'t>(tree: &'t Tree, path: &str, ids: &[Id]) -> Result<&'t Znode, ErrorCode> {
-    let node = tree.get(path).ok_or(ErrorCode::NoNode)?;
+    let node = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
     if acl::allowed(&node.acl, perms::READ, ids) {
         Ok(node)
     } else {
@@ -94,7 +101,7 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
             // No ACL check: Apache ZooKeeper 3.8.0, the reference we test against, answers
             // exists without one (ZOOKEEPER-2590 added a READ check in later releases).
             let registration = watch.then(|| WatchRegistration::Data(path.clone()));
-            match tree.get(path) {
+            match lookup(tree, path) {
                 Some(node) => ReadResult {
                     watch: registration,
                     ..ReadResult::ok(Response::Stat(node.client_stat()))
@@ -105,34 +112,34 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
                 },
             }
         }
-        Request::GetData { path, watch } => result(readable(tree, path, ids).map(|node| {
-            ReadResult {
+        Request::GetData { path, watch } => {
+            result(readable(tree, path, ids).map(|node| ReadResult {
                 watch: watch.then(|| WatchRegistration::Data(path.clone())),
                 ..ReadResult::ok(Response::GetData {
                     data: data(node),
                     stat: node.client_stat(),
                 })
-            }
-        })),
-        Request::GetChildren { path, watch } => result(readable(tree, path, ids).map(|node| {
-            ReadResult {
+            }))
+        }
+        Request::GetChildren { path, watch } => {
+            result(readable(tree, path, ids).map(|node| ReadResult {
                 watch: watch.then(|| WatchRegistration::Child(path.clone())),
                 ..ReadResult::ok(Response::GetChildren {
                     children: children(node),
                 })
-            }
-        })),
-        Request::GetChildren2 { path, watch } => result(readable(tree, path, ids).map(|node| {
-            ReadResult {
+            }))
+        }
+        Request::GetChildren2 { path, watch } => {
+            result(readable(tree, path, ids).map(|node| ReadResult {
                 watch: watch.then(|| WatchRegistration::Child(path.clone())),
                 ..ReadResult::ok(Response::GetChildren2 {
                     children: children(node),
                     stat: node.client_stat(),
                 })
-            }
-        })),
+            }))
+        }
         Request::GetAcl { path } => {
-            let Some(node) = tree.get(path) else {
+            let Some(node) = lookup(tree, path) else {
                 return ReadResult::err(ErrorCode::NoNode);
             };
             if !acl::allowed(&node.acl, perms::READ | perms::ADMIN, ids) {
@@ -160,10 +167,15 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
                 stat: node.client_stat(),
             })
         }
-        Request::GetAllChildrenNumber { path } => result(
-            readable(tree, path, ids)
-                .map(|_| ReadResult::ok(Response::AllChildrenNumber(tree.descendant_count(path) as i32))),
-        ),
+        Request::GetAllChildrenNumber { path } => result(readable(tree, path, ids).map(|_| {
+            // ZooKeeper counts map keys starting with `path + "/"`: for "" that includes "/".
+            let count = if path.is_empty() {
+                tree.node_count()
+            } else {
+                tree.descendant_count(path)
+            };
+            ReadResult::ok(Response::AllChildrenNumber(count as i32))
+        })),
         Request::GetEphemerals { prefix } => {
             let trimmed = prefix.trim();
             let all = trimmed.is_empty() || trimmed == "/";

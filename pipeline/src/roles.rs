@@ -20,17 +20,17 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
 use rzk_proto::{
-    ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, Id, OpCode, ReplyHeader,
-    Request, Response, Txn, TxnBody, WatcherEvent, WatcherType,
+    ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, Id, OpCode, ReplyHeader, Request,
+    Response, Txn, TxnBody, WatcherEvent, WatcherType,
 };
 use rzk_session::{SessionTable, TimeoutLimits, Touch};
 use rzk_tree::watch::{Fired, WatchRegistry};
 use rzk_tree::{Applied, NodeKind, Tree};
 
+use crate::apply;
 use crate::commit::{Queued, SessionQueues};
 use crate::prep::{self, Caller};
 use crate::read::{self, WatchRegistration};
-use crate::apply;
 
 /// A connection, named by the driver (unique for the server's lifetime).
 pub type ConnId = u64;
@@ -61,10 +61,17 @@ pub enum Input {
         request: Request,
     },
     /// The connection's identities changed (an `auth` packet succeeded).
-    AuthChanged { conn: ConnId, auth_ids: Vec<Id> },
-    Disconnected { conn: ConnId },
+    AuthChanged {
+        conn: ConnId,
+        auth_ids: Vec<Id>,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
     /// The log made every txn up to `zxid` durable.
-    Durable { zxid: i64 },
+    Durable {
+        zxid: i64,
+    },
     /// Time passed: expire sessions, reap containers and TTL nodes.
     Tick,
 }
@@ -198,7 +205,10 @@ impl Standalone {
     }
 
     pub fn session_of(&self, conn: ConnId) -> Option<i64> {
-        self.conns.get(&conn).map(|c| c.session_id).filter(|&s| s != 0)
+        self.conns
+            .get(&conn)
+            .map(|c| c.session_id)
+            .filter(|&s| s != 0)
     }
 
     pub fn step(&mut self, now_ms: u64, input: Input, actions: &mut Actions) {
@@ -262,9 +272,10 @@ impl Standalone {
             );
             return;
         }
-        let valid = self.sessions.get(request.session_id).is_some_and(|s| {
-            !s.closing && s.passwd.as_slice() == request.passwd.as_slice()
-        });
+        let valid = self
+            .sessions
+            .get(request.session_id)
+            .is_some_and(|s| !s.closing && s.passwd.as_slice() == request.passwd.as_slice());
         if !valid {
             let response = ConnectResponse {
                 protocol_version: 0,
@@ -394,7 +405,9 @@ impl Standalone {
                 let tree = &self.working;
                 let prepped = match &request {
                     Request::Create(req) => prep::create(tree, req, &caller),
-                    Request::Delete { path, version } => prep::delete(tree, path, *version, &caller),
+                    Request::Delete { path, version } => {
+                        prep::delete(tree, path, *version, &caller)
+                    }
                     Request::SetData {
                         path,
                         data,
@@ -404,13 +417,9 @@ impl Standalone {
                         prep::set_acl(tree, path, acl, *version, &caller)
                     }
                     Request::Check { path, version } => prep::check(tree, path, *version, &caller),
-                    Request::Multi(ops) => Ok(prep::multi(
-                        tree,
-                        ops,
-                        &caller,
-                        zxid,
-                        self.now_ms as i64,
-                    )),
+                    Request::Multi(ops) => {
+                        Ok(prep::multi(tree, ops, &caller, zxid, self.now_ms as i64))
+                    }
                     Request::CloseSession => Ok(TxnBody::CloseSession),
                     Request::Reconfig => Err(ErrorCode::ReconfigDisabled),
                     _ => unreachable!("not a write"),
@@ -462,7 +471,9 @@ impl Standalone {
         if read::is_read(&request) {
             let result = read::serve(&self.released, &request, session_id, &c.auth_ids);
             match &result.watch {
-                Some(WatchRegistration::Data(path)) => self.watches.add_data_watch(path, session_id),
+                Some(WatchRegistration::Data(path)) => {
+                    self.watches.add_data_watch(path, session_id)
+                }
                 Some(WatchRegistration::Child(path)) => {
                     self.watches.add_child_watch(path, session_id)
                 }
@@ -479,25 +490,18 @@ impl Standalone {
                     self.watches.add_persistent(&path, session_id, mode == 1);
                     (ErrorCode::Ok, Response::ErrorResponse(0))
                 }
-                _ => (ErrorCode::BadArguments, Response::Empty),
+                // ZooKeeper's WatcherMode.fromZooDef throws, which surfaces as MarshallingError.
+                _ => (ErrorCode::MarshallingError, Response::Empty),
             },
             Request::CheckWatches { path, watcher_type } => {
-                match WatcherType::from_i32(watcher_type) {
-                    Some(t) if self.watches.contains(&path, session_id, t) => {
-                        (ErrorCode::Ok, Response::Empty)
-                    }
-                    Some(_) => (ErrorCode::NoWatcher, Response::Empty),
-                    None => (ErrorCode::BadArguments, Response::Empty),
-                }
+                let found = WatcherType::from_i32(watcher_type)
+                    .and_then(|t| self.watches.contains(&path, session_id, t));
+                watch_answer(found)
             }
             Request::RemoveWatches { path, watcher_type } => {
-                match WatcherType::from_i32(watcher_type) {
-                    Some(t) if self.watches.remove(&path, session_id, t) => {
-                        (ErrorCode::Ok, Response::Empty)
-                    }
-                    Some(_) => (ErrorCode::NoWatcher, Response::Empty),
-                    None => (ErrorCode::BadArguments, Response::Empty),
-                }
+                let removed = WatcherType::from_i32(watcher_type)
+                    .and_then(|t| self.watches.remove(&path, session_id, t));
+                watch_answer(removed)
             }
             Request::SetWatches(sw) => {
                 self.set_watches(conn, session_id, &sw, actions);
@@ -539,7 +543,9 @@ impl Standalone {
         for path in &sw.data {
             match self.released.get(path) {
                 None => events.push((E::NodeDeleted, path)),
-                Some(n) if n.stat.mzxid > sw.relative_zxid => events.push((E::NodeDataChanged, path)),
+                Some(n) if n.stat.mzxid > sw.relative_zxid => {
+                    events.push((E::NodeDataChanged, path))
+                }
                 Some(_) => self.watches.add_data_watch(path, session_id),
             }
         }
@@ -596,6 +602,13 @@ impl Standalone {
             let Some(&conn) = self.session_conn.get(&fired.session_id) else {
                 continue;
             };
+            // Only sessions that may read the node hear about it (CVE-2024-23944).
+            let may_read = self.conns.get(&conn).is_some_and(|c| {
+                rzk_tree::acl::allowed(&fired.acl, rzk_proto::perms::READ, &c.auth_ids)
+            });
+            if !may_read {
+                continue;
+            }
             actions.outputs.push(Output::Send {
                 conn,
                 frame: WatcherEvent {
@@ -753,6 +766,15 @@ impl Standalone {
                 self.submit(0, 0, body, Origin::Reaper, actions);
             }
         }
+    }
+}
+
+/// checkWatches/removeWatches: found, not found, or a watcher type ZooKeeper 3.8 rejects.
+fn watch_answer(found: Option<bool>) -> (ErrorCode, Response) {
+    match found {
+        Some(true) => (ErrorCode::Ok, Response::Empty),
+        Some(false) => (ErrorCode::NoWatcher, Response::Empty),
+        None => (ErrorCode::MarshallingError, Response::Empty),
     }
 }
 

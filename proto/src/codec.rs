@@ -155,9 +155,7 @@ impl Writer {
 
     /// Starts a frame: reserves the 4-byte length prefix that [`Writer::finish_frame`] fills.
     pub fn frame() -> Self {
-        Writer {
-            bytes: vec![0; 4],
-        }
+        Writer { bytes: vec![0; 4] }
     }
 
     pub fn finish_frame(mut self) -> Vec<u8> {

@@ -32,11 +32,25 @@ pub struct SetWatchesRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
-    Check { path: String, version: i32 },
-    GetChildren { path: String },
-    GetData { path: String },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+    },
+    GetData {
+        path: String,
+    },
 }
 
 impl MultiOp {
@@ -66,27 +80,74 @@ impl MultiOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Option<Vec<u8>>, version: i32 },
-    GetAcl { path: String },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    GetChildren { path: String, watch: bool },
-    GetChildren2 { path: String, watch: bool },
-    Sync { path: String },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    GetAcl {
+        path: String,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+    },
+    GetChildren2 {
+        path: String,
+        watch: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<MultiOp>),
     MultiRead(Vec<MultiOp>),
     Reconfig,
-    CheckWatches { path: String, watcher_type: i32 },
-    RemoveWatches { path: String, watcher_type: i32 },
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
-    AddWatch { path: String, mode: i32 },
+    CheckWatches {
+        path: String,
+        watcher_type: i32,
+    },
+    RemoveWatches {
+        path: String,
+        watcher_type: i32,
+    },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     SetWatches(SetWatchesRequest),
-    Auth { auth_type: i32, scheme: String, auth: Vec<u8> },
+    Auth {
+        auth_type: i32,
+        scheme: String,
+        auth: Vec<u8>,
+    },
     Sasl,
     WhoAmI,
     CloseSession,
@@ -157,7 +218,11 @@ fn decode_create(op: OpCode, r: &mut Reader<'_>) -> Result<CreateRequest, Decode
         data: r.buffer()?.map(<[u8]>::to_vec),
         acl: Acl::decode_list(r)?,
         flags: r.int()?,
-        ttl_ms: if op == OpCode::CreateTtl { r.long()? } else { -1 },
+        ttl_ms: if op == OpCode::CreateTtl {
+            r.long()?
+        } else {
+            -1
+        },
     })
 }
 
@@ -217,7 +282,11 @@ fn decode_multi(r: &mut Reader<'_>, read_only: bool) -> Result<Vec<MultiOp>, Dec
             }
             _ => {
                 return Err(DecodeError::Unknown {
-                    what: if read_only { "multiRead op" } else { "multi op" },
+                    what: if read_only {
+                        "multiRead op"
+                    } else {
+                        "multi op"
+                    },
                     value: op_type,
                 })
             }
@@ -234,9 +303,9 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Request), DecodeEr
         op: r.int()?,
     };
     let request = match OpCode::from_i32(header.op) {
-        Some(op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl)) => {
-            Request::Create(decode_create(op, &mut r)?)
-        }
+        Some(
+            op @ (OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl),
+        ) => Request::Create(decode_create(op, &mut r)?),
         Some(OpCode::Delete) => Request::Delete {
             path: r.ustring()?,
             version: r.int()?,

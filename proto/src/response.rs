@@ -23,15 +23,33 @@ pub enum Response {
     /// Header only: delete, check, setWatches, removeWatches, checkWatches, addWatch, auth,
     /// closeSession and every error.
     Empty,
-    Create { path: String },
-    Create2 { path: String, stat: Stat },
+    Create {
+        path: String,
+    },
+    Create2 {
+        path: String,
+        stat: Stat,
+    },
     /// exists, setData, setACL.
     Stat(Stat),
-    GetData { data: Option<Vec<u8>>, stat: Stat },
-    GetAcl { acl: Vec<Acl>, stat: Stat },
-    GetChildren { children: Vec<String> },
-    GetChildren2 { children: Vec<String>, stat: Stat },
-    Sync { path: String },
+    GetData {
+        data: Option<Vec<u8>>,
+        stat: Stat,
+    },
+    GetAcl {
+        acl: Vec<Acl>,
+        stat: Stat,
+    },
+    GetChildren {
+        children: Vec<String>,
+    },
+    GetChildren2 {
+        children: Vec<String>,
+        stat: Stat,
+    },
+    Sync {
+        path: String,
+    },
     Multi(Vec<MultiResult>),
     Ephemerals(Vec<String>),
     AllChildrenNumber(i32),
@@ -66,9 +84,7 @@ pub fn encode_reply(header: ReplyHeader, response: &Response) -> Vec<u8> {
             Acl::encode_list(acl, &mut w);
             stat.encode(&mut w);
         }
-        Response::GetChildren { children } | Response::Ephemerals(children) => {
-            w.strings(children)
-        }
+        Response::GetChildren { children } | Response::Ephemerals(children) => w.strings(children),
         Response::GetChildren2 { children, stat } => {
             w.strings(children);
             stat.encode(&mut w);
@@ -122,10 +138,7 @@ pub fn encode_reply(header: ReplyHeader, response: &Response) -> Vec<u8> {
 }
 
 /// Decodes a reply body whose shape the caller knows from the request it sent (client side).
-pub fn decode_response(
-    op: OpCode,
-    r: &mut Reader<'_>,
-) -> Result<Response, DecodeError> {
+pub fn decode_response(op: OpCode, r: &mut Reader<'_>) -> Result<Response, DecodeError> {
     Ok(match op {
         OpCode::Create => Response::Create { path: r.ustring()? },
         OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => Response::Create2 {
@@ -183,12 +196,12 @@ pub fn decode_response(
                     },
                     Some(OpCode::Error) => {
                         let body = r.int()?;
-                        let err = ErrorCode::from_i32(body).or(ErrorCode::from_i32(err)).ok_or(
-                            DecodeError::Unknown {
+                        let err = ErrorCode::from_i32(body)
+                            .or(ErrorCode::from_i32(err))
+                            .ok_or(DecodeError::Unknown {
                                 what: "error code",
                                 value: body,
-                            },
-                        )?;
+                            })?;
                         MultiResult::Error { err }
                     }
                     _ => {

@@ -381,7 +381,10 @@ mystery.key=1
     fn bad_value_names_key_and_line() {
         let err = Config::from_text("tickTime=2000\nclientPort=abc\n", "zoo.cfg").unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("zoo.cfg:2: bad value for clientPort"), "{text}");
+        assert!(
+            text.starts_with("zoo.cfg:2: bad value for clientPort"),
+            "{text}"
+        );
     }
 
     #[test]

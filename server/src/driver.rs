@@ -30,7 +30,8 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 impl Driver {
     pub fn run(mut self) {
-        let tick_every = Duration::from_millis((self.config.tick_time_ms as u64 / 4).clamp(10, 250));
+        let tick_every =
+            Duration::from_millis((self.config.tick_time_ms as u64 / 4).clamp(10, 250));
         let mut next_tick = Instant::now() + tick_every;
         let mut actions = Actions::default();
         let mut woken = vec![false; self.loops.len()];
@@ -57,7 +58,8 @@ impl Driver {
                 self.handle(message, &mut actions);
             }
             while let Ok(zxid) = self.durable.try_recv() {
-                self.core.step(now_ms(), Input::Durable { zxid }, &mut actions);
+                self.core
+                    .step(now_ms(), Input::Durable { zxid }, &mut actions);
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick_every;
@@ -68,7 +70,10 @@ impl Driver {
             self.carry_out(&mut actions, &mut woken);
             if self.shared.shutting_down.load(Ordering::Relaxed) {
                 let started = *shutdown_started.get_or_insert_with(|| {
-                    info!(outstanding = self.core.outstanding_count(), "shutting down: finishing in-flight requests");
+                    info!(
+                        outstanding = self.core.outstanding_count(),
+                        "shutting down: finishing in-flight requests"
+                    );
                     Instant::now()
                 });
                 if self.core.outstanding_count() == 0 || started.elapsed() > SHUTDOWN_DRAIN {

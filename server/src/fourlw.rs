@@ -74,7 +74,11 @@ fn connections(ctx: &Context<'_>, out: &mut String, brief: bool) {
 fn server_lines(ctx: &Context<'_>, out: &mut String) {
     let s = &ctx.shared.stats;
     let _ = writeln!(out, "Latency min/avg/max: {}", latency(ctx));
-    let _ = writeln!(out, "Received: {}", s.packets_received.load(Ordering::Relaxed));
+    let _ = writeln!(
+        out,
+        "Received: {}",
+        s.packets_received.load(Ordering::Relaxed)
+    );
     let _ = writeln!(out, "Sent: {}", s.packets_sent.load(Ordering::Relaxed));
     let _ = writeln!(out, "Connections: {}", ctx.shared.conns.lock().len());
     let _ = writeln!(out, "Outstanding: {}", ctx.core.outstanding_count());
@@ -159,7 +163,11 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
             let _ = writeln!(out, "host.name={}", host.trim());
             let _ = writeln!(out, "os.name={}", std::env::consts::OS);
             let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-            let _ = writeln!(out, "user.name={}", std::env::var("USER").unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "user.name={}",
+                std::env::var("USER").unwrap_or_default()
+            );
             let dir = std::env::current_dir().unwrap_or_default();
             let _ = writeln!(out, "user.dir={}", dir.display());
         }
@@ -172,10 +180,22 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
                 ("zk_avg_latency", format!("{:.1}", s.latency.avg_ms())),
                 ("zk_max_latency", s.latency.max_ms().to_string()),
                 ("zk_min_latency", s.latency.min_ms().to_string()),
-                ("zk_packets_received", s.packets_received.load(Ordering::Relaxed).to_string()),
-                ("zk_packets_sent", s.packets_sent.load(Ordering::Relaxed).to_string()),
-                ("zk_num_alive_connections", ctx.shared.conns.lock().len().to_string()),
-                ("zk_outstanding_requests", ctx.core.outstanding_count().to_string()),
+                (
+                    "zk_packets_received",
+                    s.packets_received.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_packets_sent",
+                    s.packets_sent.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_num_alive_connections",
+                    ctx.shared.conns.lock().len().to_string(),
+                ),
+                (
+                    "zk_outstanding_requests",
+                    ctx.core.outstanding_count().to_string(),
+                ),
                 ("zk_znode_count", node_count(ctx).to_string()),
                 ("zk_watch_count", w.watch_count().to_string()),
                 ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
@@ -184,11 +204,26 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
                 ("zk_max_file_descriptor_count", max_fd_count().to_string()),
                 ("zk_global_sessions", ctx.core.sessions().len().to_string()),
                 ("zk_local_sessions", "0".into()),
-                ("zk_uptime", (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string()),
-                ("zk_auth_failed_count", s.auth_failed.load(Ordering::Relaxed).to_string()),
-                ("zk_connection_rejected", s.connections_rejected.load(Ordering::Relaxed).to_string()),
-                ("zk_connection_drop_count", s.connections_dropped.load(Ordering::Relaxed).to_string()),
-                ("zk_bytes_received_count", s.bytes_received.load(Ordering::Relaxed).to_string()),
+                (
+                    "zk_uptime",
+                    (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string(),
+                ),
+                (
+                    "zk_auth_failed_count",
+                    s.auth_failed.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_connection_rejected",
+                    s.connections_rejected.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_connection_drop_count",
+                    s.connections_dropped.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_bytes_received_count",
+                    s.bytes_received.load(Ordering::Relaxed).to_string(),
+                ),
                 ("zk_last_proposal_size", "-1".into()),
                 ("zk_min_proposal_size", "-1".into()),
                 ("zk_max_proposal_size", "-1".into()),
@@ -228,7 +263,12 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
         FourLetterWord::Dump => {
             let sessions = ctx.core.sessions();
             out.push_str("SessionTracker dump:\n");
-            let _ = writeln!(out, "Session Sets ({})/({}):", sessions.len(), sessions.len());
+            let _ = writeln!(
+                out,
+                "Session Sets ({})/({}):",
+                sessions.len(),
+                sessions.len()
+            );
             let mut list: Vec<_> = sessions.iter().collect();
             list.sort_by_key(|s| s.id);
             for s in list {

@@ -24,7 +24,11 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "rzk", version, about = "A ZooKeeper-compatible coordination service")]
+#[command(
+    name = "rzk",
+    version,
+    about = "A ZooKeeper-compatible coordination service"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -161,8 +165,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start event loops: {e}"))?;
     let (to_log, batches) = crossbeam_channel::unbounded();
     let (durable_tx, durable) = crossbeam_channel::unbounded();
-    let log_thread = log_stage::spawn(Box::new(log_stage::MemoryLog::default()), batches, durable_tx)
-        .map_err(|e| format!("cannot start the log stage: {e}"))?;
+    let log_thread = log_stage::spawn(
+        Box::new(log_stage::MemoryLog::default()),
+        batches,
+        durable_tx,
+    )
+    .map_err(|e| format!("cannot start the log stage: {e}"))?;
     let core = Standalone::new(
         CoreConfig {
             limits: TimeoutLimits {

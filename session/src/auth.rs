@@ -68,7 +68,8 @@ mod tests {
     #[test]
     fn super_digest_adds_super_id() {
         let super_digest = generate_digest("super:secret");
-        let ids = authenticate("digest", b"super:secret", "127.0.0.1", Some(&super_digest)).unwrap();
+        let ids =
+            authenticate("digest", b"super:secret", "127.0.0.1", Some(&super_digest)).unwrap();
         assert_eq!(ids[0], Id::new("super", ""));
         assert!(authenticate("world", b"x", "127.0.0.1", None).is_none());
     }

@@ -48,11 +48,19 @@ fn ip_matches(client: &str, expr: &str) -> bool {
     };
     match (client, net) {
         (IpAddr::V4(c), IpAddr::V4(n)) => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(c) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(c), IpAddr::V6(n)) => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(c) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -130,8 +138,16 @@ mod tests {
         assert!(!allowed(&digest, perms::READ, &ip));
         assert!(allowed(&digest, perms::READ, &[Id::new("digest", "u:abc")]));
         assert!(allowed(&digest, perms::READ, &[Id::new("super", "")]));
-        assert!(allowed(&[acl(perms::READ, "ip", "127.0.0.0/8")], perms::READ, &ip));
-        assert!(!allowed(&[acl(perms::READ, "ip", "10.0.0.0/8")], perms::READ, &ip));
+        assert!(allowed(
+            &[acl(perms::READ, "ip", "127.0.0.0/8")],
+            perms::READ,
+            &ip
+        ));
+        assert!(!allowed(
+            &[acl(perms::READ, "ip", "10.0.0.0/8")],
+            perms::READ,
+            &ip
+        ));
     }
 
     #[test]

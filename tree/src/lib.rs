@@ -98,20 +98,38 @@ impl Znode {
 pub enum OpOutcome {
     SessionCreated,
     SessionClosed,
-    Created { path: Arc<str>, stat: Stat, reply_stat: bool },
+    Created {
+        path: Arc<str>,
+        stat: Stat,
+        reply_stat: bool,
+    },
     Deleted,
-    DataSet { stat: Stat },
-    AclSet { stat: Stat },
+    DataSet {
+        stat: Stat,
+    },
+    AclSet {
+        stat: Stat,
+    },
     Checked,
     Error(ErrorCode),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    Created,
+    Deleted,
+    DataChanged,
+}
+
 /// A change that may fire watches; the watch registry expands it as ZooKeeper's DataTree does.
+/// The ACLs travel along because an event reaches only sessions that may READ the node (its
+/// parent for NodeChildrenChanged), as in ZooKeeper since the CVE-2024-23944 fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    Created(Arc<str>),
-    Deleted(Arc<str>),
-    DataChanged(Arc<str>),
+pub struct Trigger {
+    pub kind: TriggerKind,
+    pub path: Arc<str>,
+    pub acl: Arc<[Acl]>,
+    pub parent_acl: Arc<[Acl]>,
 }
 
 #[derive(Debug, Default)]
@@ -226,11 +244,7 @@ impl Tree {
             return 0;
         };
         let mut count = 0;
-        let mut stack: Vec<String> = node
-            .children
-            .iter()
-            .map(|c| path::join(path, c))
-            .collect();
+        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
         while let Some(p) = stack.pop() {
             count += 1;
             if let Some(n) = self.nodes.get(p.as_str()) {
@@ -334,9 +348,14 @@ impl Tree {
                 node.stat.mtime = txn.time_ms;
                 node.check_invariants();
                 let stat = node.client_stat();
+                let acl = node.acl.clone();
                 self.data_bytes = self.data_bytes - old_len + stat.data_length as u64;
-                out.triggers
-                    .push(Trigger::DataChanged(self.key_of(path)));
+                out.triggers.push(Trigger {
+                    kind: TriggerKind::DataChanged,
+                    path: self.key_of(path),
+                    parent_acl: acl.clone(),
+                    acl,
+                });
                 OpOutcome::DataSet { stat }
             }
             TxnBody::SetAcl {
@@ -401,6 +420,7 @@ impl Tree {
             parent.stat.num_children += 1;
         }
         parent.check_invariants();
+        let parent_acl = parent.acl.clone();
         let data: Option<Arc<[u8]>> = data.map(Arc::from);
         let data_length = data.as_deref().map_or(0, <[u8]>::len) as i32;
         let stat = Stat {
@@ -423,6 +443,7 @@ impl Tree {
             children: OrdSet::new(),
         };
         let stat = node.client_stat();
+        let acl = node.acl.clone();
         if let Some(old) = self.nodes.insert(path_key.clone(), Arc::new(node)) {
             self.data_bytes -= old.data_bytes().len() as u64;
         }
@@ -442,7 +463,12 @@ impl Tree {
                     .insert(path_key.clone());
             }
         }
-        out.triggers.push(Trigger::Created(path_key.clone()));
+        out.triggers.push(Trigger {
+            kind: TriggerKind::Created,
+            path: path_key.clone(),
+            acl,
+            parent_acl,
+        });
         OpOutcome::Created {
             path: path_key,
             stat,
@@ -454,8 +480,10 @@ impl Tree {
         let Some(parent_path) = path::parent(path) else {
             return;
         };
+        let mut parent_acl: Arc<[Acl]> = Arc::from(&[][..]);
         if let Some(parent) = self.nodes.get_mut(parent_path) {
             let parent = Arc::make_mut(parent);
+            parent_acl = parent.acl.clone();
             if parent.children.remove(path::basename(path)).is_some() {
                 parent.stat.num_children -= 1;
             }
@@ -486,7 +514,12 @@ impl Tree {
                 }
             }
         }
-        out.triggers.push(Trigger::Deleted(key));
+        out.triggers.push(Trigger {
+            kind: TriggerKind::Deleted,
+            path: key,
+            acl: node.acl.clone(),
+            parent_acl,
+        });
     }
 }
 

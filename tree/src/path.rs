@@ -95,7 +95,16 @@ mod tests {
 
     #[test]
     fn accepts_and_rejects_like_zookeeper() {
-        for ok in ["/", "/a", "/a/b", "/a.b", "/..a", "/a..", "/.a/b", "/zookeeper"] {
+        for ok in [
+            "/",
+            "/a",
+            "/a/b",
+            "/a.b",
+            "/..a",
+            "/a..",
+            "/.a/b",
+            "/zookeeper",
+        ] {
             assert_eq!(validate_path(ok), Ok(()), "{ok}");
         }
         let bad = [

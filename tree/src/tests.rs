@@ -48,7 +48,9 @@ fn create_sets_stat_and_parent_cversion_pzxid() {
     let root = tree.get("/").unwrap();
     assert_eq!(root.stat.cversion, 1);
     assert_eq!(root.stat.pzxid, 5);
-    assert_eq!(out.triggers, vec![Trigger::Created(Arc::from("/a"))]);
+    assert_eq!(out.triggers.len(), 1);
+    assert_eq!(out.triggers[0].kind, TriggerKind::Created);
+    assert_eq!(&*out.triggers[0].path, "/a");
 }
 
 #[test]
@@ -57,7 +59,15 @@ fn delete_bumps_parent_pzxid_not_cversion() {
     let mut out = Applied::default();
     tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
     tree.apply(&txn(2, create("/a/b", 0, 1)), &mut out);
-    tree.apply(&txn(3, TxnBody::Delete { path: "/a/b".into() }), &mut out);
+    tree.apply(
+        &txn(
+            3,
+            TxnBody::Delete {
+                path: "/a/b".into(),
+            },
+        ),
+        &mut out,
+    );
     let a = tree.get("/a").unwrap();
     assert_eq!(a.stat.cversion, 1);
     assert_eq!(a.stat.pzxid, 3);
@@ -116,7 +126,10 @@ fn published_clone_is_unaffected_by_later_writes() {
 #[test]
 fn node_kinds_decode_from_ephemeral_owner() {
     assert_eq!(NodeKind::of_owner(0), NodeKind::Persistent);
-    assert_eq!(NodeKind::of_owner(CONTAINER_EPHEMERAL_OWNER), NodeKind::Container);
+    assert_eq!(
+        NodeKind::of_owner(CONTAINER_EPHEMERAL_OWNER),
+        NodeKind::Container
+    );
     assert_eq!(
         NodeKind::of_owner(ttl_ephemeral_owner(5000)),
         NodeKind::Ttl { ttl_ms: 5000 }

@@ -107,7 +107,10 @@ fn nothing_is_visible_before_it_is_durable() {
         },
         &mut actions,
     );
-    assert!(sent_to(&actions, CONN).is_empty(), "no reply before durable");
+    assert!(
+        sent_to(&actions, CONN).is_empty(),
+        "no reply before durable"
+    );
     assert!(actions.publish.is_none());
     assert!(core.released().get("/a").is_none());
     let zxid = actions.append[0].zxid;
@@ -173,7 +176,10 @@ fn watch_event_precedes_the_reply_that_caused_it() {
             watch: true,
         },
     );
-    assert_eq!(decode(&frames[0], OpCode::Exists).0.err, ErrorCode::NoNode.code());
+    assert_eq!(
+        decode(&frames[0], OpCode::Exists).0.err,
+        ErrorCode::NoNode.code()
+    );
     let frames = roundtrip(&mut core, CONN, 2, create_request("/w", b"", 0));
     assert_eq!(frames.len(), 2);
     let mut r = Reader::new(&frames[0][4..]);
@@ -222,7 +228,10 @@ fn failed_multi_reports_ok_error_and_runtime_inconsistency() {
             },
         ])
     );
-    assert!(core.released().get("/m").is_none(), "a failed multi changes nothing");
+    assert!(
+        core.released().get("/m").is_none(),
+        "a failed multi changes nothing"
+    );
 }
 
 #[test]
