@@ -198,6 +198,89 @@ impl Tree {
         tree
     }
 
+    /// Rebuilds a tree from its nodes (a snapshot): children, the ephemeral/container/TTL
+    /// indexes and the byte count are derived, and every stored `num_children` must match
+    /// the children found. The order of `nodes` does not matter.
+    pub fn from_nodes(
+        last_zxid: i64,
+        nodes: impl IntoIterator<Item = (String, Stat, Option<Vec<u8>>, Vec<Acl>)>,
+    ) -> Result<Tree, String> {
+        let mut tree = Tree {
+            nodes: HashMap::new(),
+            ephemerals: HashMap::new(),
+            containers: OrdSet::new(),
+            ttls: OrdSet::new(),
+            last_zxid,
+            data_bytes: 0,
+        };
+        let mut acl_cache: std::collections::HashMap<Vec<Acl>, Arc<[Acl]>> =
+            std::collections::HashMap::new();
+        for (path, stat, data, acl) in nodes {
+            if path != "/" && path::validate_path(&path).is_err() {
+                return Err(format!("invalid path {path:?}"));
+            }
+            // Most nodes share a few ACLs: keep one copy of each.
+            let acl = acl_cache
+                .entry(acl.clone())
+                .or_insert_with(|| Arc::from(acl))
+                .clone();
+            let node = Znode {
+                stat,
+                data: data.map(Arc::from),
+                acl,
+                children: OrdSet::new(),
+            };
+            tree.data_bytes += node.data_bytes().len() as u64;
+            if node.stat.data_length as usize != node.data_bytes().len() {
+                return Err(format!("{path}: dataLength does not match the data"));
+            }
+            let key: Arc<str> = Arc::from(path.as_str());
+            match node.kind() {
+                NodeKind::Persistent => {}
+                NodeKind::Container => {
+                    tree.containers.insert(key.clone());
+                }
+                NodeKind::Ttl { .. } => {
+                    tree.ttls.insert(key.clone());
+                }
+                NodeKind::Ephemeral { session_id } => {
+                    tree.ephemerals
+                        .entry(session_id)
+                        .or_default()
+                        .insert(key.clone());
+                }
+            }
+            if tree.nodes.insert(key, Arc::new(node)).is_some() {
+                return Err(format!("{path} appears twice"));
+            }
+        }
+        if tree.nodes.get("/").is_none() {
+            return Err("no root node".into());
+        }
+        let paths: Vec<Arc<str>> = tree.nodes.keys().cloned().collect();
+        for p in paths {
+            let Some(parent) = path::parent(&p) else {
+                continue;
+            };
+            let Some(parent_node) = tree.nodes.get_mut(parent) else {
+                return Err(format!("{p} has no parent node"));
+            };
+            Arc::make_mut(parent_node)
+                .children
+                .insert(Arc::from(path::basename(&p)));
+        }
+        for (p, node) in tree.nodes.iter() {
+            if node.stat.num_children as usize != node.children.len() {
+                return Err(format!(
+                    "{p}: numChildren {} but {} children",
+                    node.stat.num_children,
+                    node.children.len()
+                ));
+            }
+        }
+        Ok(tree)
+    }
+
     pub fn get(&self, path: &str) -> Option<&Arc<Znode>> {
         self.nodes.get(path)
     }

@@ -150,3 +150,58 @@ fn descendant_count_counts_all_levels() {
     assert_eq!(tree.descendant_count("/a"), 2);
     assert_eq!(tree.descendant_count("/"), 6);
 }
+
+#[test]
+fn from_nodes_rebuilds_an_equal_tree() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
+    tree.apply(&txn(2, create("/a/e", 0x11, 1)), &mut out);
+    tree.apply(
+        &txn(3, create("/c", CONTAINER_EPHEMERAL_OWNER, 2)),
+        &mut out,
+    );
+    let nodes: Vec<_> = tree
+        .paths()
+        .map(|(p, n)| {
+            (
+                p.to_string(),
+                n.stat,
+                n.data.as_deref().map(<[u8]>::to_vec),
+                n.acl.to_vec(),
+            )
+        })
+        .collect();
+    let rebuilt = Tree::from_nodes(tree.last_zxid(), nodes).unwrap();
+    assert_eq!(rebuilt.node_count(), tree.node_count());
+    assert_eq!(rebuilt.ephemeral_count(), 1);
+    assert_eq!(rebuilt.containers().len(), 1);
+    assert_eq!(rebuilt.data_bytes(), tree.data_bytes());
+    for (p, n) in tree.paths() {
+        let r = rebuilt.get(p).unwrap();
+        assert_eq!(r.stat, n.stat);
+        assert_eq!(r.children, n.children);
+    }
+}
+
+#[test]
+fn from_nodes_rejects_orphans_and_wrong_child_counts() {
+    let root = ("/".to_string(), Stat::default(), None, Acl::open_unsafe());
+    let orphan = (
+        "/x/y".to_string(),
+        Stat::default(),
+        None,
+        Acl::open_unsafe(),
+    );
+    assert!(Tree::from_nodes(0, vec![root.clone(), orphan]).is_err());
+    let lying_root = (
+        "/".to_string(),
+        Stat {
+            num_children: 3,
+            ..Stat::default()
+        },
+        None,
+        Acl::open_unsafe(),
+    );
+    assert!(Tree::from_nodes(0, vec![lying_root]).is_err());
+}
