@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod path;
+pub mod quota;
 pub mod watch;
 
 use std::sync::Arc;
@@ -145,6 +146,8 @@ pub struct Tree {
     ephemerals: HashMap<i64, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
     ttls: OrdSet<Arc<str>>,
+    /// Paths with a quota (ZooKeeper's pTrie): `/zookeeper/quota{P}/zookeeper_limits` exists.
+    quota_paths: OrdSet<Arc<str>>,
     last_zxid: i64,
     data_bytes: u64,
 }
@@ -176,6 +179,7 @@ impl Tree {
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
+            quota_paths: OrdSet::new(),
             last_zxid: 0,
             data_bytes: 0,
         };
@@ -210,6 +214,7 @@ impl Tree {
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
+            quota_paths: OrdSet::new(),
             last_zxid,
             data_bytes: 0,
         };
@@ -249,6 +254,13 @@ impl Tree {
                         .or_default()
                         .insert(key.clone());
                 }
+            }
+            if let Some(quoted) = path
+                .strip_suffix(&format!("/{}", quota::LIMIT_NODE))
+                .filter(|dir| dir.starts_with(quota::QUOTA_ROOT))
+            {
+                tree.quota_paths
+                    .insert(Arc::from(quota::trim_quota_path(quoted)));
             }
             if tree.nodes.insert(key, Arc::new(node)).is_some() {
                 return Err(format!("{path} appears twice"));
@@ -424,6 +436,7 @@ impl Tree {
                 };
                 let node = Arc::make_mut(node);
                 let old_len = node.data_bytes().len() as u64;
+                let new_len = data.as_deref().map_or(0, <[u8]>::len) as u64;
                 node.data = data.as_deref().map(Arc::from);
                 node.stat.data_length = node.data_bytes().len() as i32;
                 node.stat.version = *version;
@@ -439,6 +452,7 @@ impl Tree {
                     parent_acl: acl.clone(),
                     acl,
                 });
+                self.update_quota(path, new_len as i64 - old_len as i64, 0);
                 OpOutcome::DataSet { stat }
             }
             TxnBody::SetAcl {
@@ -463,6 +477,68 @@ impl Tree {
             TxnBody::Multi(_) => unreachable!("a multi never nests another multi"),
         };
         out.outcomes.push(outcome);
+    }
+
+    /// The longest quota path that is `path` or an ancestor of it (`getMaxPrefixWithQuota`);
+    /// never "/" (ZooKeeper keeps no quota on the root).
+    fn quota_prefix(&self, path: &str) -> Option<Arc<str>> {
+        if self.quota_paths.is_empty() {
+            return None;
+        }
+        let mut candidate = Some(path);
+        while let Some(p) = candidate {
+            if p == "/" {
+                return None;
+            }
+            if let Some(found) = self.quota_paths.get(p) {
+                return Some(found.clone());
+            }
+            candidate = path::parent(p);
+        }
+        None
+    }
+
+    fn update_quota(&mut self, path: &str, bytes_diff: i64, count_diff: i64) {
+        if let Some(prefix) = self.quota_prefix(path) {
+            self.set_quota_stats(&prefix, |t| {
+                t.count += count_diff;
+                t.bytes += bytes_diff;
+            });
+        }
+    }
+
+    /// Rewrites a stats node's data in place: ZooKeeper changes neither its version nor its
+    /// mzxid, only the data (and so dataLength).
+    fn set_quota_stats(&mut self, quoted: &str, change: impl FnOnce(&mut quota::StatsTrack)) {
+        let stat_path = quota::stat_path(quoted);
+        let Some(node) = self.nodes.get_mut(stat_path.as_str()) else {
+            return;
+        };
+        let node = Arc::make_mut(node);
+        let mut track = quota::StatsTrack::parse(node.data_bytes());
+        change(&mut track);
+        let bytes = track.to_bytes();
+        self.data_bytes = self.data_bytes - node.data_bytes().len() as u64 + bytes.len() as u64;
+        node.stat.data_length = bytes.len() as i32;
+        node.data = Some(Arc::from(bytes));
+    }
+
+    /// Nodes and data bytes in `path`'s subtree, `path` included (`getCounts`).
+    fn subtree_counts(&self, path: &str) -> (i64, i64) {
+        let Some(node) = self.nodes.get(path) else {
+            return (0, 0);
+        };
+        let mut count = 1;
+        let mut bytes = node.data_bytes().len() as i64;
+        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                count += 1;
+                bytes += n.data_bytes().len() as i64;
+                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+            }
+        }
+        (count, bytes)
     }
 
     fn key_of(&self, path: &str) -> Arc<str> {
@@ -552,6 +628,20 @@ impl Tree {
             acl,
             parent_acl,
         });
+        if parent_path.starts_with(quota::QUOTA_ROOT) {
+            let quoted = quota::trim_quota_path(parent_path);
+            match path::basename(path) {
+                quota::LIMIT_NODE => {
+                    self.quota_paths.insert(Arc::from(quoted));
+                }
+                quota::STAT_NODE => {
+                    let (count, bytes) = self.subtree_counts(quoted);
+                    self.set_quota_stats(quoted, |t| *t = quota::StatsTrack::new(count, bytes));
+                }
+                _ => {}
+            }
+        }
+        self.update_quota(path, data_length as i64, 1);
         OpOutcome::Created {
             path: path_key,
             stat,
@@ -580,6 +670,10 @@ impl Tree {
             return;
         };
         self.data_bytes -= node.data_bytes().len() as u64;
+        if parent_path.starts_with("/zookeeper") && path::basename(path) == quota::LIMIT_NODE {
+            self.quota_paths.remove(quota::trim_quota_path(parent_path));
+        }
+        self.update_quota(path, -(node.data_bytes().len() as i64), -1);
         match node.kind() {
             NodeKind::Persistent => {}
             NodeKind::Container => {
