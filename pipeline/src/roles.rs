@@ -16,14 +16,14 @@
 //! tree after it; `Durable` releases those clones in order as the visible `released` tree.
 //! Nothing a client can observe happens before its txn is durable.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
 use rzk_proto::{
     ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, Id, OpCode, ReplyHeader, Request,
     Response, Txn, TxnBody, WatcherEvent, WatcherType,
 };
-use rzk_session::{SessionTable, TimeoutLimits, Touch};
+use rzk_session::{DurableSession, SessionTable, TimeoutLimits, Touch};
 use rzk_tree::watch::{Fired, WatchRegistry};
 use rzk_tree::{Applied, NodeKind, Tree};
 
@@ -155,6 +155,8 @@ pub struct Standalone {
     watches: WatchRegistry,
     next_reap_ms: u64,
     fired: Vec<Fired>,
+    /// Sessions as of the released tree: what a snapshot of `released` must hold.
+    durable_sessions: BTreeMap<i64, DurableSession>,
 }
 
 fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
@@ -184,7 +186,43 @@ impl Standalone {
             queues: SessionQueues::default(),
             watches: WatchRegistry::new(),
             fired: Vec::new(),
+            durable_sessions: BTreeMap::new(),
         }
+    }
+
+    /// Rebuilds the core after a restart: `tree` and `sessions` from a snapshot (or empty),
+    /// then every logged transaction after it. Sessions restart their timeout now: a client
+    /// that re-attaches within it keeps its session, others expire and lose their ephemerals.
+    pub fn recover(
+        config: CoreConfig,
+        mut tree: Tree,
+        sessions: Vec<DurableSession>,
+        txns: &[Txn],
+        now_ms: u64,
+    ) -> Self {
+        let mut durable: BTreeMap<i64, DurableSession> =
+            sessions.into_iter().map(|s| (s.id, s)).collect();
+        let mut applied = Applied::default();
+        for txn in txns {
+            if txn.zxid <= tree.last_zxid() {
+                continue;
+            }
+            applied.outcomes.clear();
+            applied.triggers.clear();
+            tree.apply(txn, &mut applied);
+            track_session(&mut durable, txn);
+        }
+        let mut core = Standalone::new(config, tree, now_ms);
+        for s in durable.values() {
+            core.sessions.insert(s.id, s.timeout_ms, s.passwd, now_ms);
+        }
+        core.durable_sessions = durable;
+        core
+    }
+
+    /// Sessions that exist in the released tree's history, for a snapshot of it.
+    pub fn durable_sessions(&self) -> Vec<DurableSession> {
+        self.durable_sessions.values().copied().collect()
     }
 
     pub fn released(&self) -> &Tree {
@@ -250,7 +288,7 @@ impl Standalone {
         let timeout_ms = self.config.limits.negotiate(request.timeout_ms);
         if request.session_id == 0 {
             let session = self.sessions.create(timeout_ms, self.now_ms);
-            let session_id = session.id;
+            let (session_id, passwd) = (session.id, session.passwd);
             self.conns.insert(
                 conn,
                 Conn {
@@ -262,7 +300,7 @@ impl Standalone {
             self.submit(
                 session_id,
                 0,
-                TxnBody::CreateSession { timeout_ms },
+                TxnBody::CreateSession { timeout_ms, passwd },
                 Origin::Connect {
                     conn,
                     timeout_ms,
@@ -633,6 +671,30 @@ impl Standalone {
         } = pending;
         self.released = tree_after;
         debug_assert_eq!(self.released.last_zxid(), zxid);
+        if let Some(txn_body) = applied.outcomes.iter().find(|o| {
+            matches!(
+                o,
+                rzk_tree::OpOutcome::SessionCreated | rzk_tree::OpOutcome::SessionClosed
+            )
+        }) {
+            match txn_body {
+                rzk_tree::OpOutcome::SessionCreated => {
+                    if let Some(s) = self.sessions.get(session_id) {
+                        self.durable_sessions.insert(
+                            session_id,
+                            DurableSession {
+                                id: session_id,
+                                timeout_ms: s.timeout_ms,
+                                passwd: s.passwd,
+                            },
+                        );
+                    }
+                }
+                _ => {
+                    self.durable_sessions.remove(&session_id);
+                }
+            }
+        }
         // Events first: ZooKeeper queues them on the connections while applying, before the
         // reply of the request that caused them.
         for trigger in &applied.triggers {
@@ -766,6 +828,26 @@ impl Standalone {
                 self.submit(0, 0, body, Origin::Reaper, actions);
             }
         }
+    }
+}
+
+/// Keeps the session set in step with a logged transaction during recovery.
+fn track_session(sessions: &mut BTreeMap<i64, DurableSession>, txn: &Txn) {
+    match &txn.body {
+        TxnBody::CreateSession { timeout_ms, passwd } => {
+            sessions.insert(
+                txn.session_id,
+                DurableSession {
+                    id: txn.session_id,
+                    timeout_ms: *timeout_ms,
+                    passwd: *passwd,
+                },
+            );
+        }
+        TxnBody::CloseSession => {
+            sessions.remove(&txn.session_id);
+        }
+        _ => {}
     }
 }
 

@@ -18,8 +18,11 @@ pub struct Txn {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnBody {
+    /// The password travels with the session so recovery and followers can validate a
+    /// client that re-attaches.
     CreateSession {
         timeout_ms: i32,
+        passwd: [u8; 16],
     },
     /// Deletes the session's ephemerals (the list is read from the tree at apply time, which
     /// is deterministic because every replica applies the same prefix).
@@ -71,9 +74,10 @@ const TAG_ERROR: i32 = -1;
 impl TxnBody {
     pub fn encode(&self, w: &mut Writer) {
         match self {
-            TxnBody::CreateSession { timeout_ms } => {
+            TxnBody::CreateSession { timeout_ms, passwd } => {
                 w.int(TAG_CREATE_SESSION);
                 w.int(*timeout_ms);
+                w.buffer(Some(passwd));
             }
             TxnBody::CloseSession => w.int(TAG_CLOSE_SESSION),
             TxnBody::Create {
@@ -141,9 +145,16 @@ impl TxnBody {
     fn decode_nested(r: &mut Reader<'_>, depth: u32) -> Result<Self, DecodeError> {
         let tag = r.int()?;
         Ok(match tag {
-            TAG_CREATE_SESSION => TxnBody::CreateSession {
-                timeout_ms: r.int()?,
-            },
+            TAG_CREATE_SESSION => {
+                let timeout_ms = r.int()?;
+                let offset = r.offset();
+                let bytes = r.buffer()?.unwrap_or_default();
+                let passwd: [u8; 16] = bytes.try_into().map_err(|_| DecodeError::Unknown {
+                    what: "session password length at byte",
+                    value: offset as i32,
+                })?;
+                TxnBody::CreateSession { timeout_ms, passwd }
+            }
             TAG_CLOSE_SESSION => TxnBody::CloseSession,
             TAG_CREATE => TxnBody::Create {
                 path: r.ustring()?,

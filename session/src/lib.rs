@@ -16,6 +16,14 @@ use std::sync::Arc;
 /// frame it reads, without a message to the core: the core only reads it when it ticks.
 pub type Touch = Arc<AtomicU64>;
 
+/// A session as the log and snapshots hold it: what survives a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableSession {
+    pub id: i64,
+    pub timeout_ms: i32,
+    pub passwd: [u8; 16],
+}
+
 #[derive(Debug)]
 pub struct Session {
     pub id: i64,

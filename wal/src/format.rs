@@ -105,7 +105,9 @@ pub struct ScannedSegment {
 }
 
 fn all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| b == 0)
+    // Eight bytes at a time: recovery checks up to a whole preallocated segment.
+    let (words, tail) = bytes.as_chunks::<8>();
+    words.iter().all(|w| u64::from_ne_bytes(*w) == 0) && tail.iter().all(|&b| b == 0)
 }
 
 /// Checks a segment header; `Err` names the problem (offset 0).
@@ -234,6 +236,10 @@ pub fn scan_segment(image: &[u8]) -> Result<ScannedSegment, (usize, String)> {
             }
         };
         let max_extent = at + BATCH_HEADER_BYTES + BATCH_BYTES_MAX;
+        // The common end: the preallocated zeros after the last frame.
+        if magic == 0 && all_zero(rest) {
+            break SegmentEnd::Clean { offset: at };
+        }
         if magic != BATCH_MAGIC {
             break damaged("no frame header".into(), max_extent);
         }

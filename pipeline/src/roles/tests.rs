@@ -358,3 +358,79 @@ fn containers_are_reaped_after_their_last_child_goes() {
     core.step(5_000, Input::Durable { zxid }, &mut actions);
     assert!(core.released().get("/c").is_none());
 }
+
+#[test]
+fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
+    let mut core = core();
+    let owner = connect(&mut core, CONN, 1_000);
+    // connect() made its createSession durable without keeping it: log it here.
+    let mut log: Vec<Txn> = vec![Txn {
+        zxid: 1,
+        time_ms: 1_000,
+        session_id: owner,
+        cxid: 0,
+        body: TxnBody::CreateSession {
+            timeout_ms: 10_000,
+            passwd: core.sessions().get(owner).unwrap().passwd,
+        },
+    }];
+    let mut step = |core: &mut Standalone, input: Input| {
+        let mut actions = Actions::default();
+        core.step(2_000, input, &mut actions);
+        let appended: Vec<Txn> = actions.append.clone();
+        log.extend(appended.iter().cloned());
+        if let Some(last) = appended.last() {
+            actions.clear();
+            core.step(2_000, Input::Durable { zxid: last.zxid }, &mut actions);
+        }
+    };
+    step(
+        &mut core,
+        Input::Request {
+            conn: CONN,
+            xid: 1,
+            request: create_request("/a", b"x", 0),
+        },
+    );
+    step(
+        &mut core,
+        Input::Request {
+            conn: CONN,
+            xid: 2,
+            request: create_request("/a/e", b"", 1),
+        },
+    );
+    drop(step);
+    let recovered = Standalone::recover(
+        CoreConfig {
+            limits: TimeoutLimits {
+                min_ms: 4000,
+                max_ms: 40000,
+            },
+            extended_types: true,
+            container_check_interval_ms: 100,
+            server_id: 0,
+            seed: 2,
+        },
+        Tree::new(),
+        Vec::new(),
+        &log,
+        50_000,
+    );
+    assert_eq!(
+        recovered.released().last_zxid(),
+        core.released().last_zxid()
+    );
+    for (path, node) in core.released().paths() {
+        assert_eq!(
+            recovered.released().get(path).unwrap().stat,
+            node.stat,
+            "{path}"
+        );
+    }
+    let session = recovered.sessions().get(owner).expect("session survives");
+    assert_eq!(session.passwd, core.sessions().get(owner).unwrap().passwd);
+    assert_eq!(recovered.durable_sessions(), core.durable_sessions());
+    // The restart gave the session a fresh timeout from the recovery time.
+    assert_eq!(session.touch.load(Ordering::Relaxed), 50_000);
+}
