@@ -19,6 +19,8 @@ pub struct CreateRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetWatchesRequest {
+    /// setWatches2 (105) rather than setWatches (101): only it carries persistent lists.
+    pub v2: bool,
     pub relative_zxid: i64,
     pub data: Vec<String>,
     pub exist: Vec<String>,
@@ -182,10 +184,10 @@ impl Request {
             Request::GetAllChildrenNumber { .. } => OpCode::GetAllChildrenNumber.code(),
             Request::AddWatch { .. } => OpCode::AddWatch.code(),
             Request::SetWatches(s) => {
-                if s.persistent.is_empty() && s.persistent_recursive.is_empty() {
-                    OpCode::SetWatches.code()
-                } else {
+                if s.v2 {
                     OpCode::SetWatches2.code()
+                } else {
+                    OpCode::SetWatches.code()
                 }
             }
             Request::Auth { .. } => OpCode::Auth.code(),
@@ -376,6 +378,7 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Request), DecodeEr
                 (Vec::new(), Vec::new())
             };
             Request::SetWatches(SetWatchesRequest {
+                v2: op == OpCode::SetWatches2,
                 relative_zxid,
                 data,
                 exist,
@@ -487,7 +490,7 @@ pub fn encode_request(xid: i32, request: &Request) -> Vec<u8> {
             w.strings(&s.data);
             w.strings(&s.exist);
             w.strings(&s.child);
-            if request.op() == OpCode::SetWatches2.code() {
+            if s.v2 {
                 w.strings(&s.persistent);
                 w.strings(&s.persistent_recursive);
             }
@@ -571,6 +574,7 @@ mod tests {
             ]),
             Request::MultiRead(vec![MultiOp::GetData { path: "/a".into() }]),
             Request::SetWatches(SetWatchesRequest {
+                v2: true,
                 relative_zxid: 9,
                 data: vec!["/a".into()],
                 exist: vec![],

@@ -1,0 +1,231 @@
+//! The checks behind the libFuzzer targets in `fuzz_targets/`, one `check_*` function per
+//! target. Each takes arbitrary bytes, runs them through every `rzk-proto` decoder of network
+//! (or disk) bytes that the target covers, and panics only when the decoder itself panics or
+//! when a successful decode does not survive encode → decode unchanged.
+//!
+//! Kept in a library (rather than inline in the targets) so that `cargo test` on a stable
+//! toolchain can write the seed corpus and replay `corpus/` and `artifacts/` through exactly
+//! the same assertions without libFuzzer.
+
+use std::sync::OnceLock;
+
+use rzk_proto::{
+    decode_request, decode_request_header, decode_response, encode_reply, encode_request,
+    four_letter_word, ConnectRequest, ConnectResponse, OpCode, Reader, ReplyHeader, Request, Txn,
+    WatcherEvent, Writer, FRAME_HEADER_BYTES, JUTE_MAXBUFFER_DEFAULT_BYTES,
+};
+
+/// Checks that a frame produced by an encoder carries its own length correctly and returns
+/// the body after the prefix.
+fn frame_body(frame: &[u8]) -> &[u8] {
+    assert!(
+        frame.len() >= FRAME_HEADER_BYTES,
+        "encoded frame shorter than its prefix"
+    );
+    let length = u32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+    assert_eq!(
+        length,
+        frame.len() - FRAME_HEADER_BYTES,
+        "frame length prefix is wrong"
+    );
+    &frame[FRAME_HEADER_BYTES..]
+}
+
+/// Target `request`: one request frame body (no length prefix) through `decode_request`.
+///
+/// Invariants checked:
+/// - `decode_request` never panics;
+/// - a decoded request re-encodes (`encode_request`) and decodes to the same xid and
+///   request, with the header op equal to `Request::op()`; skipped for `Unknown`,
+///   `Reconfig` and `Sasl`, whose bodies are not kept;
+/// - the header seen by `decode_request` is the one `decode_request_header` reads, and
+///   `decode_request_header` fails exactly on frames shorter than 8 bytes (the event loop
+///   relies on it to answer a malformed body with MarshallingError).
+pub fn check_request(frame: &[u8]) {
+    request_frame(frame);
+}
+
+/// [`check_request`]; returns whether the server would keep the connection after this
+/// frame (the frame has at least a readable header).
+fn request_frame(frame: &[u8]) -> bool {
+    let header_only = decode_request_header(frame);
+    assert_eq!(
+        header_only.is_ok(),
+        frame.len() >= 8,
+        "header decode vs frame length"
+    );
+    let keeps_connection = header_only.is_ok();
+    let Ok((header, request)) = decode_request(frame) else {
+        return keeps_connection;
+    };
+    assert_eq!(
+        Ok(header),
+        header_only,
+        "decode_request and decode_request_header disagree"
+    );
+    if matches!(
+        request,
+        Request::Unknown(_) | Request::Reconfig | Request::Sasl
+    ) {
+        return keeps_connection;
+    }
+    assert!(
+        !matches!(request, Request::Malformed(_)),
+        "decode_request built Request::Malformed"
+    );
+    assert_eq!(
+        header.op,
+        request.op(),
+        "Request::op() differs from the header op"
+    );
+    let frame2 = encode_request(header.xid, &request);
+    let (header2, request2) = match decode_request(frame_body(&frame2)) {
+        Ok(decoded) => decoded,
+        Err(e) => panic!("re-encoded request does not decode: {e}; request {request:?}"),
+    };
+    assert_eq!(header2.xid, header.xid, "round trip changed the xid");
+    assert_eq!(header2.op, request.op(), "round trip header op");
+    assert_eq!(request2, request, "round trip changed the request");
+    keeps_connection
+}
+
+/// Target `connect`: the same bytes as a `ConnectRequest` (server side: the first frame of
+/// a connection) and as a `ConnectResponse` (client side), each round-tripped through its
+/// `encode_frame` when it decodes.
+pub fn check_connect(frame: &[u8]) {
+    if let Ok(request) = ConnectRequest::decode(frame) {
+        let encoded = request.encode_frame();
+        match ConnectRequest::decode(frame_body(&encoded)) {
+            Ok(again) => assert_eq!(again, request, "ConnectRequest round trip"),
+            Err(e) => panic!("re-encoded ConnectRequest does not decode: {e}; {request:?}"),
+        }
+    }
+    if let Ok(response) = ConnectResponse::decode(frame) {
+        let encoded = response.encode_frame();
+        match ConnectResponse::decode(frame_body(&encoded)) {
+            Ok(again) => assert_eq!(again, response, "ConnectResponse round trip"),
+            Err(e) => panic!("re-encoded ConnectResponse does not decode: {e}; {response:?}"),
+        }
+    }
+}
+
+/// Every `OpCode` the proto crate knows, in code order. Built by probing `from_i32` over a
+/// range wider than ZooKeeper's codes, so an opcode added to `consts.rs` is fuzzed too.
+pub fn response_ops() -> &'static [OpCode] {
+    static OPS: OnceLock<Vec<OpCode>> = OnceLock::new();
+    OPS.get_or_init(|| (-128..=255).filter_map(OpCode::from_i32).collect())
+}
+
+/// Target `response`: byte 0 picks the op (`response_ops()[byte % len]`); the rest is a
+/// reply frame body: `ReplyHeader` then the op's response record, as a client reads it.
+///
+/// The same header is also read as a watch notification (`WatcherEvent` after the header).
+/// A decoded response is re-encoded with `encode_reply` (the server's encoder) and must
+/// decode to the same header and response with no byte left over; likewise a decoded event
+/// through `WatcherEvent::encode_frame`.
+pub fn check_response(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let ops = response_ops();
+    let op = ops[selector as usize % ops.len()];
+    let mut r = Reader::new(body);
+    let Ok(header) = ReplyHeader::decode(&mut r) else {
+        return;
+    };
+    let after_header = &body[r.offset()..];
+
+    if let Ok(response) = decode_response(op, &mut r) {
+        let frame = encode_reply(header, &response);
+        let mut r2 = Reader::new(frame_body(&frame));
+        let header2 = ReplyHeader::decode(&mut r2).expect("re-encoded reply header");
+        assert_eq!(header2, header, "ReplyHeader round trip");
+        match decode_response(op, &mut r2) {
+            Ok(again) => assert_eq!(again, response, "response round trip for {op:?}"),
+            Err(e) => panic!("re-encoded {op:?} reply does not decode: {e}; {response:?}"),
+        }
+        assert_eq!(
+            r2.finish(),
+            Ok(()),
+            "re-encoded {op:?} reply has trailing bytes"
+        );
+    }
+
+    let mut re = Reader::new(after_header);
+    if let Ok(event) = WatcherEvent::decode(&mut re) {
+        let frame = event.encode_frame(header.zxid);
+        let mut r2 = Reader::new(frame_body(&frame));
+        let header2 = ReplyHeader::decode(&mut r2).expect("re-encoded event header");
+        assert_eq!(
+            (header2.xid, header2.zxid, header2.err),
+            (rzk_proto::xid::WATCH_EVENT, header.zxid, 0),
+            "watch event header"
+        );
+        match WatcherEvent::decode(&mut r2) {
+            Ok(again) => assert_eq!(again, event, "WatcherEvent round trip"),
+            Err(e) => panic!("re-encoded WatcherEvent does not decode: {e}; {event:?}"),
+        }
+        assert_eq!(
+            r2.finish(),
+            Ok(()),
+            "re-encoded WatcherEvent has trailing bytes"
+        );
+    }
+}
+
+/// Target `txn`: bytes as one logged transaction (`Txn::decode`), as they will be read back
+/// from disk; a decoded txn must survive `Txn::encode` → `Txn::decode` unchanged, consuming
+/// exactly the encoded bytes.
+pub fn check_txn(data: &[u8]) {
+    let mut r = Reader::new(data);
+    let Ok(txn) = Txn::decode(&mut r) else {
+        return;
+    };
+    let mut w = Writer::new();
+    txn.encode(&mut w);
+    let mut r2 = Reader::new(&w.bytes);
+    match Txn::decode(&mut r2) {
+        Ok(again) => assert_eq!(again, txn, "Txn round trip"),
+        Err(e) => panic!("re-encoded txn does not decode: {e}; {txn:?}"),
+    }
+    assert_eq!(r2.finish(), Ok(()), "re-encoded txn has trailing bytes");
+}
+
+/// Target `frames`: bytes as the inbound stream of one connection, split the way the
+/// server's event loop (`net/src/event_loop.rs`) does it: a four-letter word in place of
+/// the first length ends the stream; otherwise 4-byte big-endian length, a negative length
+/// or one above `JUTE_MAXBUFFER_DEFAULT_BYTES` closes the connection, an incomplete frame
+/// waits for more bytes (here: ends). Every complete frame is decoded as a request with the
+/// `request` target's checks (so a malformed body with a readable header goes on, as the
+/// server answers MarshallingError and keeps the connection; a frame too short for a header
+/// closes it). The first frame also goes through the `connect` target's checks, since the
+/// server decodes it as a `ConnectRequest`.
+pub fn check_frames(data: &[u8]) {
+    let mut pending = data;
+    let mut first_frame = true;
+    while pending.len() >= FRAME_HEADER_BYTES {
+        let first4 = [pending[0], pending[1], pending[2], pending[3]];
+        if first_frame && four_letter_word(first4).is_some() {
+            return;
+        }
+        let length = i32::from_be_bytes(first4);
+        if length < 0 || length as usize > JUTE_MAXBUFFER_DEFAULT_BYTES {
+            return;
+        }
+        let length = length as usize;
+        if pending.len() < FRAME_HEADER_BYTES + length {
+            return;
+        }
+        let frame = &pending[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + length];
+        pending = &pending[FRAME_HEADER_BYTES + length..];
+        let is_connect_frame = std::mem::replace(&mut first_frame, false);
+        if is_connect_frame {
+            // The server reads the first frame as a ConnectRequest; fuzz that decoder on
+            // it too, but go on decoding it as a request so requests need no valid connect.
+            check_connect(frame);
+        }
+        if !request_frame(frame) {
+            return;
+        }
+    }
+}
