@@ -1,0 +1,120 @@
+"""Fixtures shared by every black-box test under tests/.
+
+ZK_TARGET chooses the server under test: "rzk" (default; the binary at
+RZK_BIN, else target/debug/rzk) or "apache" (Debian's Apache ZooKeeper 3.8, the
+reference behaviour). A missing dependency is a failure, never a skip.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+from kazoo.client import KazooClient  # noqa: E402  (a missing kazoo must fail collection)
+
+from zkserver import ZkServer, rzk_bin  # noqa: E402
+
+TARGET = os.environ.get("ZK_TARGET", "rzk")
+
+# Reconnect quickly and forever: session tests drop connections on purpose and
+# must not wait for kazoo's default back-off.
+FAST_RETRY = dict(max_tries=-1, delay=0.05, backoff=1.5, max_jitter=0.05, max_delay=0.5)
+
+
+def pytest_report_header(config):
+    if TARGET == "rzk":
+        return "ZK_TARGET=rzk RZK_BIN=%s" % rzk_bin()
+    return "ZK_TARGET=%s" % TARGET
+
+
+def _check_target():
+    if TARGET not in ("rzk", "apache"):
+        pytest.fail("ZK_TARGET must be 'rzk' or 'apache', not %r" % TARGET, pytrace=False)
+    if TARGET == "rzk" and not os.path.exists(rzk_bin()):
+        pytest.fail(
+            "ZK_TARGET=rzk but the rzk binary is missing at %s: build it (cargo build --workspace --bins) "
+            "or set RZK_BIN; run against Apache ZooKeeper with ZK_TARGET=apache" % rzk_bin(),
+            pytrace=False,
+        )
+
+
+def _started(server):
+    try:
+        server.start()
+    except Exception as e:
+        pytest.fail("%s server failed to start: %s" % (server.kind, e), pytrace=False)
+    return server
+
+
+@pytest.fixture
+def zk_server_factory(tmp_path):
+    """Make more servers of the target kind: factory(name, extra_cfg=None, tick_time=2000, start=True)."""
+    _check_target()
+    servers = []
+
+    def make(name="server", extra_cfg=None, tick_time=2000, start=True, kind=None):
+        server = ZkServer(kind or TARGET, tmp_path / name, extra_cfg=extra_cfg, tick_time=tick_time)
+        servers.append(server)
+        if start:
+            _started(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def zk_server(zk_server_factory):
+    """A started standalone server of kind ZK_TARGET in a fresh directory."""
+    return zk_server_factory("server")
+
+
+@pytest.fixture
+def apache_server(tmp_path):
+    """A started Apache ZooKeeper 3.8, whatever ZK_TARGET says (for differential tests)."""
+    server = ZkServer("apache", tmp_path / "apache")
+    _started(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def zk_factory(request):
+    """Make started kazoo clients: factory(hosts=None, start=True, **KazooClient kwargs).
+
+    Defaults to the zk_server fixture's address (started on first use). Every client made is stopped and
+    closed afterwards, also when the test fails.
+    """
+    clients = []
+
+    def make(hosts=None, start=True, **kwargs):
+        kwargs.setdefault("timeout", 10.0)
+        kwargs.setdefault("connection_retry", dict(FAST_RETRY))
+        if hosts is None:
+            hosts = request.getfixturevalue("zk_server").hosts
+        client = KazooClient(hosts=hosts, **kwargs)
+        clients.append(client)
+        if start:
+            client.start(timeout=15)
+        return client
+
+    yield make
+    for client in clients:
+        try:
+            client.stop()
+        except Exception:
+            pass
+        try:
+            client.close()
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def zk(zk_factory):
+    """A started, connected kazoo client on zk_server."""
+    return zk_factory()
