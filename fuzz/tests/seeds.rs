@@ -12,7 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rzk_fuzz::{
-    check_connect, check_frames, check_request, check_response, check_txn, response_ops,
+    check_connect, check_frames, check_request, check_response, check_txn, check_wal_segment,
+    response_ops,
 };
 use rzk_proto::{
     decode_request, encode_reply, encode_request, Acl, ClientInfo, ConnectRequest, ConnectResponse,
@@ -22,12 +23,13 @@ use rzk_proto::{
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("request", check_request),
     ("connect", check_connect),
     ("response", check_response),
     ("txn", check_txn),
     ("frames", check_frames),
+    ("wal_segment", check_wal_segment),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -589,6 +591,29 @@ fn write_seed_corpus() {
     write_seeds("response", check_response, &response_seeds());
     write_seeds("txn", check_txn, &txn_seeds());
     write_seeds("frames", check_frames, &frames_seeds());
+    write_seeds("wal_segment", check_wal_segment, &wal_segment_seeds());
+}
+
+fn wal_segment_seeds() -> Vec<(String, Vec<u8>)> {
+    let txns: Vec<Txn> = (1..=3)
+        .map(|zxid| Txn {
+            zxid,
+            time_ms: 0,
+            session_id: 1,
+            cxid: 0,
+            body: TxnBody::Delete {
+                path: format!("/n{zxid}"),
+            },
+        })
+        .collect();
+    let mut segment = rzk_wal::format::encode_segment_header(1).to_vec();
+    rzk_wal::format::encode_batch(&txns[..2], &mut segment);
+    rzk_wal::format::encode_batch(&txns[2..], &mut segment);
+    segment.extend([0u8; 40]);
+    vec![
+        ("segment".to_owned(), segment),
+        ("structured".to_owned(), vec![3, 2, 0x01, 0x20, 9, 9, 9]),
+    ]
 }
 
 fn replay_dir(dir: &Path, check: Check) -> usize {
