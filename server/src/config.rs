@@ -64,6 +64,8 @@ pub struct Config {
     pub extended_types: bool,
     pub container_check_interval_ms: u64,
     pub super_digest: Option<String>,
+    /// fsync.warningthresholdms: a log write+sync slower than this is logged.
+    pub fsync_warning_ms: u64,
     pub server_id: u8,
     /// Every key=value as read, for `conf` and diagnostics.
     pub source: Option<PathBuf>,
@@ -96,6 +98,7 @@ impl Default for Config {
             extended_types: false,
             container_check_interval_ms: 60_000,
             super_digest: None,
+            fsync_warning_ms: 1000,
             server_id: 0,
             source: None,
         }
@@ -130,7 +133,6 @@ const JVM_ONLY_PREFIXES: &[&str] = &[
     "kerberos.",
     "sasl",
     "jaasLoginRenew",
-    "fsync.warningthresholdms",
     "syncEnabled",
     "dynamicConfigFile",
     "multiAddress.",
@@ -265,6 +267,9 @@ impl Config {
                 "4lw.commands.whitelist" => {
                     config.four_letter_words =
                         parse_four_letter_words(&value).map_err(|e| bad(ValueError(e)))?
+                }
+                "fsync.warningthresholdms" | "zookeeper.fsync.warningthresholdms" => {
+                    config.fsync_warning_ms = num(&value).map_err(bad)?
                 }
                 "globalOutstandingLimit" => {
                     config.global_outstanding_limit = num(&value).map_err(bad)?

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use rzk_net::{loop_of, now_ms, LoopHandle, Shared, ToCore, ToLoop};
 use rzk_pipeline::{Actions, Input, Standalone};
-use rzk_proto::Txn;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::fourlw;
+use crate::log_stage::LogCommand;
+use crate::storage::{SnapshotJob, Snapshotter};
 
 pub struct Driver {
     pub core: Standalone,
@@ -21,15 +22,76 @@ pub struct Driver {
     pub shared: Arc<Shared>,
     pub from_net: Receiver<ToCore>,
     pub durable: Receiver<i64>,
-    pub to_log: Sender<Vec<Txn>>,
+    pub to_log: Sender<LogCommand>,
     pub loops: Vec<LoopHandle>,
+    pub snapshots: SnapshotPolicy,
+}
+
+/// When to snapshot: after a randomised number of transactions, as ZooKeeper does (between
+/// snapCount/2 and snapCount), so the servers of an ensemble do not all snapshot at once.
+pub struct SnapshotPolicy {
+    pub snapshotter: Snapshotter,
+    pub snap_count: u64,
+    pub last_snapshot_zxid: i64,
+    pub threshold: u64,
+    pub rng: u64,
+}
+
+impl SnapshotPolicy {
+    pub fn new(
+        snapshotter: Snapshotter,
+        snap_count: u64,
+        last_snapshot_zxid: i64,
+        seed: u64,
+    ) -> Self {
+        let mut policy = SnapshotPolicy {
+            snapshotter,
+            snap_count: snap_count.max(2),
+            last_snapshot_zxid,
+            threshold: 0,
+            rng: seed | 1,
+        };
+        policy.roll();
+        policy
+    }
+
+    fn roll(&mut self) {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let half = self.snap_count / 2;
+        self.threshold = half + self.rng % half.max(1);
+    }
+
+    /// Hands a snapshot job to the snapshot thread if one is due and none is running.
+    pub fn maybe_snapshot(&mut self, core: &Standalone, force: bool) {
+        let zxid = core.released().last_zxid();
+        let due = (zxid - self.last_snapshot_zxid) as u64 >= self.threshold;
+        if !(due || force) || zxid == self.last_snapshot_zxid {
+            return;
+        }
+        if self.snapshotter.busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let job = SnapshotJob {
+            tree: core.released().clone(),
+            sessions: core.durable_sessions(),
+        };
+        if self.snapshotter.jobs.try_send(job).is_err() {
+            self.snapshotter.busy.store(false, Ordering::Release);
+            return;
+        }
+        self.last_snapshot_zxid = zxid;
+        self.roll();
+    }
 }
 
 /// How long a graceful shutdown waits for in-flight writes to become durable and be answered.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
 impl Driver {
-    pub fn run(mut self) {
+    /// Runs until shutdown; returns the snapshot thread so the caller can wait for it.
+    pub fn run(mut self) -> std::thread::JoinHandle<()> {
         let tick_every =
             Duration::from_millis((self.config.tick_time_ms as u64 / 4).clamp(10, 250));
         let mut next_tick = Instant::now() + tick_every;
@@ -41,13 +103,13 @@ impl Driver {
             select! {
                 recv(self.from_net) -> message => match message {
                     Ok(message) => self.handle(message, &mut actions),
-                    Err(_) => return,
+                    Err(_) => return self.stop(),
                 },
                 recv(self.durable) -> zxid => match zxid {
                     Ok(zxid) => self.core.step(now_ms(), Input::Durable { zxid }, &mut actions),
                     Err(_) => {
                         warn!("log stage stopped; no further write can be acknowledged");
-                        return;
+                        return self.stop();
                     }
                 },
                 default(timeout) => {}
@@ -80,10 +142,21 @@ impl Driver {
                     for l in &self.loops {
                         l.send(ToLoop::Shutdown);
                     }
-                    return;
+                    return self.stop();
                 }
             }
         }
+    }
+
+    /// Closing the channels ends the log and snapshot threads once their queues drain.
+    fn stop(self) -> std::thread::JoinHandle<()> {
+        let Driver {
+            to_log, snapshots, ..
+        } = self;
+        drop(to_log);
+        let SnapshotPolicy { snapshotter, .. } = snapshots;
+        drop(snapshotter.jobs);
+        snapshotter.thread
     }
 
     fn handle(&mut self, message: ToCore, actions: &mut Actions) {
@@ -113,7 +186,7 @@ impl Driver {
     fn carry_out(&mut self, actions: &mut Actions, woken: &mut [bool]) {
         if !actions.append.is_empty() {
             let batch = std::mem::take(&mut actions.append);
-            if self.to_log.send(batch).is_err() {
+            if self.to_log.send(LogCommand::Append(batch)).is_err() {
                 warn!("log stage is gone; dropping a batch that will never be acknowledged");
             }
         }
@@ -136,6 +209,7 @@ impl Driver {
         // After the outputs: see roles.rs for why this order matters.
         if let Some(tree) = actions.publish.take() {
             self.shared.published.store(Arc::new(tree));
+            self.snapshots.maybe_snapshot(&self.core, false);
         }
         self.shared
             .outstanding

@@ -1,69 +1,73 @@
 //! The log stage: a thread that makes batches of transactions durable and reports the highest
-//! durable zxid back to the core. Whatever queued up while the previous write was in progress
-//! goes out as one batch (group commit): an idle server adds no delay, a busy one amortises
-//! each sync over many transactions.
-//!
-//! Until the storage engine lands, the only log is `MemoryLog`: it encodes every transaction
-//! as the real log will and keeps nothing, so NOTHING IS DURABLE across a restart.
+//! durable zxid back to the core. Whatever queued up while the previous write and sync were in
+//! progress goes out as one batch (group commit): an idle server adds no delay, a busy one
+//! amortises each sync over many transactions.
 
 use std::io;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
-use rzk_proto::{Txn, Writer};
-use tracing::{error, warn};
+use rzk_proto::Txn;
+use rzk_wal::WalWriter;
+use tracing::{error, info, warn};
 
-/// A transaction log. `append` returns once every txn in `batch` is durable.
-pub trait TxnLog: Send {
-    fn append(&mut self, batch: &[Txn]) -> io::Result<()>;
+/// What the core thread and the snapshotter ask of the log stage.
+pub enum LogCommand {
+    Append(Vec<Txn>),
+    /// Delete segments whose every transaction is ≤ zxid (a retained snapshot covers them).
+    PurgeBefore(i64),
 }
 
-/// Encodes and discards: the log stage's shape without durability.
-#[derive(Default)]
-pub struct MemoryLog {
-    pub bytes_encoded: u64,
-    scratch: Writer,
-}
-
-impl TxnLog for MemoryLog {
-    fn append(&mut self, batch: &[Txn]) -> io::Result<()> {
-        for txn in batch {
-            self.scratch.bytes.clear();
-            txn.encode(&mut self.scratch);
-            self.bytes_encoded += self.scratch.bytes.len() as u64;
-        }
-        Ok(())
-    }
-}
-
-/// Runs the log stage until `batches` closes. Reports durability as the highest zxid.
+/// Runs the log stage until `commands` closes. Reports durability as the highest zxid. A
+/// failed write poisons the writer: the stage stops acknowledging and says why, once.
 pub fn spawn(
-    mut log: Box<dyn TxnLog>,
-    batches: Receiver<Vec<Txn>>,
+    mut wal: WalWriter,
+    commands: Receiver<LogCommand>,
     durable: Sender<i64>,
+    fsync_warning_ms: u64,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("rzk-log".into())
         .spawn(move || {
             let mut group: Vec<Txn> = Vec::new();
-            while let Ok(first) = batches.recv() {
+            let mut poisoned = false;
+            while let Ok(first) = commands.recv() {
                 group.clear();
-                group.extend(first);
-                while let Ok(more) = batches.try_recv() {
-                    group.extend(more);
-                }
-                let Some(last) = group.last().map(|t| t.zxid) else {
-                    continue;
+                let mut purge = None;
+                let mut absorb = |command: LogCommand, group: &mut Vec<Txn>| match command {
+                    LogCommand::Append(batch) => group.extend(batch),
+                    LogCommand::PurgeBefore(zxid) => purge = Some(zxid),
                 };
-                if let Err(e) = log.append(&group) {
-                    // A failed sync may have lost data the kernel claimed to hold: never retry,
-                    // never acknowledge. The core stops hearing `Durable` and writes stall.
-                    error!(error = %e, "transaction log write failed; the log is poisoned and no further write will be acknowledged");
-                    return;
+                absorb(first, &mut group);
+                while let Ok(more) = commands.try_recv() {
+                    absorb(more, &mut group);
                 }
-                if durable.send(last).is_err() {
-                    warn!("core stopped; log stage exiting");
-                    return;
+                if let Some(last) = group.last().map(|t| t.zxid) {
+                    if poisoned {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    if let Err(e) = wal.append(&group) {
+                        // A failed sync may have lost pages the kernel claimed to hold: never
+                        // retry, never acknowledge. The core stops hearing `Durable`.
+                        error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
+                        poisoned = true;
+                        continue;
+                    }
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    if elapsed_ms >= fsync_warning_ms {
+                        warn!(elapsed_ms, txns = group.len(), threshold_ms = fsync_warning_ms,
+                            "slow log write and fsync (fsync.warningthresholdms)");
+                    }
+                    if durable.send(last).is_err() {
+                        return;
+                    }
+                }
+                if let Some(zxid) = purge {
+                    for path in wal.purge_before(zxid) {
+                        info!(file = %path, "purged a log segment covered by a retained snapshot");
+                    }
                 }
             }
         })

@@ -7,6 +7,8 @@ mod config;
 mod driver;
 mod fourlw;
 mod log_stage;
+mod storage;
+mod tools;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -18,7 +20,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rzk_net::{now_ms, NetConfig, Shared};
 use rzk_pipeline::{CoreConfig, Standalone};
 use rzk_session::TimeoutLimits;
-use rzk_tree::Tree;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
@@ -44,6 +45,37 @@ enum LogFormat {
 enum Command {
     /// Run a server. Without --config: standalone on 127.0.0.1:2181 with data in ./data.
     Server(ServerArgs),
+    /// Transaction log tools.
+    Log {
+        #[command(subcommand)]
+        command: LogCommandArgs,
+    },
+    /// Snapshot tools.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommandArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommandArgs {
+    /// Print every transaction in a log directory (dataLogDir/rzk), like ZooKeeper's
+    /// TxnLogToolkit.
+    Dump {
+        /// The log directory, or a dataLogDir containing rzk/
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommandArgs {
+    /// Print a snapshot's sessions and znodes, like ZooKeeper's SnapshotFormatter.
+    Dump {
+        file: PathBuf,
+        /// Also print each znode's data (as text when printable, else hex)
+        #[arg(long)]
+        data: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -146,12 +178,51 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     let config = load_config(&args)?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
-    warn!("the transaction log is in memory only: data is NOT durable and is lost on restart");
+    let sync = if config.force_sync {
+        rzk_wal::SyncMode::Data
+    } else {
+        warn!("forceSync=no: the log is NOT synced; acknowledged writes can be lost in a crash. For tests only.");
+        rzk_wal::SyncMode::None
+    };
+    let started = std::time::Instant::now();
+    let loaded = storage::load(&config.data_dir, &config.data_log_dir, sync)?;
+    let replayed = loaded.recovered.txns.len();
+    let core_config = CoreConfig {
+        limits: TimeoutLimits {
+            min_ms: config.min_session_timeout(),
+            max_ms: config.max_session_timeout(),
+        },
+        extended_types: config.extended_types,
+        container_check_interval_ms: config.container_check_interval_ms,
+        server_id: config.server_id,
+        seed: now_ms() ^ u64::from(std::process::id()) << 32,
+    };
+    let core = Standalone::recover(
+        core_config,
+        loaded.tree,
+        loaded.sessions,
+        &loaded.recovered.txns,
+        now_ms(),
+    );
+    info!(
+        snapshot_zxid = format_args!("{:#x}", loaded.snapshot_zxid),
+        replayed_txns = replayed,
+        zxid = format_args!("{:#x}", core.released().last_zxid()),
+        nodes = core.released().node_count(),
+        sessions = core.sessions().len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered the data tree"
+    );
+    let wal = rzk_wal::WalWriter::open(
+        Box::new(loaded.storage),
+        &loaded.recovered,
+        config.pre_alloc_size_kb * 1024,
+    )
+    .map_err(|e| format!("cannot open the transaction log for writing: {e}"))?;
     let addr = config.client_addr();
     let listener = mio::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
-    let tree = Tree::new();
-    let shared = Arc::new(Shared::new(tree.clone()));
+    let shared = Arc::new(Shared::new(core.released().clone()));
     let (to_core, from_net) = crossbeam_channel::unbounded();
     let net_config = NetConfig {
         max_frame_bytes: config.jute_max_buffer_bytes,
@@ -163,30 +234,30 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     };
     let (loops, loop_threads) = rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core)
         .map_err(|e| format!("cannot start event loops: {e}"))?;
-    let (to_log, batches) = crossbeam_channel::unbounded();
+    let (to_log, commands) = crossbeam_channel::unbounded();
     let (durable_tx, durable) = crossbeam_channel::unbounded();
-    let log_thread = log_stage::spawn(
-        Box::new(log_stage::MemoryLog::default()),
-        batches,
-        durable_tx,
+    let log_thread = log_stage::spawn(wal, commands, durable_tx, config.fsync_warning_ms)
+        .map_err(|e| format!("cannot start the log stage: {e}"))?;
+    let snapshotter = storage::spawn_snapshotter(
+        &config.data_dir,
+        (config.autopurge_snap_retain_count as usize).max(rzk_snapshot::SNAP_RETAIN_COUNT_MIN),
+        config.autopurge_purge_interval_hours > 0,
+        to_log.clone(),
     )
-    .map_err(|e| format!("cannot start the log stage: {e}"))?;
-    let core = Standalone::new(
-        CoreConfig {
-            limits: TimeoutLimits {
-                min_ms: config.min_session_timeout(),
-                max_ms: config.max_session_timeout(),
-            },
-            extended_types: config.extended_types,
-            container_check_interval_ms: config.container_check_interval_ms,
-            server_id: config.server_id,
-            seed: now_ms() ^ u64::from(std::process::id()) << 32,
-        },
-        tree,
+    .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
+    let mut snapshots = driver::SnapshotPolicy::new(
+        snapshotter,
+        config.snap_count,
+        loaded.snapshot_zxid,
         now_ms(),
     );
+    // As ZooKeeper does after loading: snapshot what was replayed, so the next start is fast.
+    if replayed > 0 {
+        snapshots.maybe_snapshot(&core, true);
+    }
     install_signal_handlers(shared.clone(), loops.clone())?;
-    info!(%addr, data_dir = %config.data_dir.display(), tick_time_ms = config.tick_time_ms,
+    info!(%addr, data_dir = %config.data_dir.display(), data_log_dir = %config.data_log_dir.display(),
+        tick_time_ms = config.tick_time_ms,
         min_session_timeout_ms = config.min_session_timeout(),
         max_session_timeout_ms = config.max_session_timeout(),
         "rzk {} serving standalone (ZooKeeper protocol {})",
@@ -199,12 +270,14 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         durable,
         to_log,
         loops,
+        snapshots,
     };
-    driver.run();
+    let snapshot_thread = driver.run();
     for t in loop_threads {
         let _ = t.join();
     }
     let _ = log_thread.join();
+    let _ = snapshot_thread.join();
     info!("rzk stopped");
     Ok(())
 }
@@ -238,6 +311,12 @@ fn install_signal_handlers(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Log {
+            command: LogCommandArgs::Dump { dir },
+        } => tools::exit(tools::dump_log(&dir)),
+        Command::Snapshot {
+            command: SnapshotCommandArgs::Dump { file, data },
+        } => tools::exit(tools::dump_snapshot(&file, data)),
         Command::Server(args) => {
             init_logging(args.log_format);
             match run_server(args) {

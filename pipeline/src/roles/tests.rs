@@ -400,7 +400,6 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
             request: create_request("/a/e", b"", 1),
         },
     );
-    drop(step);
     let recovered = Standalone::recover(
         CoreConfig {
             limits: TimeoutLimits {
