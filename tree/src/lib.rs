@@ -240,21 +240,7 @@ impl Tree {
                 return Err(format!("{path}: dataLength does not match the data"));
             }
             let key: Arc<str> = Arc::from(path.as_str());
-            match node.kind() {
-                NodeKind::Persistent => {}
-                NodeKind::Container => {
-                    tree.containers.insert(key.clone());
-                }
-                NodeKind::Ttl { .. } => {
-                    tree.ttls.insert(key.clone());
-                }
-                NodeKind::Ephemeral { session_id } => {
-                    tree.ephemerals
-                        .entry(session_id)
-                        .or_default()
-                        .insert(key.clone());
-                }
-            }
+            tree.index(&key, node.kind());
             if let Some(quoted) = path
                 .strip_suffix(&format!("/{}", quota::LIMIT_NODE))
                 .filter(|dir| dir.starts_with(quota::QUOTA_ROOT))
@@ -479,6 +465,25 @@ impl Tree {
         out.outcomes.push(outcome);
     }
 
+    /// Adds a node to the index its kind keeps (ephemerals by session, containers, TTLs).
+    fn index(&mut self, key: &Arc<str>, kind: NodeKind) {
+        match kind {
+            NodeKind::Persistent => {}
+            NodeKind::Container => {
+                self.containers.insert(key.clone());
+            }
+            NodeKind::Ttl { .. } => {
+                self.ttls.insert(key.clone());
+            }
+            NodeKind::Ephemeral { session_id } => {
+                self.ephemerals
+                    .entry(session_id)
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+    }
+
     /// The longest quota path that is `path` or an ancestor of it (`getMaxPrefixWithQuota`);
     /// never "/" (ZooKeeper keeps no quota on the root).
     fn quota_prefix(&self, path: &str) -> Option<Arc<str>> {
@@ -607,21 +612,7 @@ impl Tree {
             self.data_bytes -= old.data_bytes().len() as u64;
         }
         self.data_bytes += data_length as u64;
-        match NodeKind::of_owner(ephemeral_owner) {
-            NodeKind::Persistent => {}
-            NodeKind::Container => {
-                self.containers.insert(path_key.clone());
-            }
-            NodeKind::Ttl { .. } => {
-                self.ttls.insert(path_key.clone());
-            }
-            NodeKind::Ephemeral { session_id } => {
-                self.ephemerals
-                    .entry(session_id)
-                    .or_default()
-                    .insert(path_key.clone());
-            }
-        }
+        self.index(&path_key, NodeKind::of_owner(ephemeral_owner));
         out.triggers.push(Trigger {
             kind: TriggerKind::Created,
             path: path_key.clone(),
