@@ -37,26 +37,28 @@ pub fn validate_path(path: &str) -> Result<(), PathError> {
     if path.ends_with('/') {
         return Err(PathError::TrailingSlash);
     }
-    let chars: Vec<char> = path.chars().collect();
-    let mut last = '/';
-    for i in 1..chars.len() {
-        let c = chars[i];
-        let next_ends_segment = i + 1 == chars.len() || chars[i + 1] == '/';
+    // Walk with the two previous characters and one of lookahead, as ZooKeeper's loop over
+    // its char array does, without collecting the path.
+    let mut chars = path.chars().skip(1).peekable();
+    let (mut before_last, mut last) = ('/', '/');
+    while let Some(c) = chars.next() {
+        let next_ends_segment = matches!(chars.peek(), None | Some('/'));
         if c == '\0' {
             return Err(PathError::NullCharacter);
         } else if c == '/' && last == '/' {
             return Err(PathError::EmptyNodeName);
         } else if c == '.' && last == '.' {
-            if chars[i - 2] == '/' && next_ends_segment {
+            if before_last == '/' && next_ends_segment {
                 return Err(PathError::Relative);
             }
         } else if c == '.' {
-            if chars[i - 1] == '/' && next_ends_segment {
+            if last == '/' && next_ends_segment {
                 return Err(PathError::Relative);
             }
         } else if is_invalid_char(c) {
             return Err(PathError::InvalidCharacter);
         }
+        before_last = last;
         last = c;
     }
     Ok(())
