@@ -579,6 +579,7 @@ impl EventLoop {
                                 c.auth_ids.push(id);
                             }
                         }
+                        auth::order_like_zookeeper(&mut c.auth_ids);
                         let _ = self.to_core.send(ToCore::Input(Input::AuthChanged {
                             conn: c.id,
                             auth_ids: c.auth_ids.clone(),
