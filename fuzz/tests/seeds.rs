@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rzk_fuzz::{
-    check_connect, check_frames, check_request, check_response, check_txn, check_wal_segment,
-    response_ops,
+    check_connect, check_frames, check_request, check_response, check_snapshot, check_txn,
+    check_wal_segment, response_ops,
 };
 use rzk_proto::{
     decode_request, encode_reply, encode_request, Acl, ClientInfo, ConnectRequest, ConnectResponse,
@@ -23,13 +23,14 @@ use rzk_proto::{
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("request", check_request),
     ("connect", check_connect),
     ("response", check_response),
     ("txn", check_txn),
     ("frames", check_frames),
     ("wal_segment", check_wal_segment),
+    ("snapshot", check_snapshot),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -592,6 +593,12 @@ fn write_seed_corpus() {
     write_seeds("txn", check_txn, &txn_seeds());
     write_seeds("frames", check_frames, &frames_seeds());
     write_seeds("wal_segment", check_wal_segment, &wal_segment_seeds());
+    write_seeds("snapshot", check_snapshot, &snapshot_seeds());
+}
+
+fn snapshot_seeds() -> Vec<(String, Vec<u8>)> {
+    let tree = rzk_tree::Tree::new();
+    vec![("fresh-tree".to_owned(), rzk_snapshot::encode(&tree, &[]))]
 }
 
 fn wal_segment_seeds() -> Vec<(String, Vec<u8>)> {
