@@ -45,6 +45,8 @@ enum LogFormat {
 enum Command {
     /// Run a server. Without --config: standalone on 127.0.0.1:2181 with data in ./data.
     Server(ServerArgs),
+    /// Load generator: throughput and latency percentiles of any ZooKeeper-protocol server.
+    Bench(rzk_loadgen::BenchArgs),
     /// Transaction log tools.
     Log {
         #[command(subcommand)]
@@ -311,6 +313,7 @@ fn install_signal_handlers(
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Bench(args) => tools::exit(rzk_loadgen::run_cli(&args)),
         Command::Log {
             command: LogCommandArgs::Dump { dir },
         } => tools::exit(tools::dump_log(&dir)),
