@@ -618,13 +618,18 @@ impl EventLoop {
                     && !read::sets_watch(&request)
                     && c.at_core.is_empty() =>
             {
-                // Load first, then drain: events for this version are already queued.
+                // Load the tree, then check its outputs are queued, then drain: the
+                // version's events reach the client before this reply.
                 let tree = self.shared.published.load_full();
+                let delivered = self.shared.delivered_zxid.load(Ordering::Acquire);
                 self.drain_channel();
                 let Some(c) = self.conns.get_mut(&token) else {
                     return Ok(());
                 };
-                if !c.at_core.is_empty() || tree.last_zxid() < c.last_zxid_seen {
+                if !c.at_core.is_empty()
+                    || tree.last_zxid() < c.last_zxid_seen
+                    || tree.last_zxid() > delivered
+                {
                     return self.forward(token, header.xid, request);
                 }
                 let result = read::serve(&tree, &request, c.session_id, &c.auth_ids);

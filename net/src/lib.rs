@@ -6,9 +6,9 @@
 //! Ordering rules this crate keeps (DESIGN.md §2):
 //! - A connection with requests at the core sends every further request there too, so its
 //!   replies leave in request order.
-//! - A local read first loads the tree, then drains the loop's channel, then answers: events
-//!   for changes in that tree version were queued before it was published, so they reach the
-//!   client before the reply.
+//! - A local read first loads the tree; if the core has not yet queued that version's outputs
+//!   (`delivered_zxid` is behind it), the read goes to the core; otherwise the loop drains its
+//!   channel and answers, so the version's events reach the client before the reply.
 //! - A local read is answered only from a tree at least as new as the zxid the connection has
 //!   already seen; otherwise it goes to the core.
 //!
@@ -59,6 +59,9 @@ pub struct NetConfig {
 /// State shared by the loops and the core thread.
 pub struct Shared {
     pub published: ArcSwap<Tree>,
+    /// The newest published zxid whose outputs (replies, watch events) are already queued to
+    /// every loop. Published first, delivered after: see pipeline's roles.rs.
+    pub delivered_zxid: AtomicI64,
     pub stats: ServerStats,
     pub conns: Mutex<Vec<(ConnId, Arc<ConnStats>)>>,
     pub shutting_down: AtomicBool,
@@ -72,6 +75,7 @@ pub struct Shared {
 impl Shared {
     pub fn new(tree: Tree) -> Self {
         Shared {
+            delivered_zxid: AtomicI64::new(tree.last_zxid()),
             published: ArcSwap::from_pointee(tree),
             stats: ServerStats::default(),
             conns: Mutex::new(Vec::new()),

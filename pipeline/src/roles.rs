@@ -7,9 +7,12 @@
 //! 2. `actions.outputs`: frames for connections (watch events, replies), connections to mark
 //!    established or to close, in the order they must happen per connection.
 //! 3. `actions.publish`: a new tree version for the event loops' lock-free reads. The driver
-//!    must hand out the outputs before it publishes: a reader that sees a change then finds
-//!    the change's watch events already queued for its connection, so an event always reaches
-//!    its client before the reply of a read that observes the change.
+//!    publishes it BEFORE handing out the outputs, so that any client that has a reply can
+//!    read what it acknowledged, from any connection; and it marks the version "delivered"
+//!    only after the outputs are queued, so an event loop answers a read from a version only
+//!    once that version's watch events are in its queue (otherwise the read goes to the
+//!    core). An event thus always reaches its client before the reply of a read that
+//!    observes the change.
 //!
 //! Prep applies each txn to the speculative `working` tree at once (so the next request is
 //! validated against it, ZooKeeper's "outstanding changes") and keeps an O(1) clone of the

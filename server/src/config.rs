@@ -64,6 +64,8 @@ pub struct Config {
     pub extended_types: bool,
     pub container_check_interval_ms: u64,
     pub super_digest: Option<String>,
+    /// walBackend: how the log reaches the disk (pwrite, mmap or io_uring).
+    pub wal_backend: rzk_wal::Backend,
     /// fsync.warningthresholdms: a log write+sync slower than this is logged.
     pub fsync_warning_ms: u64,
     pub server_id: u8,
@@ -99,6 +101,7 @@ impl Default for Config {
             container_check_interval_ms: 60_000,
             super_digest: None,
             fsync_warning_ms: 1000,
+            wal_backend: rzk_wal::Backend::Pwrite,
             server_id: 0,
             source: None,
         }
@@ -267,6 +270,11 @@ impl Config {
                 "4lw.commands.whitelist" => {
                     config.four_letter_words =
                         parse_four_letter_words(&value).map_err(|e| bad(ValueError(e)))?
+                }
+                "walBackend" => {
+                    config.wal_backend = value
+                        .parse()
+                        .map_err(|e: String| bad(ValueError(e)))?
                 }
                 "fsync.warningthresholdms" | "zookeeper.fsync.warningthresholdms" => {
                     config.fsync_warning_ms = num(&value).map_err(bad)?

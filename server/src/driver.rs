@@ -190,6 +190,13 @@ impl Driver {
                 warn!("log stage is gone; dropping a batch that will never be acknowledged");
             }
         }
+        // Publish before the replies go out (a reply promises its write is readable), mark
+        // delivered after (see pipeline's roles.rs).
+        let published_zxid = actions.publish.take().map(|tree| {
+            let zxid = tree.last_zxid();
+            self.shared.published.store(Arc::new(tree));
+            zxid
+        });
         woken.iter_mut().for_each(|w| *w = false);
         for output in actions.outputs.drain(..) {
             let index = match &output {
@@ -201,15 +208,14 @@ impl Driver {
                 woken[index] = true;
             }
         }
+        if let Some(zxid) = published_zxid {
+            self.shared.delivered_zxid.store(zxid, Ordering::Release);
+            self.snapshots.maybe_snapshot(&self.core, false);
+        }
         for (index, w) in woken.iter().enumerate() {
             if *w {
                 let _ = self.loops[index].waker.wake();
             }
-        }
-        // After the outputs: see roles.rs for why this order matters.
-        if let Some(tree) = actions.publish.take() {
-            self.shared.published.store(Arc::new(tree));
-            self.snapshots.maybe_snapshot(&self.core, false);
         }
         self.shared
             .outstanding

@@ -112,6 +112,10 @@ struct ServerArgs {
     /// Enable TTL nodes (zookeeper.extendedTypesEnabled)
     #[arg(long)]
     extended_types: bool,
+    /// How the log reaches the disk: pwrite (fdatasync), mmap (msync) or io_uring (write and
+    /// fsync linked); io_uring falls back to pwrite with a log line where unavailable
+    #[arg(long)]
+    wal_backend: Option<rzk_wal::Backend>,
     /// Event-loop threads serving client connections
     #[arg(long, default_value_t = 1)]
     net_threads: usize,
@@ -172,6 +176,9 @@ fn load_config(args: &ServerArgs) -> Result<Config, String> {
     if args.extended_types {
         config.extended_types = true;
     }
+    if let Some(backend) = args.wal_backend {
+        config.wal_backend = backend;
+    }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
@@ -187,7 +194,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         rzk_wal::SyncMode::None
     };
     let started = std::time::Instant::now();
-    let loaded = storage::load(&config.data_dir, &config.data_log_dir, sync)?;
+    let loaded = storage::load(
+        &config.data_dir,
+        &config.data_log_dir,
+        sync,
+        config.wal_backend,
+    )?;
     let replayed = loaded.recovered.txns.len();
     let core_config = CoreConfig {
         limits: TimeoutLimits {

@@ -35,13 +35,19 @@ pub struct Loaded {
 /// Loads the newest valid snapshot and reads the log after it. A snapshot that fails its
 /// checks is skipped for an older one only if the log still covers the gap; otherwise, as for
 /// any damage to the log, startup fails with the file and offset.
-pub fn load(data_dir: &Path, data_log_dir: &Path, sync: SyncMode) -> Result<Loaded, String> {
+pub fn load(
+    data_dir: &Path,
+    data_log_dir: &Path,
+    sync: SyncMode,
+    backend: rzk_wal::Backend,
+) -> Result<Loaded, String> {
     let snap_dir = snapshot_dir(data_dir);
     let log_dir = log_dir(data_log_dir);
     std::fs::create_dir_all(&snap_dir)
         .map_err(|e| format!("cannot create {}: {e}", snap_dir.display()))?;
-    let storage = FileStorage::open(&log_dir, sync)
+    let (storage, backend) = FileStorage::with_backend(&log_dir, sync, backend)
         .map_err(|e| format!("cannot open the log directory {}: {e}", log_dir.display()))?;
+    info!(backend = %backend, dir = %log_dir.display(), "transaction log backend");
     let snapshots = rzk_snapshot::list(&snap_dir)
         .map_err(|e| format!("cannot list snapshots in {}: {e}", snap_dir.display()))?;
     let mut skipped: Vec<String> = Vec::new();

@@ -1,30 +1,91 @@
-//! Files on a real disk: pwrite + fdatasync into zero-filled preallocated segments.
+//! Files on a real disk: zero-filled preallocated segments in one directory. The segment
+//! type depends on the `Backend`: pwrite + fdatasync lives here, mmap and io_uring in
+//! `mmap.rs` and `uring.rs`. Creating, listing, reading and removing segments is the same
+//! for all three.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{Segment, Storage, SyncMode};
+use tracing::warn;
+
+use super::{Backend, Segment, Storage, SyncMode};
 
 const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
 
 pub struct FileStorage {
     dir: PathBuf,
     sync: SyncMode,
+    backend: Backend,
 }
 
 impl FileStorage {
+    /// The pwrite + fdatasync backend.
     pub fn open(dir: &Path, sync: SyncMode) -> io::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(FileStorage {
             dir: dir.to_owned(),
             sync,
+            backend: Backend::Pwrite,
         })
+    }
+
+    /// Storage whose segments use `backend`, and the backend actually in use: asking for
+    /// io_uring where the probe fails gives pwrite, with a warning in the log saying why.
+    pub fn with_backend(
+        dir: &Path,
+        sync: SyncMode,
+        backend: Backend,
+    ) -> io::Result<(FileStorage, Backend)> {
+        Self::with_backend_probed(dir, sync, backend, super::probe_io_uring)
+    }
+
+    fn with_backend_probed(
+        dir: &Path,
+        sync: SyncMode,
+        backend: Backend,
+        probe_io_uring: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<(FileStorage, Backend)> {
+        let mut storage = FileStorage::open(dir, sync)?;
+        storage.backend = match backend {
+            Backend::Uring => match probe_io_uring() {
+                Ok(()) => Backend::Uring,
+                Err(e) => {
+                    warn!(error = %e, dir = %dir.display(),
+                        "io_uring is not available for the log; falling back to the pwrite backend (pwrite + fdatasync)");
+                    Backend::Pwrite
+                }
+            },
+            other => other,
+        };
+        let used = storage.backend;
+        Ok((storage, used))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The backend the segments use (after any fallback).
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Wraps an open, fully preallocated segment file in the chosen backend's segment type.
+    fn segment(&self, file: File, size: u64) -> io::Result<Box<dyn Segment>> {
+        Ok(match self.backend {
+            Backend::Pwrite => Box::new(FileSegment {
+                file,
+                size,
+                sync: self.sync,
+            }),
+            Backend::Mmap => Box::new(super::mmap::MmapSegment::new(file, size, self.sync)?),
+            #[cfg(target_os = "linux")]
+            Backend::Uring => Box::new(super::uring::UringSegment::new(file, size, self.sync)?),
+            #[cfg(not(target_os = "linux"))]
+            Backend::Uring => unreachable!("with_backend falls back to pwrite off Linux"),
+        })
     }
 
     fn sync_dir(&self) -> io::Result<()> {
@@ -93,11 +154,7 @@ impl Storage for FileStorage {
         }
         std::fs::rename(&tmp, self.dir.join(name))?;
         self.sync_dir()?;
-        Ok(Box::new(FileSegment {
-            file,
-            size,
-            sync: self.sync,
-        }))
+        self.segment(file, size)
     }
 
     fn open(&mut self, name: &str) -> io::Result<Box<dyn Segment>> {
@@ -106,11 +163,7 @@ impl Storage for FileStorage {
             .write(true)
             .open(self.dir.join(name))?;
         let size = file.metadata()?.len();
-        Ok(Box::new(FileSegment {
-            file,
-            size,
-            sync: self.sync,
-        }))
+        self.segment(file, size)
     }
 
     fn remove(&mut self, name: &str) -> io::Result<()> {
@@ -120,5 +173,43 @@ impl Storage for FileStorage {
 
     fn describe(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Goal: asking for io_uring where it is refused still gives a working log, on pwrite.
+    //! Method: inject a failing probe; the reported and the used backend are both pwrite.
+
+    use super::*;
+
+    #[test]
+    fn a_refused_io_uring_probe_falls_back_to_pwrite() {
+        let dir = std::env::temp_dir().join(format!("rzk-wal-fallback-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let refused = || Err(io::Error::from_raw_os_error(38)); // ENOSYS, as under seccomp
+        let (mut storage, used) =
+            FileStorage::with_backend_probed(&dir, SyncMode::None, Backend::Uring, refused)
+                .unwrap();
+        assert_eq!(used, Backend::Pwrite);
+        assert_eq!(storage.backend(), Backend::Pwrite);
+        let mut segment = storage.create("seg", 8192).unwrap();
+        segment.write_durable(10, b"abc").unwrap();
+        assert_eq!(&storage.read("seg").unwrap()[10..13], b"abc");
+        // Other backends never consult the probe.
+        let never = || -> io::Result<()> { panic!("probed io_uring for the mmap backend") };
+        let (_, used) =
+            FileStorage::with_backend_probed(&dir, SyncMode::None, Backend::Mmap, never).unwrap();
+        assert_eq!(used, Backend::Mmap);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn backend_names_round_trip() {
+        for backend in Backend::ALL {
+            assert_eq!(backend.to_string().parse::<Backend>(), Ok(backend));
+        }
+        assert_eq!("io_uring".parse::<Backend>(), Ok(Backend::Uring));
+        assert!("uring".parse::<Backend>().is_err());
     }
 }
