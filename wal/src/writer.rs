@@ -27,8 +27,13 @@ struct Current {
     offset: u64,
 }
 
+/// The next segment, zero-filled on a helper thread while the current one fills up, so a
+/// roll costs a rename instead of writing and syncing a whole segment on the commit path.
+const SPARE_NAME: &str = "log.spare";
+
 pub struct WalWriter {
     storage: Box<dyn Storage>,
+    spare: Option<std::thread::JoinHandle<std::io::Result<u64>>>,
     current: Option<Current>,
     segment_bytes: u64,
     last_zxid: i64,
@@ -74,15 +79,50 @@ impl WalWriter {
                 offset: tail.offset,
             });
         }
-        Ok(WalWriter {
+        // A spare left by an earlier run may be half-made: start a fresh one.
+        if storage
+            .list()
+            .is_ok_and(|names| names.iter().any(|n| n == SPARE_NAME))
+        {
+            let _ = storage.remove(SPARE_NAME);
+        }
+        let mut writer = WalWriter {
             storage,
+            spare: None,
             current,
             segment_bytes: segment_bytes.max(1024 * 1024),
             last_zxid: recovered.last_zxid,
             poisoned: None,
             frame: Vec::new(),
             segments: recovered.segments.clone(),
-        })
+        };
+        writer.prepare_spare();
+        Ok(writer)
+    }
+
+    fn prepare_spare(&mut self) {
+        let mut storage = self.storage.handle();
+        let size = self.segment_bytes;
+        self.spare = std::thread::Builder::new()
+            .name("rzk-wal-prealloc".into())
+            .spawn(move || storage.create(SPARE_NAME, size).map(|s| s.size()))
+            .ok();
+    }
+
+    /// Takes the prepared spare segment under `name`, if it is ready and large enough.
+    fn take_spare(&mut self, name: &str, needed: u64) -> Option<Box<dyn Segment>> {
+        let spare = self.spare.take()?;
+        match spare.join() {
+            Ok(Ok(size)) if size >= needed => {}
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) => {
+                warn!(error = %e, "preparing the next log segment failed; creating it now");
+                return None;
+            }
+            Err(_) => return None,
+        }
+        self.storage.rename(SPARE_NAME, name).ok()?;
+        self.storage.open(name).ok()
     }
 
     pub fn last_zxid(&self) -> i64 {
@@ -162,7 +202,11 @@ impl WalWriter {
             path: path.clone(),
             source,
         };
-        let mut segment = self.storage.create(&name, size).map_err(io)?;
+        let mut segment = match self.take_spare(&name, size) {
+            Some(segment) => segment,
+            None => self.storage.create(&name, size).map_err(io)?,
+        };
+        self.prepare_spare();
         segment
             .write_durable(0, &format::encode_segment_header(base_zxid))
             .map_err(io)?;
@@ -190,6 +234,15 @@ impl WalWriter {
             }
         }
         removed
+    }
+}
+
+impl Drop for WalWriter {
+    /// Waits for the spare segment so no helper thread outlives the log.
+    fn drop(&mut self) {
+        if let Some(spare) = self.spare.take() {
+            let _ = spare.join();
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use super::{Backend, Segment, Storage, SyncMode};
 
 const ZERO_CHUNK_BYTES: usize = 1024 * 1024;
 
+#[derive(Clone)]
 pub struct FileStorage {
     dir: PathBuf,
     sync: SyncMode,
@@ -173,6 +174,15 @@ impl Storage for FileStorage {
 
     fn describe(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        std::fs::rename(self.dir.join(from), self.dir.join(to))?;
+        self.sync_dir()
+    }
+
+    fn handle(&self) -> Box<dyn Storage> {
+        Box::new(self.clone())
     }
 }
 

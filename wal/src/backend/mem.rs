@@ -167,4 +167,24 @@ impl Storage for MemStorage {
     fn describe(&self, name: &str) -> String {
         format!("mem:{name}")
     }
+
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()> {
+        let mut d = self.disk.lock().unwrap();
+        let live = d
+            .live
+            .remove(from)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, from.to_owned()))?;
+        d.live.insert(to.to_owned(), live);
+        // A rename after the crash point does not survive it.
+        if !d.frozen() {
+            if let Some(durable) = d.durable.remove(from) {
+                d.durable.insert(to.to_owned(), durable);
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&self) -> Box<dyn Storage> {
+        Box::new(self.clone())
+    }
 }

@@ -112,4 +112,8 @@ pub trait Storage: Send {
     fn remove(&mut self, name: &str) -> io::Result<()>;
     /// Where a segment lives, for messages.
     fn describe(&self, name: &str) -> String;
+    /// Renames a file, durably (the directory entry is synced).
+    fn rename(&mut self, from: &str, to: &str) -> io::Result<()>;
+    /// Another handle on the same directory, for preparing a segment on another thread.
+    fn handle(&self) -> Box<dyn Storage>;
 }
