@@ -229,16 +229,25 @@ impl Tree {
         };
         let mut acl_cache: std::collections::HashMap<Vec<Acl>, Arc<[Acl]>> =
             std::collections::HashMap::new();
+        let mut last_acl: Option<Arc<[Acl]>> = None;
         for (path, stat, data, acl) in nodes {
             if path != "/" && path::validate_path(&path).is_err() {
                 return Err(format!("invalid path {path:?}"));
             }
-            // Most nodes share a few ACLs: keep one copy of each.
-            let acl = match acl_cache.get(acl.as_slice()) {
-                Some(shared) => shared.clone(),
-                None => {
-                    let shared: Arc<[Acl]> = Arc::from(acl.as_slice());
-                    acl_cache.insert(acl, shared.clone());
+            // Most nodes share a few ACLs: keep one copy of each. Neighbours usually share
+            // one, so compare with the last before hashing.
+            let acl = match &last_acl {
+                Some(last) if **last == *acl => last.clone(),
+                _ => {
+                    let shared = match acl_cache.get(acl.as_slice()) {
+                        Some(shared) => shared.clone(),
+                        None => {
+                            let shared: Arc<[Acl]> = Arc::from(acl.as_slice());
+                            acl_cache.insert(acl, shared.clone());
+                            shared
+                        }
+                    };
+                    last_acl = Some(shared.clone());
                     shared
                 }
             };
@@ -255,7 +264,8 @@ impl Tree {
             let key: Arc<str> = Arc::from(path.as_str());
             tree.index(&key, node.kind());
             if let Some(quoted) = path
-                .strip_suffix(&format!("/{}", quota::LIMIT_NODE))
+                .strip_suffix(quota::LIMIT_NODE)
+                .and_then(|dir| dir.strip_suffix('/'))
                 .filter(|dir| dir.starts_with(quota::QUOTA_ROOT))
             {
                 tree.quota_paths
