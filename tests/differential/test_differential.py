@@ -3,14 +3,19 @@ the server under test (ZK_TARGET, default rzk); the two transcripts must be iden
 
 The driver is src/Differential.java (the plain Java ZooKeeper client); see README.md.
 
-    pytest tests/differential                          # random seeds, printed
+    pytest tests/differential                          # the fixed seeds (what CI gates on)
+    DIFF_SEEDS=5 pytest tests/differential             # five fresh random seeds, printed
     SEED=1234 pytest tests/differential                # replay one seed
     SEED=1234 DIFF_OPS=500 pytest tests/differential   # ... with another length
     ZK_TARGET=apache pytest tests/differential         # Apache against Apache: checks the driver
 
-Environment: SEED (replay one seed), DIFF_OPS (operations per run, default 2500), DIFF_SEEDS (how
-many random seeds when SEED is not set, default 3), DIFF_IGNORE_ZXID=1 (do not compare the "dz=N"
-zxid deltas).
+Environment: SEED (replay one seed), DIFF_OPS (operations per run, default 2500), DIFF_SEEDS (run
+that many fresh random seeds instead of the fixed ones), DIFF_IGNORE_ZXID=1 (do not compare the
+"dz=N" zxid deltas).
+
+CI gates on FIXED_SEEDS so that a submission's fate does not depend on the dice; exploring new
+seeds is a separate, deliberate run (DIFF_SEEDS=N). A seed that finds a difference joins the
+fixed list once the difference is fixed.
 """
 
 import os
@@ -31,12 +36,17 @@ RUN_TIMEOUT_S = 240
 CONTEXT_LINES = 8
 
 
+# Seeds that each found a real difference once (ACL identity order, reads of "", watch modes).
+FIXED_SEEDS = [1071278480, 1444946349, 1285255173]
+
+
 def _seeds():
     if os.environ.get("SEED"):
         return [int(os.environ["SEED"])]
-    count = int(os.environ.get("DIFF_SEEDS", "3"))
-    rng = random.SystemRandom()
-    return [rng.randrange(1, 2**31) for _ in range(count)]
+    if os.environ.get("DIFF_SEEDS"):
+        rng = random.SystemRandom()
+        return [rng.randrange(1, 2**31) for _ in range(int(os.environ["DIFF_SEEDS"]))]
+    return list(FIXED_SEEDS)
 
 
 SEEDS = _seeds()
