@@ -65,8 +65,6 @@ pub struct Shared {
     pub stats: ServerStats,
     pub conns: Mutex<Vec<(ConnId, Arc<ConnStats>)>>,
     pub shutting_down: AtomicBool,
-    /// Requests queued at the core, mirrored for monitoring.
-    pub outstanding: AtomicI64,
     /// `gtmk`/`stmk` trace mask (ZooKeeper's default 306).
     pub trace_mask: AtomicI64,
     pub started_ms: u64,
@@ -80,7 +78,6 @@ impl Shared {
             stats: ServerStats::default(),
             conns: Mutex::new(Vec::new()),
             shutting_down: AtomicBool::new(false),
-            outstanding: AtomicI64::new(0),
             trace_mask: AtomicI64::new(306),
             started_ms: now_ms(),
         }

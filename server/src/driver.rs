@@ -217,8 +217,5 @@ impl Driver {
                 let _ = self.loops[index].waker.wake();
             }
         }
-        self.shared
-            .outstanding
-            .store(self.core.outstanding_count() as i64, Ordering::Relaxed);
     }
 }
