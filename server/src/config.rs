@@ -69,6 +69,20 @@ pub struct Config {
     /// fsync.warningthresholdms: a log write+sync slower than this is logged.
     pub fsync_warning_ms: u64,
     pub server_id: u8,
+    /// admin.enableServer / admin.serverAddress / admin.serverPort / admin.commandURL: the
+    /// AdminServer's HTTP/JSON commands (ZooKeeper: on, 0.0.0.0:8080, /commands).
+    pub admin_enabled: bool,
+    pub admin_address: IpAddr,
+    pub admin_port: u16,
+    pub admin_command_url: String,
+    /// metricsProvider.*: the Prometheus endpoint. On by default (ZooKeeper needs
+    /// metricsProvider.className set); naming ZooKeeper's NullMetricsProvider turns it off.
+    pub metrics_enabled: bool,
+    pub metrics_address: IpAddr,
+    pub metrics_port: u16,
+    /// slowRequest.thresholdMs: a request slower than this is logged with its stage times
+    /// (0 turns the log off).
+    pub slow_request_ms: u64,
     /// Every key=value as read, for `conf` and diagnostics.
     pub source: Option<PathBuf>,
 }
@@ -103,6 +117,15 @@ impl Default for Config {
             fsync_warning_ms: 1000,
             wal_backend: rzk_wal::Backend::Pwrite,
             server_id: 0,
+            // Without a zoo.cfg rzk listens on loopback only; the HTTP endpoints follow.
+            admin_enabled: true,
+            admin_address: IpAddr::from([127, 0, 0, 1]),
+            admin_port: 8080,
+            admin_command_url: "/commands".into(),
+            metrics_enabled: true,
+            metrics_address: IpAddr::from([127, 0, 0, 1]),
+            metrics_port: 7000,
+            slow_request_ms: 500,
             source: None,
         }
     }
@@ -218,6 +241,8 @@ impl Config {
         let mut config = Config {
             // A zoo.cfg without clientPortAddress listens on every interface, as ZooKeeper.
             client_port_address: IpAddr::from([0, 0, 0, 0]),
+            admin_address: IpAddr::from([0, 0, 0, 0]),
+            metrics_address: IpAddr::from([0, 0, 0, 0]),
             ..Config::default()
         };
         let mut warnings = Vec::new();
@@ -296,6 +321,36 @@ impl Config {
                     }
                     config.super_digest = Some(value.clone());
                 }
+                "admin.enableServer" | "zookeeper.admin.enableServer" => {
+                    config.admin_enabled = boolean(&value).map_err(bad)?
+                }
+                "admin.serverAddress" | "zookeeper.admin.serverAddress" => {
+                    config.admin_address = value
+                        .parse()
+                        .map_err(|e| bad(ValueError(format!("not an IP address: {e}"))))?
+                }
+                "admin.serverPort" | "zookeeper.admin.serverPort" => {
+                    config.admin_port = num(&value).map_err(bad)?
+                }
+                "admin.commandURL" | "zookeeper.admin.commandURL" => {
+                    if !value.starts_with('/') {
+                        return Err(bad(ValueError("must start with /".into())));
+                    }
+                    config.admin_command_url = value.trim_end_matches('/').to_owned();
+                    if config.admin_command_url.is_empty() {
+                        return Err(bad(ValueError("must not be just /".into())));
+                    }
+                }
+                "metricsProvider.className" => {
+                    config.metrics_enabled = !value.ends_with(".NullMetricsProvider")
+                }
+                "metricsProvider.httpPort" => config.metrics_port = num(&value).map_err(bad)?,
+                "metricsProvider.httpHost" => {
+                    config.metrics_address = value
+                        .parse()
+                        .map_err(|e| bad(ValueError(format!("not an IP address: {e}"))))?
+                }
+                "slowRequest.thresholdMs" => config.slow_request_ms = num(&value).map_err(bad)?,
                 "secureClientPort" | "peerType" => warnings.push(Warning(format!(
                     "{origin}:{line}: {key} is not supported yet; ignored"
                 ))),
@@ -386,8 +441,28 @@ mystery.key=1
             vec![FourLetterWord::Ruok, FourLetterWord::Mntr]
         );
         assert!(config.super_digest.is_some());
-        assert_eq!(warnings.len(), 3);
-        assert!(warnings[2].0.contains("zoo.cfg:9: unknown key mystery.key"));
+        assert_eq!(config.admin_port, 8081);
+        assert_eq!(warnings.len(), 2);
+        assert!(warnings[1].0.contains("zoo.cfg:9: unknown key mystery.key"));
+    }
+
+    #[test]
+    fn admin_and_metrics_keys() {
+        let (config, _) = Config::from_text("tickTime=2000\n", "zoo.cfg").unwrap();
+        assert!(config.admin_enabled && config.metrics_enabled);
+        assert_eq!(config.admin_address, IpAddr::from([0, 0, 0, 0]));
+        assert_eq!((config.admin_port, config.metrics_port), (8080, 7000));
+        let text = "admin.enableServer=false\nadmin.commandURL=/cmds/\n\
+            metricsProvider.className=org.apache.zookeeper.metrics.impl.NullMetricsProvider\n\
+            metricsProvider.httpPort=7001\nmetricsProvider.httpHost=127.0.0.2\n";
+        let (config, warnings) = Config::from_text(text, "zoo.cfg").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(!config.admin_enabled && !config.metrics_enabled);
+        assert_eq!(config.admin_command_url, "/cmds");
+        assert_eq!(config.metrics_port, 7001);
+        assert_eq!(config.metrics_address, IpAddr::from([127, 0, 0, 2]));
+        let err = Config::from_text("admin.commandURL=cmds\n", "zoo.cfg").unwrap_err();
+        assert!(err.to_string().starts_with("zoo.cfg:1: bad value for admin.commandURL"));
     }
 
     #[test]

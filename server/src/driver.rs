@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::fourlw;
+use crate::http::CoreCall;
 use crate::log_stage::LogCommand;
 use crate::storage::{SnapshotJob, Snapshotter};
 
@@ -25,6 +26,8 @@ pub struct Driver {
     pub to_log: Sender<LogCommand>,
     pub loops: Vec<LoopHandle>,
     pub snapshots: SnapshotPolicy,
+    /// Questions from the HTTP endpoints, answered between batches.
+    pub calls: Receiver<CoreCall>,
 }
 
 /// When to snapshot: after a randomised number of transactions, as ZooKeeper does (between
@@ -112,6 +115,12 @@ impl Driver {
                         return self.stop();
                     }
                 },
+                recv(self.calls) -> call => match call {
+                    Ok(call) => call(&self.context()),
+                    // Both endpoints are off (or gone): stop selecting on a closed channel,
+                    // which would be ready forever.
+                    Err(_) => self.calls = crossbeam_channel::never(),
+                },
                 default(timeout) => {}
             }
             // Take everything already queued before handing a batch to the log: this is where
@@ -159,6 +168,15 @@ impl Driver {
         snapshotter.thread
     }
 
+    fn context(&self) -> fourlw::Context<'_> {
+        fourlw::Context {
+            core: &self.core,
+            shared: &self.shared,
+            config: &self.config,
+            now_ms: now_ms(),
+        }
+    }
+
     fn handle(&mut self, message: ToCore, actions: &mut Actions) {
         match message {
             ToCore::Input(input) => self.core.step(now_ms(), input, actions),
@@ -168,16 +186,7 @@ impl Driver {
                 argument,
                 ..
             } => {
-                let text = fourlw::render(
-                    word,
-                    argument,
-                    &fourlw::Context {
-                        core: &self.core,
-                        shared: &self.shared,
-                        config: &self.config,
-                        now_ms: now_ms(),
-                    },
-                );
+                let text = fourlw::render(word, argument, &self.context());
                 self.loops[loop_of(conn)].send(ToLoop::Text { conn, text });
             }
         }

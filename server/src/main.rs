@@ -3,9 +3,11 @@
 //!
 //! Never: decide a ZooKeeper outcome (pipeline does), parse client bytes (proto does).
 
+mod admin;
 mod config;
 mod driver;
 mod fourlw;
+mod http;
 mod log_stage;
 mod storage;
 mod tools;
@@ -119,6 +121,15 @@ struct ServerArgs {
     /// Event-loop threads serving client connections
     #[arg(long, default_value_t = 1)]
     net_threads: usize,
+    /// admin.serverPort: the AdminServer's HTTP port (0 turns it off)
+    #[arg(long)]
+    admin_port: Option<u16>,
+    /// metricsProvider.httpPort: the Prometheus /metrics port (0 turns it off)
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// slowRequest.thresholdMs: log requests slower than this with their stage times (0: off)
+    #[arg(long)]
+    slow_request_ms: Option<u64>,
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
 }
@@ -178,6 +189,17 @@ fn load_config(args: &ServerArgs) -> Result<Config, String> {
     }
     if let Some(backend) = args.wal_backend {
         config.wal_backend = backend;
+    }
+    if let Some(port) = args.admin_port {
+        config.admin_enabled = port != 0;
+        config.admin_port = port;
+    }
+    if let Some(port) = args.metrics_port {
+        config.metrics_enabled = port != 0;
+        config.metrics_port = port;
+    }
+    if let Some(ms) = args.slow_request_ms {
+        config.slow_request_ms = ms;
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -270,6 +292,14 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         snapshots.maybe_snapshot(&core, true);
     }
     install_signal_handlers(shared.clone(), loops.clone())?;
+    let (calls_tx, calls) = crossbeam_channel::unbounded();
+    let endpoints: Vec<http::Endpoint> = [
+        http::spawn_admin(&config, calls_tx.clone()),
+        http::spawn_metrics(&config, calls_tx),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     info!(%addr, data_dir = %config.data_dir.display(), data_log_dir = %config.data_log_dir.display(),
         tick_time_ms = config.tick_time_ms,
         min_session_timeout_ms = config.min_session_timeout(),
@@ -285,8 +315,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         to_log,
         loops,
         snapshots,
+        calls,
     };
     let snapshot_thread = driver.run();
+    for endpoint in endpoints {
+        endpoint.stop();
+    }
     for t in loop_threads {
         let _ = t.join();
     }

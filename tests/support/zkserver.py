@@ -141,6 +141,11 @@ class ZkServer:
         self.jvm_fast_start = jvm_fast_start
         self.extra_cfg = dict(extra_cfg or {})
         self.port = free_port()
+        # Both kinds get these ports; the AdminServer stays off unless a test turns it on
+        # (admin.enableServer=true), and Apache ZooKeeper ignores the metrics port unless
+        # metricsProvider.className names its Prometheus provider.
+        self.admin_port = free_port()
+        self.metrics_port = free_port()
         self.proc = None
         self._paused = False
         self._write_cfg()
@@ -157,6 +162,8 @@ class ZkServer:
             "4lw.commands.whitelist": "*",
             "extendedTypesEnabled": "true",
             "admin.enableServer": "false",
+            "admin.serverPort": str(self.admin_port),
+            "metricsProvider.httpPort": str(self.metrics_port),
             "znode.container.checkIntervalMs": "200",
             # Log segments are zero-filled to this size (KiB) before use; hundreds of test
             # servers with the 64 MiB default would write gigabytes for nothing.
