@@ -86,12 +86,7 @@ impl Distribution {
         Self::with_label(name, help, buckets, None)
     }
 
-    fn with_label(
-        name: &str,
-        help: &str,
-        buckets: Vec<f64>,
-        label: Option<(&str, &str)>,
-    ) -> Self {
+    fn with_label(name: &str, help: &str, buckets: Vec<f64>, label: Option<(&str, &str)>) -> Self {
         let mut opts = HistogramOpts::new(name, help).buckets(buckets);
         if let Some((key, value)) = label {
             opts = opts.const_label(key, value);
@@ -203,10 +198,7 @@ impl Distribution {
             out.push((format!("zk_{prefix}_{name}"), format_number(value)));
         }
         out.push((format!("zk_cnt_{name}"), count.to_string()));
-        out.push((
-            format!("zk_sum_{name}"),
-            format_number(self.sum() * scale),
-        ));
+        out.push((format!("zk_sum_{name}"), format_number(self.sum() * scale)));
     }
 }
 
@@ -284,10 +276,9 @@ pub struct Metrics {
     pub snapshot_bytes: Distribution,
     /// Leader to follower and back for one proposal, by follower id (the ensemble fills it).
     pub proposal_round_trip: HistogramVec,
-    /// Loading the snapshot and replaying the log at startup (ZooKeeper's `dbinittime`).
+    /// Loading the snapshot and replaying the log at startup (ZooKeeper's `dbinittime`), and
+    /// how many transactions the replay applied.
     pub db_init_time: Distribution,
-    pub startup_snap_load_time: Distribution,
-    pub startup_txns_load_time: Distribution,
     pub startup_txns_loaded: Distribution,
     pub slow_requests: IntCounter,
     pub sessions_expired: IntCounter,
@@ -347,8 +338,16 @@ impl Metrics {
             ),
             stages,
             requests,
-            read_latency: Distribution::new("readlatency", "Requests answered without a transaction", latency_buckets()),
-            update_latency: Distribution::new("updatelatency", "Requests that wrote", latency_buckets()),
+            read_latency: Distribution::new(
+                "readlatency",
+                "Requests answered without a transaction",
+                latency_buckets(),
+            ),
+            update_latency: Distribution::new(
+                "updatelatency",
+                "Requests that wrote",
+                latency_buckets(),
+            ),
             snapshot_time: Distribution::new(
                 "rzk_snapshot_seconds",
                 "Writing one snapshot, from its tree version to the renamed file",
@@ -368,18 +367,16 @@ impl Metrics {
                 &["follower"],
             )
             .expect("static histogram options are valid"),
-            db_init_time: Distribution::new("dbinittime", "Loading the data tree at startup", latency_buckets()),
-            startup_snap_load_time: Distribution::new(
-                "startup_snap_load_time",
-                "Loading the snapshot at startup",
+            db_init_time: Distribution::new(
+                "dbinittime",
+                "Loading the data tree at startup",
                 latency_buckets(),
             ),
-            startup_txns_load_time: Distribution::new(
-                "startup_txns_load_time",
-                "Replaying the log at startup",
-                latency_buckets(),
+            startup_txns_loaded: Distribution::new(
+                "startup_txns_loaded",
+                "Transactions replayed at startup",
+                count_buckets(),
             ),
-            startup_txns_loaded: Distribution::new("startup_txns_loaded", "Transactions replayed at startup", count_buckets()),
             slow_requests: IntCounter::with_opts(Opts::new(
                 "rzk_slow_requests_total",
                 "Requests slower than slowRequest.thresholdMs (each is logged with its stages)",
@@ -449,7 +446,7 @@ impl Metrics {
     }
 
     /// The summaries ZooKeeper keeps, by its name, with the factor from seconds to its unit.
-    fn zk_summaries(&self) -> [(&'static str, &Distribution, f64); 8] {
+    fn zk_summaries(&self) -> [(&'static str, &Distribution, f64); 6] {
         [
             ("fsynctime", &self.log_write, 1e3),
             ("sync_processor_batch_size", &self.batch_txns, 1.0),
@@ -457,8 +454,6 @@ impl Metrics {
             ("updatelatency", &self.update_latency, 1e3),
             ("snapshottime", &self.snapshot_time, 1e3),
             ("dbinittime", &self.db_init_time, 1e3),
-            ("startup_snap_load_time", &self.startup_snap_load_time, 1e3),
-            ("startup_txns_load_time", &self.startup_txns_load_time, 1e3),
         ]
     }
 
@@ -495,10 +490,11 @@ impl Metrics {
         for (name, distribution, scale) in self.zk_summaries() {
             families.push(distribution.zk_summary(name, name, scale));
         }
-        families.push(
-            self.startup_txns_loaded
-                .zk_summary("startup_txns_loaded", "startup_txns_loaded", 1.0),
-        );
+        families.push(self.startup_txns_loaded.zk_summary(
+            "startup_txns_loaded",
+            "startup_txns_loaded",
+            1.0,
+        ));
         families.extend(self.registry.gather());
         let mut out = Vec::new();
         prometheus::TextEncoder::new()
@@ -520,3 +516,61 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests;
+
+/// The core thread's share of one request's time, handed to the event loop with the reply:
+/// the loop knows when the request arrived and when the reply left, so it completes the
+/// picture (queue and reply) and records all six stages at once.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreStages {
+    pub prep: Duration,
+    pub log: Duration,
+    pub quorum: Duration,
+    pub apply: Duration,
+    /// When the core handed the reply to the event loop.
+    pub handed: std::time::Instant,
+}
+
+impl CoreStages {
+    pub fn total(&self) -> Duration {
+        self.prep + self.log + self.quorum + self.apply
+    }
+}
+
+/// All six stages of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StageTimes {
+    pub queue: Duration,
+    pub prep: Duration,
+    pub log: Duration,
+    pub quorum: Duration,
+    pub apply: Duration,
+    pub reply: Duration,
+}
+
+impl StageTimes {
+    /// Splits `total` (arrival to reply written at `now`) using the core's share.
+    pub fn complete(core: &CoreStages, total: Duration, now: std::time::Instant) -> StageTimes {
+        let reply = now.saturating_duration_since(core.handed);
+        StageTimes {
+            queue: total.saturating_sub(reply).saturating_sub(core.total()),
+            prep: core.prep,
+            log: core.log,
+            quorum: core.quorum,
+            apply: core.apply,
+            reply,
+        }
+    }
+
+    pub fn record(&self, metrics: &Metrics) {
+        for (stage, time) in [
+            (Stage::Queue, self.queue),
+            (Stage::Prep, self.prep),
+            (Stage::Log, self.log),
+            (Stage::Quorum, self.quorum),
+            (Stage::Apply, self.apply),
+            (Stage::Reply, self.reply),
+        ] {
+            metrics.stage(stage).observe_duration(time);
+        }
+    }
+}

@@ -56,12 +56,24 @@ fn prometheus_text_has_gauges_summaries_and_histograms() {
         ("zk_avg_fsynctime".to_owned(), "0".to_owned()),
     ];
     let text = m.render_prometheus(&mntr);
-    assert!(text.contains("# TYPE znode_count gauge\nznode_count 5\n"), "{text}");
-    assert!(!text.contains("zk_version") && !text.contains("\nversion "), "{text}");
-    assert!(!text.contains("avg_fsynctime"), "summary lines become summaries");
+    assert!(
+        text.contains("# TYPE znode_count gauge\nznode_count 5\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("zk_version") && !text.contains("\nversion "),
+        "{text}"
+    );
+    assert!(
+        !text.contains("avg_fsynctime"),
+        "summary lines become summaries"
+    );
     assert!(text.contains("# TYPE fsynctime summary"));
     assert!(text.contains("fsynctime{quantile=\"0.5\"}"));
-    assert!(text.contains("rzk_stage_seconds_bucket{stage=\"log\",le=\"0.00128\"}"), "{text}");
+    assert!(
+        text.contains("rzk_stage_seconds_bucket{stage=\"log\",le=\"0.00128\"}"),
+        "{text}"
+    );
     assert!(text.contains("rzk_request_seconds_count{op=\"create\"}"));
     assert!(text.contains("updatelatency_count"));
 }
@@ -70,7 +82,10 @@ fn prometheus_text_has_gauges_summaries_and_histograms() {
 fn every_stage_has_its_own_series() {
     let m = metrics();
     for stage in Stage::ALL {
-        assert_eq!(m.stage(stage).histogram.get_sample_count(), m.stage(stage).count());
+        assert_eq!(
+            m.stage(stage).histogram.get_sample_count(),
+            m.stage(stage).count()
+        );
     }
     assert_eq!(op_name(OpCode::GetData.code()), "getData");
     assert_eq!(op_name(9999), "unknown");

@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
+use rzk_metrics::StageTimes;
 use rzk_pipeline::read;
 use rzk_pipeline::{ConnId, Input, Output};
 use rzk_proto::{
@@ -21,6 +22,7 @@ use rzk_proto::{
 use rzk_session::{auth, Touch};
 use tracing::{debug, info, warn};
 
+use crate::slow::SlowLog;
 use crate::stats::{op_name, ConnStats};
 use crate::{now_ms, NetConfig, Shared, ToCore, ToLoop};
 
@@ -59,6 +61,14 @@ enum State {
     FourLetter,
 }
 
+/// A request forwarded to the core, remembered until its reply comes back.
+struct InFlight {
+    arrived: Instant,
+    xid: i32,
+    op: i32,
+    write: bool,
+}
+
 struct Connection {
     id: ConnId,
     stream: TcpStream,
@@ -70,8 +80,8 @@ struct Connection {
     writable_interest: bool,
     processing: bool,
     close_reason: Option<&'static str>,
-    /// Requests at the core not answered yet, with when they arrived.
-    at_core: VecDeque<Instant>,
+    /// Requests at the core not answered yet, oldest first.
+    at_core: VecDeque<InFlight>,
     last_zxid_seen: i64,
     auth_ids: Vec<Id>,
     touch: Option<Touch>,
@@ -112,6 +122,7 @@ struct EventLoop {
     conns: HashMap<Token, Connection>,
     next_token: usize,
     per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    slow_log: SlowLog,
 }
 
 /// Starts `config.loop_count` loops; loop 0 accepts and deals connections round-robin.
@@ -150,6 +161,7 @@ pub fn spawn_loops(
             conns: HashMap::new(),
             next_token: 0,
             per_ip: per_ip.clone(),
+            slow_log: SlowLog::default(),
         };
         if let Some(l) = event_loop.listener.as_mut() {
             event_loop
@@ -303,8 +315,8 @@ impl EventLoop {
         let mut touched = Vec::new();
         while let Ok(message) = self.rx.try_recv() {
             match message {
-                ToLoop::Output(output) => {
-                    if let Some(token) = self.apply_output(output) {
+                ToLoop::Output(output, stages) => {
+                    if let Some(token) = self.apply_output(output, stages) {
                         touched.push(token);
                     }
                 }
@@ -328,7 +340,11 @@ impl EventLoop {
         true
     }
 
-    fn apply_output(&mut self, output: Output) -> Option<Token> {
+    fn apply_output(
+        &mut self,
+        output: Output,
+        stages: Option<rzk_metrics::CoreStages>,
+    ) -> Option<Token> {
         match output {
             Output::Send {
                 conn,
@@ -339,10 +355,26 @@ impl EventLoop {
                 let token = token_of(conn);
                 let c = self.conns.get_mut(&token)?;
                 if reply {
-                    if let Some(arrived) = c.at_core.pop_front() {
-                        let ms = arrived.elapsed().as_millis() as u64;
+                    if let Some(request) = c.at_core.pop_front() {
+                        let now = Instant::now();
+                        let total = now.saturating_duration_since(request.arrived);
+                        let ms = total.as_millis() as u64;
                         self.shared.stats.latency.record(ms);
                         c.stats.latency.record(ms);
+                        let metrics = rzk_metrics::metrics();
+                        metrics.request(request.op, request.write, total);
+                        let times = stages.map(|s| StageTimes::complete(&s, total, now));
+                        if let Some(times) = &times {
+                            times.record(metrics);
+                        }
+                        let slow_ms = self.config.slow_request_ms;
+                        if slow_ms > 0 && ms >= slow_ms {
+                            metrics.slow_requests.inc();
+                            if self.slow_log.allow(now) {
+                                let suppressed = self.slow_log.take_suppressed();
+                                log_slow_request(c, &request, total, times.as_ref(), suppressed);
+                            }
+                        }
                     }
                     c.stats
                         .queued
@@ -618,6 +650,7 @@ impl EventLoop {
                     && !read::sets_watch(&request)
                     && c.at_core.is_empty() =>
             {
+                let started = Instant::now();
                 // Load the tree, then check its outputs are queued, then drain: the
                 // version's events reach the client before this reply.
                 let tree = self.shared.published.load_full();
@@ -649,6 +682,7 @@ impl EventLoop {
                     .fetch_add(1, Ordering::Relaxed);
                 self.shared.stats.latency.record(0);
                 c.stats.latency.record(0);
+                rzk_metrics::metrics().request(request.op(), false, started.elapsed());
                 Ok(())
             }
             request => self.forward(token, header.xid, request),
@@ -657,7 +691,12 @@ impl EventLoop {
 
     fn forward(&mut self, token: Token, xid: i32, request: Request) -> Result<(), &'static str> {
         let c = self.conns.get_mut(&token).expect("caller checked");
-        c.at_core.push_back(Instant::now());
+        c.at_core.push_back(InFlight {
+            arrived: Instant::now(),
+            xid,
+            op: request.op(),
+            write: request.is_write(),
+        });
         c.stats
             .queued
             .store(c.at_core.len() as u64, Ordering::Relaxed);
@@ -785,6 +824,35 @@ impl EventLoop {
         for token in stale {
             self.close(token, "no handshake within the time limit");
         }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    d.as_micros() as u64
+}
+
+fn log_slow_request(
+    c: &Connection,
+    request: &InFlight,
+    total: Duration,
+    times: Option<&StageTimes>,
+    suppressed: u64,
+) {
+    let session = format_args!("{:#x}", c.session_id);
+    let op = rzk_metrics::op_name(request.op);
+    match times {
+        Some(t) => warn!(
+            peer = %c.peer, %session, xid = request.xid, op, total_us = micros(total),
+            queue_us = micros(t.queue), prep_us = micros(t.prep), log_us = micros(t.log),
+            quorum_us = micros(t.quorum), apply_us = micros(t.apply), reply_us = micros(t.reply),
+            suppressed_since_last = suppressed,
+            "slow request (slowRequest.thresholdMs)"
+        ),
+        None => warn!(
+            peer = %c.peer, %session, xid = request.xid, op, total_us = micros(total),
+            suppressed_since_last = suppressed,
+            "slow request (slowRequest.thresholdMs)"
+        ),
     }
 }
 

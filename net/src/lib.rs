@@ -16,6 +16,7 @@
 //! slowness affect another (bad frames, oversized frames, stalled readers close only it).
 
 mod event_loop;
+mod slow;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -54,6 +55,9 @@ pub struct NetConfig {
     /// zookeeper.DigestAuthenticationProvider.superDigest.
     pub super_digest: Option<String>,
     pub loop_count: usize,
+    /// slowRequest.thresholdMs: requests slower than this are logged with their stage times
+    /// (0: never).
+    pub slow_request_ms: u64,
 }
 
 /// State shared by the loops and the core thread.
@@ -100,7 +104,8 @@ pub enum ToCore {
 /// What the core thread sends a loop.
 #[derive(Debug)]
 pub enum ToLoop {
-    Output(Output),
+    /// An output of the core, with the core's share of the time for replies it can trace.
+    Output(Output, Option<rzk_metrics::CoreStages>),
     /// A four-letter word's answer; the connection closes after it.
     Text {
         conn: ConnId,

@@ -105,6 +105,9 @@ pub struct Actions {
     pub append: Vec<Txn>,
     pub outputs: Vec<Output>,
     pub publish: Option<Tree>,
+    /// Sessions whose timeout passed this step, with that timeout in ms: the driver logs
+    /// each one, as ZooKeeper does, and counts them.
+    pub expired: Vec<(i64, i32)>,
 }
 
 impl Actions {
@@ -112,6 +115,7 @@ impl Actions {
         self.append.clear();
         self.outputs.clear();
         self.publish = None;
+        self.expired.clear();
     }
 }
 
@@ -790,6 +794,7 @@ impl Standalone {
         for session_id in self.sessions.expired(self.now_ms) {
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
+                actions.expired.push((session_id, s.timeout_ms));
             }
             self.submit(
                 session_id,

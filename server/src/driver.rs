@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use rzk_net::{loop_of, now_ms, LoopHandle, Shared, ToCore, ToLoop};
-use rzk_pipeline::{Actions, Input, Standalone};
+use rzk_pipeline::{Actions, Input, Output, Standalone};
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::fourlw;
 use crate::http::CoreCall;
-use crate::log_stage::LogCommand;
+use crate::log_stage::{Durable, LogCommand};
+use crate::stages::StageClock;
 use crate::storage::{SnapshotJob, Snapshotter};
 
 pub struct Driver {
@@ -22,12 +23,13 @@ pub struct Driver {
     pub config: Config,
     pub shared: Arc<Shared>,
     pub from_net: Receiver<ToCore>,
-    pub durable: Receiver<i64>,
+    pub durable: Receiver<Durable>,
     pub to_log: Sender<LogCommand>,
     pub loops: Vec<LoopHandle>,
     pub snapshots: SnapshotPolicy,
     /// Questions from the HTTP endpoints, answered between batches.
     pub calls: Receiver<CoreCall>,
+    pub clock: StageClock,
 }
 
 /// When to snapshot: after a randomised number of transactions, as ZooKeeper does (between
@@ -108,8 +110,8 @@ impl Driver {
                     Ok(message) => self.handle(message, &mut actions),
                     Err(_) => return self.stop(),
                 },
-                recv(self.durable) -> zxid => match zxid {
-                    Ok(zxid) => self.core.step(now_ms(), Input::Durable { zxid }, &mut actions),
+                recv(self.durable) -> durable => match durable {
+                    Ok(durable) => self.durable(durable, &mut actions),
                     Err(_) => {
                         warn!("log stage stopped; no further write can be acknowledged");
                         return self.stop();
@@ -123,14 +125,16 @@ impl Driver {
                 },
                 default(timeout) => {}
             }
+            // Replies to durable writes leave before newly queued requests are prepped: their
+            // clients have waited longest.
+            while let Ok(durable) = self.durable.try_recv() {
+                self.durable(durable, &mut actions);
+            }
+            self.carry_out(&mut actions, &mut woken);
             // Take everything already queued before handing a batch to the log: this is where
             // group commit gets its batches when the log is busy.
             while let Ok(message) = self.from_net.try_recv() {
                 self.handle(message, &mut actions);
-            }
-            while let Ok(zxid) = self.durable.try_recv() {
-                self.core
-                    .step(now_ms(), Input::Durable { zxid }, &mut actions);
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick_every;
@@ -177,9 +181,22 @@ impl Driver {
         }
     }
 
+    fn durable(&mut self, durable: Durable, actions: &mut Actions) {
+        self.clock.durable(durable.zxid, durable.at, Instant::now());
+        self.core
+            .step(now_ms(), Input::Durable { zxid: durable.zxid }, actions);
+    }
+
     fn handle(&mut self, message: ToCore, actions: &mut Actions) {
         match message {
-            ToCore::Input(input) => self.core.step(now_ms(), input, actions),
+            ToCore::Input(input) => {
+                match &input {
+                    Input::Request { conn, .. } => self.clock.taken(*conn, Instant::now()),
+                    Input::Disconnected { conn } => self.clock.disconnected(*conn),
+                    _ => {}
+                }
+                self.core.step(now_ms(), input, actions)
+            }
             ToCore::FourLetter {
                 conn,
                 word,
@@ -193,7 +210,15 @@ impl Driver {
     }
 
     fn carry_out(&mut self, actions: &mut Actions, woken: &mut [bool]) {
-        if !actions.append.is_empty() {
+        for (session, timeout_ms) in actions.expired.drain(..) {
+            rzk_metrics::metrics().sessions_expired.inc();
+            info!(
+                session = format_args!("{session:#x}"),
+                timeout_ms, "session expired: its timeout passed without a heartbeat"
+            );
+        }
+        if let Some(last) = actions.append.last() {
+            self.clock.batch_handed(last.zxid, Instant::now());
             let batch = std::mem::take(&mut actions.append);
             if self.to_log.send(LogCommand::Append(batch)).is_err() {
                 warn!("log stage is gone; dropping a batch that will never be acknowledged");
@@ -207,16 +232,28 @@ impl Driver {
             zxid
         });
         woken.iter_mut().for_each(|w| *w = false);
+        let now = Instant::now();
         for output in actions.outputs.drain(..) {
-            let index = match &output {
-                rzk_pipeline::Output::Send { conn, .. }
-                | rzk_pipeline::Output::Established { conn, .. }
-                | rzk_pipeline::Output::Close { conn, .. } => loop_of(*conn),
+            let (index, stages) = match &output {
+                Output::Send {
+                    conn,
+                    reply: true,
+                    zxid,
+                    ..
+                } => (loop_of(*conn), self.clock.reply(*conn, *zxid, now)),
+                Output::Send { conn, .. }
+                | Output::Established { conn, .. }
+                | Output::Close { conn, .. } => (loop_of(*conn), None),
             };
-            if self.loops[index].tx.send(ToLoop::Output(output)).is_ok() {
+            if self.loops[index]
+                .tx
+                .send(ToLoop::Output(output, stages))
+                .is_ok()
+            {
                 woken[index] = true;
             }
         }
+        self.clock.retire();
         if let Some(zxid) = published_zxid {
             self.shared.delivered_zxid.store(zxid, Ordering::Release);
             self.snapshots.maybe_snapshot(&self.core, false);

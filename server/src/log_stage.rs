@@ -19,12 +19,19 @@ pub enum LogCommand {
     PurgeBefore(i64),
 }
 
+/// The log made every transaction up to `zxid` durable; its write and sync ended at `at`.
+#[derive(Debug, Clone, Copy)]
+pub struct Durable {
+    pub zxid: i64,
+    pub at: Instant,
+}
+
 /// Runs the log stage until `commands` closes. Reports durability as the highest zxid. A
 /// failed write poisons the writer: the stage stops acknowledging and says why, once.
 pub fn spawn(
     mut wal: WalWriter,
     commands: Receiver<LogCommand>,
-    durable: Sender<i64>,
+    durable: Sender<Durable>,
     fsync_warning_ms: u64,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -48,19 +55,34 @@ pub fn spawn(
                         continue;
                     }
                     let started = Instant::now();
-                    if let Err(e) = wal.append(&group) {
+                    let written = wal.append(&group);
+                    let finished = Instant::now();
+                    let bytes = match written {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
                         // A failed sync may have lost pages the kernel claimed to hold: never
                         // retry, never acknowledge. The core stops hearing `Durable`.
-                        error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
-                        poisoned = true;
-                        continue;
-                    }
-                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                            error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
+                            poisoned = true;
+                            continue;
+                        }
+                    };
+                    let metrics = rzk_metrics::metrics();
+                    metrics.log_write.observe_duration(finished - started);
+                    metrics.batch_txns.observe(group.len() as f64);
+                    metrics.batch_bytes.observe(bytes as f64);
+                    let elapsed_ms = (finished - started).as_millis() as u64;
                     if elapsed_ms >= fsync_warning_ms {
                         warn!(elapsed_ms, txns = group.len(), threshold_ms = fsync_warning_ms,
                             "slow log write and fsync (fsync.warningthresholdms)");
                     }
-                    if durable.send(last).is_err() {
+                    if durable
+                        .send(Durable {
+                            zxid: last,
+                            at: finished,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -9,6 +9,7 @@ mod driver;
 mod fourlw;
 mod http;
 mod log_stage;
+mod stages;
 mod storage;
 mod tools;
 
@@ -240,6 +241,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         &loaded.recovered.txns,
         now_ms(),
     );
+    let metrics = rzk_metrics::metrics();
+    metrics.db_init_time.observe_duration(started.elapsed());
+    metrics.startup_txns_loaded.observe(replayed as f64);
     info!(
         snapshot_zxid = format_args!("{:#x}", loaded.snapshot_zxid),
         replayed_txns = replayed,
@@ -267,6 +271,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         four_letter_words: config.four_letter_words.clone(),
         super_digest: config.super_digest.clone(),
         loop_count: args.net_threads.max(1),
+        slow_request_ms: config.slow_request_ms,
     };
     let (loops, loop_threads) = rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core)
         .map_err(|e| format!("cannot start event loops: {e}"))?;
@@ -316,6 +321,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         loops,
         snapshots,
         calls,
+        clock: stages::StageClock::default(),
     };
     let snapshot_thread = driver.run();
     for endpoint in endpoints {

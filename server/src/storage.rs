@@ -140,14 +140,20 @@ pub fn spawn_snapshotter(
                     })
                     .collect();
                 match rzk_snapshot::write(&dir, &job.tree, &sessions) {
-                    Ok((path, bytes)) => info!(
-                        file = %path.display(),
-                        zxid = format_args!("{:#x}", job.tree.last_zxid()),
-                        nodes = job.tree.node_count(),
-                        bytes,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "snapshot written"
-                    ),
+                    Ok((path, bytes)) => {
+                        let metrics = rzk_metrics::metrics();
+                        metrics.snapshot_time.observe_duration(started.elapsed());
+                        metrics.snapshot_bytes.observe(bytes as f64);
+                        metrics.snapshots_taken.inc();
+                        info!(
+                            file = %path.display(),
+                            zxid = format_args!("{:#x}", job.tree.last_zxid()),
+                            nodes = job.tree.node_count(),
+                            bytes,
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            "snapshot written"
+                        )
+                    }
                     Err(e) => warn!(error = %e, dir = %dir.display(), "snapshot failed; the log keeps everything, retrying at the next threshold"),
                 }
                 if purge {

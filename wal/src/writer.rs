@@ -129,11 +129,13 @@ impl WalWriter {
         self.last_zxid
     }
 
-    /// Makes `txns` durable. They must continue the log's zxid sequence.
-    pub fn append(&mut self, txns: &[Txn]) -> Result<(), WalError> {
+    /// Makes `txns` durable and returns the bytes written. They must continue the log's zxid
+    /// sequence.
+    pub fn append(&mut self, txns: &[Txn]) -> Result<u64, WalError> {
         if let Some(reason) = &self.poisoned {
             return Err(WalError::Poisoned(reason.clone()));
         }
+        let mut written = 0u64;
         let mut start = 0;
         while start < txns.len() {
             // Frames stay under BATCH_BYTES_MAX: recovery's torn-tail rule depends on it.
@@ -168,9 +170,10 @@ impl WalWriter {
                 self.poisoned = Some(reason);
                 return Err(e);
             }
+            written += self.frame.len() as u64;
             start = end;
         }
-        Ok(())
+        Ok(written)
     }
 
     fn write_frame(&mut self, first_zxid: i64) -> Result<(), WalError> {
