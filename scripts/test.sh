@@ -64,7 +64,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
-"$VENV/bin/python" -c 'import kazoo, pytest, pytest_timeout' || die "test requirements did not install"
+"$VENV/bin/python" -c 'import kazoo, pytest, pytest_timeout, prometheus_client' || die "test requirements did not install"
 
 if [ "${RZK_SKIP_CARGO:-0}" = "1" ]; then
   step "cargo: skipped (RZK_SKIP_CARGO=1)"
