@@ -34,6 +34,14 @@ impl SessionQueues {
         self.queues.get(&session_id).is_none_or(VecDeque::is_empty)
     }
 
+    /// Whether the session's last queued item is a request waiting for a write.
+    pub fn tail_is_request(&self, session_id: i64) -> bool {
+        self.queues
+            .get(&session_id)
+            .and_then(VecDeque::back)
+            .is_some_and(|q| matches!(q, Queued::Request { .. }))
+    }
+
     pub fn push(&mut self, session_id: i64, item: Queued) {
         self.queues.entry(session_id).or_default().push_back(item);
     }

@@ -144,7 +144,11 @@ enum Origin {
 struct Pending {
     zxid: i64,
     session_id: i64,
-    tree_after: Tree,
+    /// The tree right after this txn, kept only at a *seal*: the end of a batch handed to the
+    /// log, or a point a queued read must be answered at. Cloning per txn made every apply
+    /// copy the persistent map's path (about 10x the apply itself); per seal it is once per
+    /// batch. Releases stop only at seals, so the released tree is always one of these.
+    tree_after: Option<Tree>,
     applied: Applied,
     origin: Origin,
 }
@@ -162,6 +166,8 @@ pub struct Standalone {
     watches: WatchRegistry,
     next_reap_ms: u64,
     fired: Vec<Fired>,
+    /// Requests whose write was released, waiting for the seal that ends the release.
+    deferred: Vec<(ConnId, i64, i32, Request)>,
     /// Sessions as of the released tree: what a snapshot of `released` must hold.
     durable_sessions: BTreeMap<i64, DurableSession>,
 }
@@ -193,6 +199,7 @@ impl Standalone {
             queues: SessionQueues::default(),
             watches: WatchRegistry::new(),
             fired: Vec::new(),
+            deferred: Vec::new(),
             durable_sessions: BTreeMap::new(),
         }
     }
@@ -405,6 +412,11 @@ impl Standalone {
         origin: Origin,
         actions: &mut Actions,
     ) {
+        // A request of this session waits behind its earlier write and must be answered
+        // against a tree without this txn (it was sent first): seal the tree as it is now.
+        if self.queues.tail_is_request(session_id) {
+            self.seal_batch();
+        }
         let zxid = self.working.last_zxid() + 1;
         let txn = Txn {
             zxid,
@@ -421,7 +433,7 @@ impl Standalone {
         self.pending.push_back(Pending {
             zxid,
             session_id,
-            tree_after: self.working.clone(),
+            tree_after: None,
             applied,
             origin,
         });
@@ -630,16 +642,36 @@ impl Standalone {
         }
     }
 
+    /// Marks the end of a batch: the driver calls it before handing the batch to the log, so
+    /// every zxid the log reports durable ends at a seal.
+    pub fn seal_batch(&mut self) {
+        if let Some(last) = self.pending.back_mut() {
+            if last.tree_after.is_none() {
+                debug_assert_eq!(last.zxid, self.working.last_zxid());
+                last.tree_after = Some(self.working.clone());
+            }
+        }
+    }
+
     fn durable(&mut self, zxid: i64, actions: &mut Actions) {
-        let mut released_any = false;
-        while self.pending.front().is_some_and(|p| p.zxid <= zxid) {
-            let pending = self.pending.pop_front().expect("checked");
+        if self.pending.back().is_some_and(|p| p.zxid <= zxid) {
+            // Everything pending is durable, and the working tree is exactly its end.
+            self.seal_batch();
+        }
+        let covered = self.pending.partition_point(|p| p.zxid <= zxid);
+        let Some(end) = self
+            .pending
+            .range(..covered)
+            .rposition(|p| p.tree_after.is_some())
+        else {
+            return;
+        };
+        for _ in 0..=end {
+            let pending = self.pending.pop_front().expect("counted above");
             self.release(pending, actions);
-            released_any = true;
         }
-        if released_any {
-            actions.publish = Some(self.released.clone());
-        }
+        debug_assert!(self.deferred.is_empty(), "a release range ends at a seal");
+        actions.publish = Some(self.released.clone());
     }
 
     fn deliver_events(&mut self, actions: &mut Actions) {
@@ -676,8 +708,6 @@ impl Standalone {
             applied,
             origin,
         } = pending;
-        self.released = tree_after;
-        debug_assert_eq!(self.released.last_zxid(), zxid);
         if let Some(txn_body) = applied.outcomes.iter().find(|o| {
             matches!(
                 o,
@@ -771,7 +801,19 @@ impl Standalone {
             self.end_session(session_id, actions);
         } else {
             let ready = self.queues.release_write(session_id, zxid);
-            for (conn, xid, request) in ready {
+            self.deferred.extend(
+                ready
+                    .into_iter()
+                    .map(|(conn, xid, request)| (conn, session_id, xid, request)),
+            );
+        }
+        // Requests that waited for a write are answered at the next seal, against its tree:
+        // it has their write and not their session's next one (submit seals before that),
+        // and every event of the txns up to it is already queued ahead of the answer.
+        if let Some(tree) = tree_after {
+            debug_assert_eq!(tree.last_zxid(), zxid);
+            self.released = tree;
+            for (conn, session_id, xid, request) in std::mem::take(&mut self.deferred) {
                 self.answer(conn, session_id, xid, request, actions);
             }
         }

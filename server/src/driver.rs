@@ -218,6 +218,8 @@ impl Driver {
             );
         }
         if let Some(last) = actions.append.last() {
+            // The batch's end is the only tree the core keeps for it (see pipeline's roles.rs).
+            self.core.seal_batch();
             self.clock.batch_handed(last.zxid, Instant::now());
             let batch = std::mem::take(&mut actions.append);
             if self.to_log.send(LogCommand::Append(batch)).is_err() {

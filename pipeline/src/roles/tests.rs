@@ -433,3 +433,111 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
     // The restart gave the session a fresh timeout from the recovery time.
     assert_eq!(session.touch.load(Ordering::Relaxed), 50_000);
 }
+
+fn request(core: &mut Standalone, conn: ConnId, xid: i32, request: Request, actions: &mut Actions) {
+    core.step(2_000, Input::Request { conn, xid, request }, actions);
+}
+
+fn get_data(path: &str, watch: bool) -> Request {
+    Request::GetData {
+        path: path.into(),
+        watch,
+    }
+}
+
+fn set_data(path: &str, data: &[u8]) -> Request {
+    Request::SetData {
+        path: path.into(),
+        data: Some(data.to_vec()),
+        version: -1,
+    }
+}
+
+/// One batch of three writes, with a read of the first writer's session queued between its
+/// two writes and a watch on what the other session changes. The read is answered at a seal
+/// after the other session's write (so that write's event reaches the reader first) and
+/// before the reader's own next write, which it must not see.
+#[test]
+fn a_queued_read_is_answered_between_its_sessions_writes_after_the_events_it_reflects() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    connect(&mut core, OTHER, 1_000);
+    roundtrip(&mut core, CONN, 1, create_request("/a", b"0", 0));
+    roundtrip(&mut core, CONN, 2, create_request("/b", b"0", 0));
+    roundtrip(&mut core, CONN, 3, get_data("/b", true));
+    let mut actions = Actions::default();
+    request(&mut core, CONN, 4, set_data("/a", b"1"), &mut actions);
+    request(&mut core, CONN, 5, get_data("/a", false), &mut actions);
+    request(&mut core, OTHER, 1, set_data("/b", b"1"), &mut actions);
+    request(&mut core, CONN, 6, set_data("/a", b"2"), &mut actions);
+    assert_eq!(actions.append.len(), 3);
+    core.seal_batch();
+    let last = actions.append[2].zxid;
+    actions.clear();
+    core.step(2_000, Input::Durable { zxid: last }, &mut actions);
+    let frames = sent_to(&actions, CONN);
+    let xids: Vec<i32> = frames
+        .iter()
+        .map(|f| ReplyHeader::decode(&mut Reader::new(&f[4..])).unwrap().xid)
+        .collect();
+    assert_eq!(xids, vec![4, -1, 5, 6], "write, event, read, write");
+    let (header, response) = decode(&frames[2], OpCode::GetData);
+    assert_eq!(
+        header.zxid,
+        last - 1,
+        "answered at the seal before its session's next write"
+    );
+    assert!(matches!(response, Response::GetData { data: Some(d), .. } if d == b"1"));
+    assert_eq!(actions.publish.unwrap().last_zxid(), last);
+}
+
+/// The log may report a zxid inside a batch; nothing is released until a seal is durable,
+/// because only sealed trees exist to publish.
+#[test]
+fn releases_stop_at_seals() {
+    let mut core = core();
+    connect(&mut core, CONN, 1_000);
+    connect(&mut core, OTHER, 1_000);
+    let mut actions = Actions::default();
+    request(
+        &mut core,
+        CONN,
+        1,
+        create_request("/x", b"", 0),
+        &mut actions,
+    );
+    core.seal_batch();
+    request(
+        &mut core,
+        OTHER,
+        1,
+        create_request("/y", b"", 0),
+        &mut actions,
+    );
+    request(
+        &mut core,
+        OTHER,
+        2,
+        create_request("/z", b"", 0),
+        &mut actions,
+    );
+    core.seal_batch();
+    let zxids: Vec<i64> = actions.append.iter().map(|t| t.zxid).collect();
+    actions.clear();
+    core.step(2_000, Input::Durable { zxid: zxids[1] }, &mut actions);
+    assert_eq!(
+        sent_to(&actions, CONN).len(),
+        1,
+        "the first batch is released"
+    );
+    assert!(
+        sent_to(&actions, OTHER).is_empty(),
+        "the second is not sealed at zxids[1]"
+    );
+    assert_eq!(actions.publish.take().unwrap().last_zxid(), zxids[0]);
+    assert!(core.released().get("/y").is_none());
+    actions.clear();
+    core.step(2_000, Input::Durable { zxid: zxids[2] }, &mut actions);
+    assert_eq!(sent_to(&actions, OTHER).len(), 2);
+    assert!(core.released().get("/z").is_some());
+}
