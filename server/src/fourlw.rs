@@ -31,7 +31,7 @@ pub struct Context<'a> {
 
 /// ZooKeeper counts the root twice (it is stored under "" and "/"), so its node count for an
 /// empty tree is 5; rzk reports the same figure so dashboards agree.
-fn node_count(ctx: &Context<'_>) -> usize {
+pub fn node_count(ctx: &Context<'_>) -> usize {
     ctx.core.released().node_count() + 1
 }
 
@@ -61,7 +61,7 @@ fn connections(ctx: &Context<'_>, out: &mut String, brief: bool) {
                 c.last_cxid.load(Ordering::Relaxed),
                 c.last_zxid.load(Ordering::Relaxed),
                 c.last_response_ms.load(Ordering::Relaxed),
-                c.latency.max_ms(),
+                c.latency.last_ms(),
                 c.latency.min_ms(),
                 c.latency.avg_ms(),
                 c.latency.max_ms(),
@@ -87,7 +87,7 @@ fn server_lines(ctx: &Context<'_>, out: &mut String) {
     let _ = writeln!(out, "Node count: {}", node_count(ctx));
 }
 
-fn dir_size(path: &Path) -> u64 {
+pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -118,6 +118,64 @@ fn max_fd_count() -> u64 {
         .unwrap_or(0)
 }
 
+fn kernel(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .ok()
+        .map(|v| v.trim().to_owned())
+}
+
+/// The login name of the process's real uid, as Java's user.name (from the passwd file, not
+/// $USER, which services often run without).
+fn user_name() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next().map(str::to_owned))
+        });
+    let from_passwd = uid.and_then(|uid| {
+        std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|passwd| {
+                passwd.lines().find_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    (fields.nth(1)? == uid).then(|| name.to_owned())
+                })
+            })
+    });
+    from_passwd.unwrap_or_else(|| std::env::var("USER").unwrap_or_default())
+}
+
+/// `envi`'s lines under ZooKeeper's names, for the facts a native process has; the JVM's
+/// own (java.*, os.memory.*) have no rzk counterpart and are left out. The AdminServer's
+/// `environment` reads the same list.
+pub fn envi_pairs() -> Vec<(&'static str, String)> {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    vec![
+        ("zookeeper.version", version_line()),
+        ("rzk.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("host.name", kernel("hostname").unwrap_or_default()),
+        (
+            "os.name",
+            kernel("ostype").unwrap_or_else(|| std::env::consts::OS.to_owned()),
+        ),
+        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("os.version", kernel("osrelease").unwrap_or_default()),
+        ("user.name", user_name()),
+        ("user.home", var("HOME")),
+        (
+            "user.dir",
+            std::env::current_dir()
+                .unwrap_or_default()
+                .display()
+                .to_string(),
+        ),
+    ]
+}
+
 /// `mntr`'s figures in ZooKeeper's order and names; the AdminServer's `monitor` and the
 /// Prometheus endpoint read the same list, so the three never disagree.
 pub fn mntr_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
@@ -125,58 +183,58 @@ pub fn mntr_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
     let w = ctx.core.watches();
     let tree = ctx.core.released();
     let lines: Vec<(&str, String)> = vec![
-                ("zk_version", version_line()),
-                ("zk_server_state", "standalone".into()),
-                ("zk_avg_latency", format!("{:.1}", s.latency.avg_ms())),
-                ("zk_max_latency", s.latency.max_ms().to_string()),
-                ("zk_min_latency", s.latency.min_ms().to_string()),
-                (
-                    "zk_packets_received",
-                    s.packets_received.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "zk_packets_sent",
-                    s.packets_sent.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "zk_num_alive_connections",
-                    ctx.shared.conns.lock().len().to_string(),
-                ),
-                (
-                    "zk_outstanding_requests",
-                    ctx.core.outstanding_count().to_string(),
-                ),
-                ("zk_znode_count", node_count(ctx).to_string()),
-                ("zk_watch_count", w.watch_count().to_string()),
-                ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
-                ("zk_approximate_data_size", tree.data_bytes().to_string()),
-                ("zk_open_file_descriptor_count", open_fd_count().to_string()),
-                ("zk_max_file_descriptor_count", max_fd_count().to_string()),
-                ("zk_global_sessions", ctx.core.sessions().len().to_string()),
-                ("zk_local_sessions", "0".into()),
-                (
-                    "zk_uptime",
-                    (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string(),
-                ),
-                (
-                    "zk_auth_failed_count",
-                    s.auth_failed.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "zk_connection_rejected",
-                    s.connections_rejected.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "zk_connection_drop_count",
-                    s.connections_dropped.load(Ordering::Relaxed).to_string(),
-                ),
-                (
-                    "zk_bytes_received_count",
-                    s.bytes_received.load(Ordering::Relaxed).to_string(),
-                ),
-                ("zk_last_proposal_size", "-1".into()),
-                ("zk_min_proposal_size", "-1".into()),
-                ("zk_max_proposal_size", "-1".into()),
+        ("zk_version", version_line()),
+        ("zk_server_state", "standalone".into()),
+        ("zk_avg_latency", format!("{:.1}", s.latency.avg_ms())),
+        ("zk_max_latency", s.latency.max_ms().to_string()),
+        ("zk_min_latency", s.latency.min_ms().to_string()),
+        (
+            "zk_packets_received",
+            s.packets_received.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_packets_sent",
+            s.packets_sent.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_num_alive_connections",
+            ctx.shared.conns.lock().len().to_string(),
+        ),
+        (
+            "zk_outstanding_requests",
+            ctx.core.outstanding_count().to_string(),
+        ),
+        ("zk_znode_count", node_count(ctx).to_string()),
+        ("zk_watch_count", w.watch_count().to_string()),
+        ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
+        ("zk_approximate_data_size", tree.data_bytes().to_string()),
+        ("zk_open_file_descriptor_count", open_fd_count().to_string()),
+        ("zk_max_file_descriptor_count", max_fd_count().to_string()),
+        ("zk_global_sessions", ctx.core.sessions().len().to_string()),
+        ("zk_local_sessions", "0".into()),
+        (
+            "zk_uptime",
+            (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string(),
+        ),
+        (
+            "zk_auth_failed_count",
+            s.auth_failed.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_connection_rejected",
+            s.connections_rejected.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_connection_drop_count",
+            s.connections_dropped.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_bytes_received_count",
+            s.bytes_received.load(Ordering::Relaxed).to_string(),
+        ),
+        ("zk_last_proposal_size", "-1".into()),
+        ("zk_min_proposal_size", "-1".into()),
+        ("zk_max_proposal_size", "-1".into()),
     ];
     let mut pairs: Vec<(String, String)> =
         lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
@@ -223,19 +281,9 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
         }
         FourLetterWord::Envi => {
             out.push_str("Environment:\n");
-            let _ = writeln!(out, "zookeeper.version={}", version_line());
-            let _ = writeln!(out, "rzk.version={}", env!("CARGO_PKG_VERSION"));
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            let _ = writeln!(out, "host.name={}", host.trim());
-            let _ = writeln!(out, "os.name={}", std::env::consts::OS);
-            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-            let _ = writeln!(
-                out,
-                "user.name={}",
-                std::env::var("USER").unwrap_or_default()
-            );
-            let dir = std::env::current_dir().unwrap_or_default();
-            let _ = writeln!(out, "user.dir={}", dir.display());
+            for (k, v) in envi_pairs() {
+                let _ = writeln!(out, "{k}={v}");
+            }
         }
         FourLetterWord::Mntr => {
             for (k, v) in mntr_pairs(ctx) {
