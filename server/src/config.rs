@@ -467,9 +467,7 @@ mystery.key=1
         assert_eq!(config.metrics_port, 7001);
         assert_eq!(config.metrics_address, IpAddr::from([127, 0, 0, 2]));
         let err = Config::from_text("admin.commandURL=cmds\n", "zoo.cfg").unwrap_err();
-        assert!(err
-            .to_string()
-            .starts_with("zoo.cfg:1: bad value for admin.commandURL"));
+        assert!(err.to_string().starts_with("zoo.cfg:1: bad value for admin.commandURL"));
     }
 
     #[test]

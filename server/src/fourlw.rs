@@ -183,58 +183,58 @@ pub fn mntr_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
     let w = ctx.core.watches();
     let tree = ctx.core.released();
     let lines: Vec<(&str, String)> = vec![
-        ("zk_version", version_line()),
-        ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", format!("{:.1}", s.latency.avg_ms())),
-        ("zk_max_latency", s.latency.max_ms().to_string()),
-        ("zk_min_latency", s.latency.min_ms().to_string()),
-        (
-            "zk_packets_received",
-            s.packets_received.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_packets_sent",
-            s.packets_sent.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_num_alive_connections",
-            ctx.shared.conns.lock().len().to_string(),
-        ),
-        (
-            "zk_outstanding_requests",
-            ctx.core.outstanding_count().to_string(),
-        ),
-        ("zk_znode_count", node_count(ctx).to_string()),
-        ("zk_watch_count", w.watch_count().to_string()),
-        ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
-        ("zk_approximate_data_size", tree.data_bytes().to_string()),
-        ("zk_open_file_descriptor_count", open_fd_count().to_string()),
-        ("zk_max_file_descriptor_count", max_fd_count().to_string()),
-        ("zk_global_sessions", ctx.core.sessions().len().to_string()),
-        ("zk_local_sessions", "0".into()),
-        (
-            "zk_uptime",
-            (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string(),
-        ),
-        (
-            "zk_auth_failed_count",
-            s.auth_failed.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_connection_rejected",
-            s.connections_rejected.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_connection_drop_count",
-            s.connections_dropped.load(Ordering::Relaxed).to_string(),
-        ),
-        (
-            "zk_bytes_received_count",
-            s.bytes_received.load(Ordering::Relaxed).to_string(),
-        ),
-        ("zk_last_proposal_size", "-1".into()),
-        ("zk_min_proposal_size", "-1".into()),
-        ("zk_max_proposal_size", "-1".into()),
+                ("zk_version", version_line()),
+                ("zk_server_state", "standalone".into()),
+                ("zk_avg_latency", format!("{:.1}", s.latency.avg_ms())),
+                ("zk_max_latency", s.latency.max_ms().to_string()),
+                ("zk_min_latency", s.latency.min_ms().to_string()),
+                (
+                    "zk_packets_received",
+                    s.packets_received.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_packets_sent",
+                    s.packets_sent.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_num_alive_connections",
+                    ctx.shared.conns.lock().len().to_string(),
+                ),
+                (
+                    "zk_outstanding_requests",
+                    ctx.core.outstanding_count().to_string(),
+                ),
+                ("zk_znode_count", node_count(ctx).to_string()),
+                ("zk_watch_count", w.watch_count().to_string()),
+                ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
+                ("zk_approximate_data_size", tree.data_bytes().to_string()),
+                ("zk_open_file_descriptor_count", open_fd_count().to_string()),
+                ("zk_max_file_descriptor_count", max_fd_count().to_string()),
+                ("zk_global_sessions", ctx.core.sessions().len().to_string()),
+                ("zk_local_sessions", "0".into()),
+                (
+                    "zk_uptime",
+                    (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string(),
+                ),
+                (
+                    "zk_auth_failed_count",
+                    s.auth_failed.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_connection_rejected",
+                    s.connections_rejected.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_connection_drop_count",
+                    s.connections_dropped.load(Ordering::Relaxed).to_string(),
+                ),
+                (
+                    "zk_bytes_received_count",
+                    s.bytes_received.load(Ordering::Relaxed).to_string(),
+                ),
+                ("zk_last_proposal_size", "-1".into()),
+                ("zk_min_proposal_size", "-1".into()),
+                ("zk_max_proposal_size", "-1".into()),
     ];
     let mut pairs: Vec<(String, String)> =
         lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
