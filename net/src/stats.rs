@@ -13,6 +13,7 @@ pub struct Latency {
     max_ms: AtomicU64,
     sum_ms: AtomicU64,
     count: AtomicU64,
+    last_ms: AtomicU64,
 }
 
 impl Latency {
@@ -24,6 +25,7 @@ impl Latency {
         }
         self.max_ms.fetch_max(ms, Ordering::Relaxed);
         self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+        self.last_ms.store(ms, Ordering::Relaxed);
     }
 
     pub fn reset(&self) {
@@ -31,6 +33,7 @@ impl Latency {
         self.max_ms.store(0, Ordering::Relaxed);
         self.sum_ms.store(0, Ordering::Relaxed);
         self.count.store(0, Ordering::Relaxed);
+        self.last_ms.store(0, Ordering::Relaxed);
     }
 
     pub fn min_ms(&self) -> u64 {
@@ -39,6 +42,11 @@ impl Latency {
 
     pub fn max_ms(&self) -> u64 {
         self.max_ms.load(Ordering::Relaxed)
+    }
+
+    /// The latest figure recorded (`cons`' llat, the AdminServer's last_latency).
+    pub fn last_ms(&self) -> u64 {
+        self.last_ms.load(Ordering::Relaxed)
     }
 
     pub fn count(&self) -> u64 {

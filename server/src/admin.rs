@@ -1,35 +1,136 @@
-//! The AdminServer's commands, answered in ZooKeeper's JSON shapes (`Commands.java`): every
-//! answer is an object with `command` and `error` plus the command's own fields, so tools
-//! written against ZooKeeper's AdminServer read rzk unchanged.
+//! The AdminServer's commands, answered in ZooKeeper 3.8's JSON shapes (`Commands.java`): the
+//! same names and aliases, the same field names and JSON types, so tools written against
+//! ZooKeeper's AdminServer read rzk unchanged. Values are rzk's own; where a ZooKeeper field
+//! has no rzk counterpart it is left out rather than filled with a made-up figure (see
+//! commands.rs for each).
 //!
 //! Commands run on the core thread (see http.rs) and only read, except the few that reset
 //! counters or set the trace mask, as in ZooKeeper.
+
+mod commands;
 
 use std::collections::BTreeMap;
 
 use crossbeam_channel::Sender;
 use serde_json::{json, Map, Value};
 
-use crate::fourlw::{self, Context};
+use crate::fourlw::Context;
 use crate::http::{ask_core, CoreCall};
 
 type Fields = Map<String, Value>;
-type Handler = fn(&Context<'_>, &BTreeMap<String, String>) -> Result<Fields, String>;
+type Params = BTreeMap<String, String>;
+type Handler = fn(&Context<'_>, &Params) -> Fields;
 
-/// One command: its primary name (first), its aliases, and what it does.
+/// One command: its primary name (first; answers carry it whichever alias was asked), its
+/// aliases, and what it does.
 struct Command {
     names: &'static [&'static str],
     handler: Handler,
 }
 
+/// ZooKeeper 3.8's commands but `hash`: its answer is the history of ZooKeeper's tree digest
+/// (a checksum of every znode, logged every 128 transactions), which rzk does not compute; an
+/// empty list would claim there is nothing to compare.
 const COMMANDS: &[Command] = &[
     Command {
         names: &["ruok"],
-        handler: |_, _| Ok(Fields::new()),
+        handler: |_, _| Fields::new(),
+    },
+    Command {
+        names: &["server_stats", "srvr"],
+        handler: commands::server_stats,
+    },
+    Command {
+        names: &["stats", "stat"],
+        handler: commands::stats,
     },
     Command {
         names: &["monitor", "mntr"],
-        handler: monitor,
+        handler: commands::monitor,
+    },
+    Command {
+        names: &["configuration", "conf", "config"],
+        handler: commands::configuration,
+    },
+    Command {
+        names: &["connections", "cons"],
+        handler: commands::connections,
+    },
+    Command {
+        names: &["connection_stat_reset", "crst"],
+        handler: commands::connection_stat_reset,
+    },
+    Command {
+        names: &["stat_reset", "srst"],
+        handler: commands::stat_reset,
+    },
+    Command {
+        names: &["environment", "env", "envi"],
+        handler: commands::environment,
+    },
+    Command {
+        names: &["dirs"],
+        handler: commands::dirs,
+    },
+    Command {
+        names: &["dump"],
+        handler: commands::dump,
+    },
+    Command {
+        names: &["watches", "wchc"],
+        handler: commands::watches,
+    },
+    Command {
+        names: &["watches_by_path", "wchp"],
+        handler: commands::watches_by_path,
+    },
+    Command {
+        names: &["watch_summary", "wchs"],
+        handler: commands::watch_summary,
+    },
+    Command {
+        names: &["is_read_only", "isro"],
+        handler: |_, _| commands::fields(json!({ "read_only": false })),
+    },
+    Command {
+        names: &["get_trace_mask", "gtmk"],
+        handler: commands::get_trace_mask,
+    },
+    Command {
+        names: &["set_trace_mask", "stmk"],
+        handler: commands::set_trace_mask,
+    },
+    Command {
+        names: &["leader", "lead"],
+        handler: commands::leader,
+    },
+    Command {
+        names: &["voting_view"],
+        handler: commands::voting_view,
+    },
+    Command {
+        names: &["zabstate"],
+        handler: commands::zabstate,
+    },
+    Command {
+        names: &["last_snapshot", "lsnp"],
+        handler: commands::last_snapshot,
+    },
+    Command {
+        names: &["observers", "obsr"],
+        handler: commands::observers,
+    },
+    Command {
+        names: &["observer_connection_stat_reset", "orst"],
+        handler: commands::observer_connection_stat_reset,
+    },
+    Command {
+        names: &["system_properties", "sysp"],
+        handler: commands::system_properties,
+    },
+    Command {
+        names: &["initial_configuration", "icfg"],
+        handler: commands::initial_configuration,
     },
 ];
 
@@ -37,47 +138,40 @@ fn find(name: &str) -> Option<&'static Command> {
     COMMANDS.iter().find(|c| c.names.contains(&name))
 }
 
-/// ZooKeeper's JSON has numbers where mntr prints numbers.
-fn typed(value: String) -> Value {
-    if let Ok(v) = value.parse::<i64>() {
-        return json!(v);
-    }
-    match value.parse::<f64>() {
-        Ok(v) if v.is_finite() => json!(v),
-        _ => Value::String(value),
-    }
+/// ZooKeeper's answer object (`CommandResponse.toMap`): the command's own fields first, then
+/// `command` and `error` (null unless the command set one itself, in which case it keeps its
+/// place).
+fn answer(command: &str, mut fields: Fields) -> Fields {
+    fields.entry("command").or_insert_with(|| json!(command));
+    fields.entry("error").or_insert(Value::Null);
+    fields
 }
 
-fn monitor(ctx: &Context<'_>, _: &BTreeMap<String, String>) -> Result<Fields, String> {
-    Ok(fourlw::mntr_pairs(ctx)
-        .into_iter()
-        .map(|(k, v)| (k.strip_prefix("zk_").unwrap_or(&k).to_owned(), typed(v)))
-        .collect())
+/// An answer no command produced (unknown name, core not answering): `command` as asked,
+/// then the error, as ZooKeeper's runCommand builds it.
+fn refusal(command: &str, error: String) -> Fields {
+    let mut fields = Fields::new();
+    fields.insert("command".into(), json!(command));
+    fields.insert("error".into(), json!(error));
+    fields
 }
 
 /// Runs `name` and renders ZooKeeper's JSON answer.
-pub fn run(name: &str, params: BTreeMap<String, String>, calls: &Sender<CoreCall>) -> String {
-    let result = match find(name) {
-        None => Err(format!("Unknown command: {name}")),
+pub fn run(name: &str, params: Params, calls: &Sender<CoreCall>) -> String {
+    let fields = match find(name) {
+        None => refusal(name, format!("Unknown command: {name}")),
         Some(command) => {
             let handler = command.handler;
-            ask_core(calls, move |ctx| handler(ctx, &params)).unwrap_or_else(|| {
-                Err("This ZooKeeper instance is not currently serving requests".into())
-            })
+            match ask_core(calls, move |ctx| handler(ctx, &params)) {
+                Some(fields) => answer(command.names[0], fields),
+                None => refusal(
+                    command.names[0],
+                    "This ZooKeeper instance is not currently serving requests".into(),
+                ),
+            }
         }
     };
-    let mut answer = Fields::new();
-    answer.insert("command".into(), json!(name));
-    match result {
-        Ok(fields) => {
-            answer.insert("error".into(), Value::Null);
-            answer.extend(fields);
-        }
-        Err(error) => {
-            answer.insert("error".into(), json!(error));
-        }
-    }
-    serde_json::to_string_pretty(&Value::Object(answer)).expect("JSON values always serialise")
+    serde_json::to_string_pretty(&Value::Object(fields)).expect("JSON values always serialise")
 }
 
 /// The page at the bare command URL: a link per command, as ZooKeeper's.
@@ -92,7 +186,7 @@ pub fn index_html(base: &str) -> String {
 
 /// `a=1&b=two` into a map; the last value of a repeated key wins, as in ZooKeeper (which
 /// takes the first of a parameter's values; nobody repeats them).
-pub fn parse_query(query: &str) -> BTreeMap<String, String> {
+pub fn parse_query(query: &str) -> Params {
     query
         .split('&')
         .filter(|kv| !kv.is_empty())
@@ -141,9 +235,30 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_numbers() {
-        assert_eq!(typed("12".into()), json!(12));
-        assert_eq!(typed("0.5".into()), json!(0.5));
-        assert_eq!(typed("3.9.3-rzk".into()), json!("3.9.3-rzk"));
+    fn names_are_unique() {
+        let mut all: Vec<&str> = COMMANDS
+            .iter()
+            .flat_map(|c| c.names.iter().copied())
+            .collect();
+        let count = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), count);
+    }
+
+    #[test]
+    fn envelope_order_follows_zookeeper() {
+        let ok = answer("stats", commands::fields(json!({ "node_count": 5 })));
+        let keys: Vec<&str> = ok.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["node_count", "command", "error"]);
+        assert_eq!(ok["error"], Value::Null);
+
+        let own_error = answer("leader", commands::failed("server is not initialized"));
+        let keys: Vec<&str> = own_error.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["error", "command"]);
+
+        let unknown = refusal("nope", "Unknown command: nope".into());
+        let keys: Vec<&str> = unknown.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["command", "error"]);
     }
 }

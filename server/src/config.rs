@@ -83,8 +83,11 @@ pub struct Config {
     /// slowRequest.thresholdMs: a request slower than this is logged with its stage times
     /// (0 turns the log off).
     pub slow_request_ms: u64,
-    /// Every key=value as read, for `conf` and diagnostics.
+    /// The config file read at startup, if any.
     pub source: Option<PathBuf>,
+    /// That file's text as read at startup: the AdminServer's `initial_configuration` and
+    /// `system_properties` answer from it.
+    pub initial_text: Option<String>,
 }
 
 impl Default for Config {
@@ -127,6 +130,7 @@ impl Default for Config {
             metrics_port: 7000,
             slow_request_ms: 500,
             source: None,
+            initial_text: None,
         }
     }
 }
@@ -174,7 +178,7 @@ const JVM_ONLY_PREFIXES: &[&str] = &[
 #[derive(Debug)]
 pub struct Warning(pub String);
 
-fn parse_line(raw: &str) -> Option<(String, String)> {
+pub fn parse_line(raw: &str) -> Option<(String, String)> {
     let line = raw.trim_start();
     if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
         return None;
@@ -234,6 +238,7 @@ impl Config {
         })?;
         let mut config = Config::from_text(&text, &path.display().to_string())?;
         config.0.source = Some(path.to_owned());
+        config.0.initial_text = Some(text);
         Ok(config)
     }
 

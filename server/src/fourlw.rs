@@ -31,7 +31,7 @@ pub struct Context<'a> {
 
 /// ZooKeeper counts the root twice (it is stored under "" and "/"), so its node count for an
 /// empty tree is 5; rzk reports the same figure so dashboards agree.
-fn node_count(ctx: &Context<'_>) -> usize {
+pub fn node_count(ctx: &Context<'_>) -> usize {
     ctx.core.released().node_count() + 1
 }
 
@@ -61,7 +61,7 @@ fn connections(ctx: &Context<'_>, out: &mut String, brief: bool) {
                 c.last_cxid.load(Ordering::Relaxed),
                 c.last_zxid.load(Ordering::Relaxed),
                 c.last_response_ms.load(Ordering::Relaxed),
-                c.latency.max_ms(),
+                c.latency.last_ms(),
                 c.latency.min_ms(),
                 c.latency.avg_ms(),
                 c.latency.max_ms(),
@@ -87,7 +87,7 @@ fn server_lines(ctx: &Context<'_>, out: &mut String) {
     let _ = writeln!(out, "Node count: {}", node_count(ctx));
 }
 
-fn dir_size(path: &Path) -> u64 {
+pub fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -116,6 +116,64 @@ fn max_fd_count() -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn kernel(name: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .ok()
+        .map(|v| v.trim().to_owned())
+}
+
+/// The login name of the process's real uid, as Java's user.name (from the passwd file, not
+/// $USER, which services often run without).
+fn user_name() -> String {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().next().map(str::to_owned))
+        });
+    let from_passwd = uid.and_then(|uid| {
+        std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|passwd| {
+                passwd.lines().find_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    (fields.nth(1)? == uid).then(|| name.to_owned())
+                })
+            })
+    });
+    from_passwd.unwrap_or_else(|| std::env::var("USER").unwrap_or_default())
+}
+
+/// `envi`'s lines under ZooKeeper's names, for the facts a native process has; the JVM's
+/// own (java.*, os.memory.*) have no rzk counterpart and are left out. The AdminServer's
+/// `environment` reads the same list.
+pub fn envi_pairs() -> Vec<(&'static str, String)> {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    vec![
+        ("zookeeper.version", version_line()),
+        ("rzk.version", env!("CARGO_PKG_VERSION").to_owned()),
+        ("host.name", kernel("hostname").unwrap_or_default()),
+        (
+            "os.name",
+            kernel("ostype").unwrap_or_else(|| std::env::consts::OS.to_owned()),
+        ),
+        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("os.version", kernel("osrelease").unwrap_or_default()),
+        ("user.name", user_name()),
+        ("user.home", var("HOME")),
+        (
+            "user.dir",
+            std::env::current_dir()
+                .unwrap_or_default()
+                .display()
+                .to_string(),
+        ),
+    ]
 }
 
 /// `mntr`'s figures in ZooKeeper's order and names; the AdminServer's `monitor` and the
@@ -223,19 +281,9 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
         }
         FourLetterWord::Envi => {
             out.push_str("Environment:\n");
-            let _ = writeln!(out, "zookeeper.version={}", version_line());
-            let _ = writeln!(out, "rzk.version={}", env!("CARGO_PKG_VERSION"));
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            let _ = writeln!(out, "host.name={}", host.trim());
-            let _ = writeln!(out, "os.name={}", std::env::consts::OS);
-            let _ = writeln!(out, "os.arch={}", std::env::consts::ARCH);
-            let _ = writeln!(
-                out,
-                "user.name={}",
-                std::env::var("USER").unwrap_or_default()
-            );
-            let dir = std::env::current_dir().unwrap_or_default();
-            let _ = writeln!(out, "user.dir={}", dir.display());
+            for (k, v) in envi_pairs() {
+                let _ = writeln!(out, "{k}={v}");
+            }
         }
         FourLetterWord::Mntr => {
             for (k, v) in mntr_pairs(ctx) {

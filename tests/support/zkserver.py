@@ -53,6 +53,18 @@ APACHE_JARS = [
     "metrics-core.jar",
     "snappy-java.jar",
     "commons-cli.jar",
+    # The AdminServer (admin.enableServer=true): Jetty, the servlet API and Jackson for its
+    # JSON. Not named by zookeeper.jar's manifest; without them ZooKeeper runs without it.
+    "jetty9-server.jar",
+    "jetty9-servlet.jar",
+    "jetty9-http.jar",
+    "jetty9-io.jar",
+    "jetty9-util.jar",
+    "jetty9-security.jar",
+    "servlet-api.jar",
+    "jackson-databind.jar",
+    "jackson-core.jar",
+    "jackson-annotations.jar",
 ]
 
 APACHE_LOG4J = """\
