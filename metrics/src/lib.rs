@@ -182,7 +182,9 @@ impl Distribution {
         family(name, help, MetricType::SUMMARY, vec![metric])
     }
 
-    /// ZooKeeper's mntr lines for a summary: avg, min, max, cnt, sum.
+    /// ZooKeeper's mntr lines for a summary: avg, min, max, cnt, sum. ZooKeeper keeps min,
+    /// max and sum as whole numbers of its unit (AvgMinMaxCounter's longs); only avg has a
+    /// fraction, and JSON readers of the AdminServer see those types.
     fn zk_mntr(&self, name: &str, scale: f64, out: &mut Vec<(String, String)>) {
         let count = self.count();
         let avg = if count == 0 {
@@ -190,15 +192,12 @@ impl Distribution {
         } else {
             self.sum() / count as f64
         };
-        for (prefix, value) in [
-            ("avg", avg * scale),
-            ("min", self.min() * scale),
-            ("max", self.max() * scale),
-        ] {
-            out.push((format!("zk_{prefix}_{name}"), format_number(value)));
-        }
+        let whole = |v: f64| format!("{}", (v * scale).round() as i64);
+        out.push((format!("zk_avg_{name}"), format_number(avg * scale)));
+        out.push((format!("zk_min_{name}"), whole(self.min())));
+        out.push((format!("zk_max_{name}"), whole(self.max())));
         out.push((format!("zk_cnt_{name}"), count.to_string()));
-        out.push((format!("zk_sum_{name}"), format_number(self.sum() * scale)));
+        out.push((format!("zk_sum_{name}"), whole(self.sum())));
     }
 }
 

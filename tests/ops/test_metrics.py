@@ -124,7 +124,8 @@ def test_mntr_reports_zookeepers_summary_lines(zk_server, zk):
         for prefix in ("avg", "min", "max", "cnt", "sum"):
             assert "zk_%s_%s" % (prefix, name) in mntr
     assert int(mntr["zk_cnt_fsynctime"]) >= 2  # the session and the create
-    assert float(mntr["zk_max_fsynctime"]) >= float(mntr["zk_min_fsynctime"]) > 0
+    assert float(mntr["zk_max_fsynctime"]) >= float(mntr["zk_min_fsynctime"]) >= 0
+    assert float(mntr["zk_avg_fsynctime"]) > 0
 
 
 def test_slow_requests_are_logged_with_their_stages(zk_server_factory, zk_factory):
