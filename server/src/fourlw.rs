@@ -232,9 +232,6 @@ pub fn mntr_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
             "zk_bytes_received_count",
             s.bytes_received.load(Ordering::Relaxed).to_string(),
         ),
-        ("zk_last_proposal_size", "-1".into()),
-        ("zk_min_proposal_size", "-1".into()),
-        ("zk_max_proposal_size", "-1".into()),
     ];
     let mut pairs: Vec<(String, String)> =
         lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();

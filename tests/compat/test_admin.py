@@ -178,9 +178,6 @@ MONITOR_CORE = {
     "open_file_descriptor_count": int,
     "max_file_descriptor_count": int,
 }
-# rzk's mntr prints these for a standalone server too (-1: no proposals); ZooKeeper only
-# once it leads.
-MONITOR_RZK_EXTRAS = {"last_proposal_size", "min_proposal_size", "max_proposal_size"}
 
 
 # --- helpers ---------------------------------------------------------------
@@ -603,7 +600,6 @@ def test_same_fields_as_apache(zk_server_factory, zk_factory):
     # monitor: every figure rzk reports is one ZooKeeper reports, under the same type.
     a = admin_get(ours, "monitor")
     b = admin_get(ref, "monitor")
-    for key in set(a) - (MONITOR_RZK_EXTRAS if ours.kind == "rzk" else set()):
+    for key in set(a):
         assert key in b, "monitor.%s: not a ZooKeeper figure" % key
         assert type_name(a[key]) == type_name(b[key]), (key, a[key], b[key])
-    assert MONITOR_RZK_EXTRAS.isdisjoint(b), "ZooKeeper reports these now: update the list"
