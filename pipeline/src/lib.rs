@@ -2,7 +2,8 @@
 //!
 //! Stages follow ZooKeeper's processor chain (DESIGN.md §3):
 //! - `prep`: validate a write against the speculative tree, fix every value, produce a txn.
-//! - the driver's log stage makes txns durable (group commit) and reports `Durable`.
+//! - `batch`: when a batch of txns closes (the batching flags); the driver's log stage makes
+//!   each batch durable with one write and one sync (group commit) and reports `Durable`.
 //! - `commit`: per-session FIFO, so reads queued behind a session's writes see them.
 //! - `apply`: release durable txns in zxid order: publish the tree, fire watches, reply.
 //! - `read`: answer reads against one published tree version (also used by the event loops).
@@ -13,6 +14,7 @@
 //! Never: touch sockets, files or clocks; block; allocate per-request threads.
 
 pub mod apply;
+pub mod batch;
 pub mod commit;
 pub mod prep;
 pub mod read;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use rzk_pipeline::batch::{BatchLimits, BATCH_DELAY_US_LIMIT};
 use rzk_proto::FourLetterWord;
 use thiserror::Error;
 
@@ -68,6 +69,8 @@ pub struct Config {
     pub wal_backend: rzk_wal::Backend,
     /// fsync.warningthresholdms: a log write+sync slower than this is logged.
     pub fsync_warning_ms: u64,
+    /// batch.maxTxns, batch.maxBytes, batch.maxDelayMicros: when a group commit closes.
+    pub batch: BatchLimits,
     pub server_id: u8,
     /// admin.enableServer / admin.serverAddress / admin.serverPort / admin.commandURL: the
     /// AdminServer's HTTP/JSON commands (ZooKeeper: on, 0.0.0.0:8080, /commands).
@@ -119,6 +122,7 @@ impl Default for Config {
             super_digest: None,
             fsync_warning_ms: 1000,
             wal_backend: rzk_wal::Backend::Pwrite,
+            batch: BatchLimits::default(),
             server_id: 0,
             // Without a zoo.cfg rzk listens on loopback only; the HTTP endpoints follow.
             admin_enabled: true,
@@ -204,6 +208,23 @@ where
     value
         .parse::<T>()
         .map_err(|e| ValueError(format!("not a number: {e}")))
+}
+
+fn at_least_one(value: &str) -> Result<usize, ValueError> {
+    match num(value)? {
+        0 => Err(ValueError("must be at least 1".into())),
+        n => Ok(n),
+    }
+}
+
+fn batch_delay_us(value: &str) -> Result<u64, ValueError> {
+    let us: u64 = num(value)?;
+    if us > BATCH_DELAY_US_LIMIT {
+        return Err(ValueError(format!(
+            "at most {BATCH_DELAY_US_LIMIT} µs: a longer delay holds writes for much of a session timeout"
+        )));
+    }
+    Ok(us)
 }
 
 fn boolean(value: &str) -> Result<bool, ValueError> {
@@ -309,6 +330,11 @@ impl Config {
                 "fsync.warningthresholdms" | "zookeeper.fsync.warningthresholdms" => {
                     config.fsync_warning_ms = num(&value).map_err(bad)?
                 }
+                "batch.maxTxns" => config.batch.max_txns = at_least_one(&value).map_err(bad)?,
+                "batch.maxBytes" => config.batch.max_bytes = at_least_one(&value).map_err(bad)?,
+                "batch.maxDelayMicros" => {
+                    config.batch.max_delay_us = batch_delay_us(&value).map_err(bad)?
+                }
                 "globalOutstandingLimit" => {
                     config.global_outstanding_limit = num(&value).map_err(bad)?
                 }
@@ -388,6 +414,9 @@ impl Config {
                 "jute.maxbuffer below 1024 bytes cannot carry a connect request".into(),
             ));
         }
+        self.batch.check().map_err(|e| {
+            ConfigError::Invalid(format!("batch.maxTxns/maxBytes/maxDelayMicros: {e}"))
+        })?;
         let (min, max) = (self.min_session_timeout(), self.max_session_timeout());
         if min > max {
             return Err(ConfigError::Invalid(format!(
@@ -480,6 +509,59 @@ mystery.key=1
             text.starts_with("zoo.cfg:2: bad value for clientPort"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn batching_keys() {
+        let (config, warnings) = Config::from_text("tickTime=2000\n", "zoo.cfg").unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(config.batch, BatchLimits::default());
+        assert_eq!(config.batch.max_delay_us, 0, "an idle server must not wait");
+
+        let text = "batch.maxTxns=64\nbatch.maxBytes = 65536\nbatch.maxDelayMicros: 250\n";
+        let (config, warnings) = Config::from_text(text, "zoo.cfg").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.batch,
+            BatchLimits {
+                max_txns: 64,
+                max_bytes: 65536,
+                max_delay_us: 250,
+            }
+        );
+    }
+
+    #[test]
+    fn bad_batching_values_name_key_and_line() {
+        for (text, key) in [
+            ("tickTime=2000\nbatch.maxTxns=0\n", "batch.maxTxns"),
+            ("tickTime=2000\nbatch.maxTxns=-3\n", "batch.maxTxns"),
+            ("tickTime=2000\nbatch.maxBytes=0\n", "batch.maxBytes"),
+            ("tickTime=2000\nbatch.maxBytes=4MiB\n", "batch.maxBytes"),
+            (
+                "tickTime=2000\nbatch.maxDelayMicros=1000001\n",
+                "batch.maxDelayMicros",
+            ),
+            (
+                "tickTime=2000\nbatch.maxDelayMicros=1ms\n",
+                "batch.maxDelayMicros",
+            ),
+        ] {
+            let err = Config::from_text(text, "zoo.cfg").unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("zoo.cfg:2: bad value for {key}")),
+                "{text:?}: {err}"
+            );
+        }
+        let (config, _) = Config::from_text("batch.maxDelayMicros=1000000\n", "zoo.cfg").unwrap();
+        assert_eq!(config.batch.max_delay_us, 1_000_000);
+    }
+
+    #[test]
+    fn validate_rejects_batching_limits_set_by_hand() {
+        let mut config = Config::default();
+        config.batch.max_txns = 0;
+        assert!(config.validate().is_err());
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The log stage: a thread that makes batches of transactions durable and reports the highest
 //! durable zxid back to the core. Whatever queued up while the previous write and sync were in
 //! progress goes out as one batch (group commit): an idle server adds no delay, a busy one
-//! amortises each sync over many transactions.
+//! amortises each sync over many transactions. The batching flags (pipeline's `batch`) cap a
+//! batch's transactions and bytes, and may hold a batch open for a while when the log is idle.
 
 use std::io;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use rzk_pipeline::batch::{txn_bytes, BatchLimits, Batcher, Decision};
 use rzk_proto::Txn;
 use rzk_wal::WalWriter;
 use tracing::{error, info, warn};
@@ -26,71 +28,164 @@ pub struct Durable {
     pub at: Instant,
 }
 
-/// Runs the log stage until `commands` closes. Reports durability as the highest zxid. A
-/// failed write poisons the writer: the stage stops acknowledging and says why, once.
+/// Runs the log stage until `commands` closes, then writes what is still queued. Reports
+/// durability as the highest zxid, once per batch. A failed write poisons the writer: the
+/// stage stops acknowledging and says why, once.
 pub fn spawn(
-    mut wal: WalWriter,
+    wal: WalWriter,
     commands: Receiver<LogCommand>,
     durable: Sender<Durable>,
     fsync_warning_ms: u64,
+    limits: BatchLimits,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("rzk-log".into())
         .spawn(move || {
-            let mut group: Vec<Txn> = Vec::new();
-            let mut poisoned = false;
-            while let Ok(first) = commands.recv() {
-                group.clear();
-                let mut purge = None;
-                let mut absorb = |command: LogCommand, group: &mut Vec<Txn>| match command {
-                    LogCommand::Append(batch) => group.extend(batch),
-                    LogCommand::PurgeBefore(zxid) => purge = Some(zxid),
-                };
-                absorb(first, &mut group);
-                while let Ok(more) = commands.try_recv() {
-                    absorb(more, &mut group);
+            info!(
+                max_txns = limits.max_txns,
+                max_bytes = limits.max_bytes,
+                max_delay_us = limits.max_delay_us,
+                "log stage batching"
+            );
+            LogStage {
+                wal,
+                durable,
+                fsync_warning_ms,
+                batcher: Batcher::new(limits),
+                purge: None,
+                poisoned: false,
+                epoch: Instant::now(),
+            }
+            .run(commands)
+        })
+}
+
+struct LogStage {
+    wal: WalWriter,
+    durable: Sender<Durable>,
+    fsync_warning_ms: u64,
+    batcher: Batcher<Txn>,
+    purge: Option<i64>,
+    poisoned: bool,
+    /// The batcher's clock is microseconds since this instant.
+    epoch: Instant,
+}
+
+impl LogStage {
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// Everything taken off the channel now is ready now: what queued during the last write
+    /// could not have been written earlier, so a delay never counts the write's own time.
+    fn absorb(&mut self, command: LogCommand, now_us: u64) {
+        match command {
+            LogCommand::Append(txns) => {
+                for txn in txns {
+                    let bytes = txn_bytes(&txn);
+                    self.batcher.push(txn, bytes, now_us);
                 }
-                if let Some(last) = group.last().map(|t| t.zxid) {
-                    if poisoned {
-                        continue;
-                    }
-                    let started = Instant::now();
-                    let written = wal.append(&group);
-                    let finished = Instant::now();
-                    let bytes = match written {
-                        Ok(bytes) => bytes,
-                        Err(e) => {
-                        // A failed sync may have lost pages the kernel claimed to hold: never
-                        // retry, never acknowledge. The core stops hearing `Durable`.
-                            error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
-                            poisoned = true;
-                            continue;
-                        }
-                    };
-                    let metrics = rzk_metrics::metrics();
-                    metrics.log_write.observe_duration(finished - started);
-                    metrics.batch_txns.observe(group.len() as f64);
-                    metrics.batch_bytes.observe(bytes as f64);
-                    let elapsed_ms = (finished - started).as_millis() as u64;
-                    if elapsed_ms >= fsync_warning_ms {
-                        warn!(elapsed_ms, txns = group.len(), threshold_ms = fsync_warning_ms,
-                            "slow log write and fsync (fsync.warningthresholdms)");
-                    }
-                    if durable
-                        .send(Durable {
-                            zxid: last,
-                            at: finished,
-                        })
-                        .is_err()
-                    {
+            }
+            LogCommand::PurgeBefore(zxid) => self.purge = Some(zxid),
+        }
+    }
+
+    fn run(mut self, commands: Receiver<LogCommand>) {
+        let mut group: Vec<Txn> = Vec::new();
+        let mut open = true;
+        loop {
+            let now_us = self.now_us();
+            while open {
+                match commands.try_recv() {
+                    Ok(command) => self.absorb(command, now_us),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => open = false,
+                }
+            }
+            // Once the core is gone nothing more can join a batch: write the rest at once.
+            let decision = match self.batcher.decide(self.now_us()) {
+                Decision::WaitUntil(_) if !open => Decision::Close,
+                decision => decision,
+            };
+            match decision {
+                Decision::Close => {
+                    group.clear();
+                    self.batcher.close(&mut group);
+                    if !self.write(&group) {
                         return;
                     }
+                    self.purge_if_asked();
                 }
-                if let Some(zxid) = purge {
-                    for path in wal.purge_before(zxid) {
-                        info!(file = %path, "purged a log segment covered by a retained snapshot");
+                Decision::WaitUntil(deadline_us) => {
+                    let deadline = self.epoch + Duration::from_micros(deadline_us);
+                    match commands.recv_deadline(deadline) {
+                        Ok(command) => self.absorb(command, self.now_us()),
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => open = false,
+                    }
+                }
+                Decision::Empty => {
+                    self.purge_if_asked();
+                    if !open {
+                        return;
+                    }
+                    match commands.recv() {
+                        Ok(command) => self.absorb(command, self.now_us()),
+                        Err(_) => open = false,
                     }
                 }
             }
-        })
+        }
+    }
+
+    /// One write and one sync for the batch, then `Durable` for its last zxid. False when the
+    /// core no longer listens.
+    fn write(&mut self, group: &[Txn]) -> bool {
+        let Some(last) = group.last().map(|t| t.zxid) else {
+            return true;
+        };
+        if self.poisoned {
+            return true;
+        }
+        let started = Instant::now();
+        let written = self.wal.append(group);
+        let finished = Instant::now();
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // A failed sync may have lost pages the kernel claimed to hold: never retry,
+                // never acknowledge. The core stops hearing `Durable`.
+                error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
+                self.poisoned = true;
+                return true;
+            }
+        };
+        let metrics = rzk_metrics::metrics();
+        metrics.log_write.observe_duration(finished - started);
+        metrics.batch_txns.observe(group.len() as f64);
+        metrics.batch_bytes.observe(bytes as f64);
+        let elapsed_ms = (finished - started).as_millis() as u64;
+        if elapsed_ms >= self.fsync_warning_ms {
+            warn!(
+                elapsed_ms,
+                txns = group.len(),
+                threshold_ms = self.fsync_warning_ms,
+                "slow log write and fsync (fsync.warningthresholdms)"
+            );
+        }
+        self.durable
+            .send(Durable {
+                zxid: last,
+                at: finished,
+            })
+            .is_ok()
+    }
+
+    fn purge_if_asked(&mut self) {
+        if let Some(zxid) = self.purge.take() {
+            for path in self.wal.purge_before(zxid) {
+                info!(file = %path, "purged a log segment covered by a retained snapshot");
+            }
+        }
+    }
 }

@@ -119,6 +119,18 @@ struct ServerArgs {
     /// fsync linked); io_uring falls back to pwrite with a log line where unavailable
     #[arg(long)]
     wal_backend: Option<rzk_wal::Backend>,
+    /// batch.maxTxns: most transactions one log write+sync carries; the rest go in the next
+    /// [default: 4096]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_max_txns: Option<u64>,
+    /// batch.maxBytes: most encoded bytes one log write+sync carries (a larger single
+    /// transaction goes alone) [default: 4194304]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    batch_max_bytes: Option<u64>,
+    /// batch.maxDelayMicros: how long an idle log waits for more transactions before it
+    /// writes a batch below the caps; 0 writes at once [default: 0, at most 1000000]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=rzk_pipeline::batch::BATCH_DELAY_US_LIMIT))]
+    batch_max_delay_micros: Option<u64>,
     /// Event-loop threads serving client connections
     #[arg(long, default_value_t = 1)]
     net_threads: usize,
@@ -202,6 +214,15 @@ fn load_config(args: &ServerArgs) -> Result<Config, String> {
     if let Some(ms) = args.slow_request_ms {
         config.slow_request_ms = ms;
     }
+    if let Some(v) = args.batch_max_txns {
+        config.batch.max_txns = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = args.batch_max_bytes {
+        config.batch.max_bytes = usize::try_from(v).unwrap_or(usize::MAX);
+    }
+    if let Some(v) = args.batch_max_delay_micros {
+        config.batch.max_delay_us = v;
+    }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
@@ -277,8 +298,14 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start event loops: {e}"))?;
     let (to_log, commands) = crossbeam_channel::unbounded();
     let (durable_tx, durable) = crossbeam_channel::unbounded();
-    let log_thread = log_stage::spawn(wal, commands, durable_tx, config.fsync_warning_ms)
-        .map_err(|e| format!("cannot start the log stage: {e}"))?;
+    let log_thread = log_stage::spawn(
+        wal,
+        commands,
+        durable_tx,
+        config.fsync_warning_ms,
+        config.batch,
+    )
+    .map_err(|e| format!("cannot start the log stage: {e}"))?;
     let snapshotter = storage::spawn_snapshotter(
         &config.data_dir,
         (config.autopurge_snap_retain_count as usize).max(rzk_snapshot::SNAP_RETAIN_COUNT_MIN),
@@ -382,6 +409,71 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use rzk_pipeline::batch::{BATCH_BYTES_MAX_DEFAULT, BATCH_TXNS_MAX_DEFAULT};
+
+    use super::*;
+
+    // The batching flags have no clap default (so they do not override zoo.cfg); their help
+    // states the defaults by hand, and this keeps it true.
+    #[test]
+    fn batching_flag_help_states_the_real_defaults() {
+        let mut command = Cli::command();
+        let server = command
+            .find_subcommand_mut("server")
+            .expect("server subcommand");
+        let help = server.render_long_help().to_string();
+        for expected in [
+            format!("[default: {BATCH_TXNS_MAX_DEFAULT}]"),
+            format!("[default: {BATCH_BYTES_MAX_DEFAULT}]"),
+            "[default: 0, at most 1000000]".to_owned(),
+        ] {
+            assert!(help.contains(&expected), "{expected} not in:\n{help}");
+        }
+    }
+
+    #[test]
+    fn batching_flags_override_the_config_and_are_range_checked() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["rzk", "server"];
+            argv.extend_from_slice(extra);
+            match Cli::try_parse_from(argv) {
+                Ok(Cli {
+                    command: Command::Server(args),
+                }) => Ok(load_config(&args).expect("valid config")),
+                Ok(_) => panic!("not the server subcommand"),
+                Err(e) => Err(e.to_string()),
+            }
+        };
+        let config = parse(&[
+            "--batch-max-txns",
+            "64",
+            "--batch-max-bytes",
+            "1000",
+            "--batch-max-delay-micros",
+            "100",
+        ])
+        .unwrap();
+        assert_eq!(config.batch.max_txns, 64);
+        assert_eq!(config.batch.max_bytes, 1000);
+        assert_eq!(config.batch.max_delay_us, 100);
+        assert_eq!(
+            parse(&[]).unwrap().batch,
+            rzk_pipeline::batch::BatchLimits::default()
+        );
+        for bad in [
+            ["--batch-max-txns", "0"],
+            ["--batch-max-bytes", "0"],
+            ["--batch-max-delay-micros", "1000001"],
+        ] {
+            let err = parse(&bad).unwrap_err();
+            assert!(err.contains(bad[0]), "{err}");
         }
     }
 }
