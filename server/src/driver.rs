@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::fourlw;
 use crate::http::CoreCall;
-use crate::log_stage::{Durable, LogCommand};
+use crate::log_stage::{self, Durable, LogCommand, SharedLog};
 use crate::stages::StageClock;
 use crate::storage::{SnapshotJob, Snapshotter};
 
@@ -30,7 +30,19 @@ pub struct Driver {
     /// Questions from the HTTP endpoints, answered between batches.
     pub calls: Receiver<CoreCall>,
     pub clock: StageClock,
+    /// The log's writer, for writing small batches on this thread when nothing is in flight
+    /// at the log thread (None when a batching delay is configured).
+    pub inline_log: Option<SharedLog>,
+    /// The last zxid handed to the log, and the last it reported durable.
+    pub handed_zxid: i64,
+    pub durable_zxid: i64,
 }
+
+/// Batches up to this size are written on the core thread when the log is idle. A larger
+/// batch means load, and then overlapping the next batch's prep with this one's sync (on
+/// the log thread) is worth two thread hand-offs. Standalone only: a leader's core thread
+/// must keep taking acks and heartbeats while a sync runs, so the ensemble turns this off.
+const INLINE_MAX_TXNS: usize = 8;
 
 /// When to snapshot: after a randomised number of transactions, as ZooKeeper does (between
 /// snapCount/2 and snapCount), so the servers of an ensemble do not all snapshot at once.
@@ -182,6 +194,7 @@ impl Driver {
     }
 
     fn durable(&mut self, durable: Durable, actions: &mut Actions) {
+        self.durable_zxid = self.durable_zxid.max(durable.zxid);
         self.clock.durable(durable.zxid, durable.at, Instant::now());
         self.core
             .step(now_ms(), Input::Durable { zxid: durable.zxid }, actions);
@@ -221,9 +234,25 @@ impl Driver {
             // The batch's end is the only tree the core keeps for it (see pipeline's roles.rs).
             self.core.seal_batch();
             self.clock.batch_handed(last.zxid, Instant::now());
+            let last = last.zxid;
             let batch = std::mem::take(&mut actions.append);
-            if self.to_log.send(LogCommand::Append(batch)).is_err() {
-                warn!("log stage is gone; dropping a batch that will never be acknowledged");
+            let idle = self.durable_zxid >= self.handed_zxid;
+            self.handed_zxid = last;
+            match &self.inline_log {
+                Some(log) if idle && batch.len() <= INLINE_MAX_TXNS => {
+                    // Released at once: its replies go out with this carry_out's outputs.
+                    let written = log_stage::lock(log).write(&batch);
+                    if let Some(durable) = written {
+                        self.durable(durable, actions);
+                    }
+                }
+                _ => {
+                    if self.to_log.send(LogCommand::Append(batch)).is_err() {
+                        warn!(
+                            "log stage is gone; dropping a batch that will never be acknowledged"
+                        );
+                    }
+                }
             }
         }
         // Publish before the replies go out (a reply promises its write is readable), mark

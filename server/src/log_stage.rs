@@ -5,6 +5,7 @@
 //! batch's transactions and bytes, and may hold a batch open for a while when the log is idle.
 
 use std::io;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -32,10 +33,9 @@ pub struct Durable {
 /// durability as the highest zxid, once per batch. A failed write poisons the writer: the
 /// stage stops acknowledging and says why, once.
 pub fn spawn(
-    wal: WalWriter,
+    log: SharedLog,
     commands: Receiver<LogCommand>,
     durable: Sender<Durable>,
-    fsync_warning_ms: u64,
     limits: BatchLimits,
 ) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -48,25 +48,94 @@ pub fn spawn(
                 "log stage batching"
             );
             LogStage {
-                wal,
+                log,
                 durable,
-                fsync_warning_ms,
                 batcher: Batcher::new(limits),
                 purge: None,
-                poisoned: false,
                 epoch: Instant::now(),
             }
             .run(commands)
         })
 }
 
-struct LogStage {
+/// The log's writer. The log thread writes through it, and so does the core thread when
+/// nothing is in flight (see driver.rs): a closed-loop client then pays no hand-off to and
+/// from the log thread. The core writes only when it has no batch at the log thread, so the
+/// lock is never contended by writes, and zxid order holds.
+pub struct LogWriter {
     wal: WalWriter,
-    durable: Sender<Durable>,
+    poisoned: bool,
     fsync_warning_ms: u64,
+}
+
+pub type SharedLog = Arc<Mutex<LogWriter>>;
+
+pub fn shared(wal: WalWriter, fsync_warning_ms: u64) -> SharedLog {
+    Arc::new(Mutex::new(LogWriter {
+        wal,
+        poisoned: false,
+        fsync_warning_ms,
+    }))
+}
+
+/// A panic while writing leaves the writer as it was (every failure poisons it first), so a
+/// poisoned mutex is still usable.
+pub fn lock(log: &SharedLog) -> MutexGuard<'_, LogWriter> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl LogWriter {
+    /// One write and one sync for the batch. None when nothing was written: an empty batch,
+    /// or the log is poisoned (a failed write or sync: never retried, never acknowledged).
+    pub fn write(&mut self, group: &[Txn]) -> Option<Durable> {
+        let last = group.last()?.zxid;
+        if self.poisoned {
+            return None;
+        }
+        let started = Instant::now();
+        let written = self.wal.append(group);
+        let finished = Instant::now();
+        let bytes = match written {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // A failed sync may have lost pages the kernel claimed to hold: never retry,
+                // never acknowledge. The core stops hearing `Durable`.
+                error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
+                self.poisoned = true;
+                return None;
+            }
+        };
+        let metrics = rzk_metrics::metrics();
+        metrics.log_write.observe_duration(finished - started);
+        metrics.batch_txns.observe(group.len() as f64);
+        metrics.batch_bytes.observe(bytes as f64);
+        let elapsed_ms = (finished - started).as_millis() as u64;
+        if elapsed_ms >= self.fsync_warning_ms {
+            warn!(
+                elapsed_ms,
+                txns = group.len(),
+                threshold_ms = self.fsync_warning_ms,
+                "slow log write and fsync (fsync.warningthresholdms)"
+            );
+        }
+        Some(Durable {
+            zxid: last,
+            at: finished,
+        })
+    }
+
+    fn purge_before(&mut self, zxid: i64) {
+        for path in self.wal.purge_before(zxid) {
+            info!(file = %path, "purged a log segment covered by a retained snapshot");
+        }
+    }
+}
+
+struct LogStage {
+    log: SharedLog,
+    durable: Sender<Durable>,
     batcher: Batcher<Txn>,
     purge: Option<i64>,
-    poisoned: bool,
     /// The batcher's clock is microseconds since this instant.
     epoch: Instant,
 }
@@ -138,54 +207,18 @@ impl LogStage {
         }
     }
 
-    /// One write and one sync for the batch, then `Durable` for its last zxid. False when the
-    /// core no longer listens.
+    /// Writes the batch, then reports `Durable` for its last zxid. False when the core no
+    /// longer listens.
     fn write(&mut self, group: &[Txn]) -> bool {
-        let Some(last) = group.last().map(|t| t.zxid) else {
-            return true;
-        };
-        if self.poisoned {
-            return true;
+        match lock(&self.log).write(group) {
+            Some(durable) => self.durable.send(durable).is_ok(),
+            None => true,
         }
-        let started = Instant::now();
-        let written = self.wal.append(group);
-        let finished = Instant::now();
-        let bytes = match written {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                // A failed sync may have lost pages the kernel claimed to hold: never retry,
-                // never acknowledge. The core stops hearing `Durable`.
-                error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
-                self.poisoned = true;
-                return true;
-            }
-        };
-        let metrics = rzk_metrics::metrics();
-        metrics.log_write.observe_duration(finished - started);
-        metrics.batch_txns.observe(group.len() as f64);
-        metrics.batch_bytes.observe(bytes as f64);
-        let elapsed_ms = (finished - started).as_millis() as u64;
-        if elapsed_ms >= self.fsync_warning_ms {
-            warn!(
-                elapsed_ms,
-                txns = group.len(),
-                threshold_ms = self.fsync_warning_ms,
-                "slow log write and fsync (fsync.warningthresholdms)"
-            );
-        }
-        self.durable
-            .send(Durable {
-                zxid: last,
-                at: finished,
-            })
-            .is_ok()
     }
 
     fn purge_if_asked(&mut self) {
         if let Some(zxid) = self.purge.take() {
-            for path in self.wal.purge_before(zxid) {
-                info!(file = %path, "purged a log segment covered by a retained snapshot");
-            }
+            lock(&self.log).purge_before(zxid);
         }
     }
 }

@@ -298,14 +298,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start event loops: {e}"))?;
     let (to_log, commands) = crossbeam_channel::unbounded();
     let (durable_tx, durable) = crossbeam_channel::unbounded();
-    let log_thread = log_stage::spawn(
-        wal,
-        commands,
-        durable_tx,
-        config.fsync_warning_ms,
-        config.batch,
-    )
-    .map_err(|e| format!("cannot start the log stage: {e}"))?;
+    let log = log_stage::shared(wal, config.fsync_warning_ms);
+    // With a batching delay every batch must pass the log thread's batcher; without one the
+    // core writes a batch itself when the log is idle.
+    let inline_log = (config.batch.max_delay_us == 0).then(|| log.clone());
+    let log_thread = log_stage::spawn(log, commands, durable_tx, config.batch)
+        .map_err(|e| format!("cannot start the log stage: {e}"))?;
     let snapshotter = storage::spawn_snapshotter(
         &config.data_dir,
         (config.autopurge_snap_retain_count as usize).max(rzk_snapshot::SNAP_RETAIN_COUNT_MIN),
@@ -338,6 +336,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         max_session_timeout_ms = config.max_session_timeout(),
         "rzk {} serving standalone (ZooKeeper protocol {})",
         env!("CARGO_PKG_VERSION"), fourlw::ZOOKEEPER_PROTOCOL_VERSION);
+    let last_zxid = core.released().last_zxid();
     let driver = driver::Driver {
         core,
         config,
@@ -349,6 +348,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         snapshots,
         calls,
         clock: stages::StageClock::default(),
+        inline_log,
+        handed_zxid: last_zxid,
+        durable_zxid: last_zxid,
     };
     let snapshot_thread = driver.run();
     for endpoint in endpoints {
