@@ -3,7 +3,8 @@
 #   1. installs the Debian packages the tests need (Apache ZooKeeper 3.8, its C and Java
 #      clients, Curator, a JDK), only those that are missing;
 #   2. makes the Python venv .venv-test/ with the pinned tests/requirements.txt;
-#   3. cargo build --workspace --bins, then cargo test --workspace
+#   3. cargo build --workspace --bins, then cargo test --workspace, then every criterion
+#      bench once on tiny inputs so the benches keep compiling and running
 #      (skipped only when RZK_SKIP_CARGO=1);
 #   4. runs pytest tests/ against the server chosen by ZK_TARGET (default rzk, the
 #      binary at RZK_BIN=target/debug/rzk; ZK_TARGET=apache runs the same tests
@@ -74,6 +75,10 @@ else
   cargo build --workspace --bins
   step "cargo test --workspace"
   cargo test --workspace
+  # Run without `--bench`, criterion runs each bench body once instead of measuring it.
+  # `--bench '*'` picks the bench targets only (`--benches` would run the unit tests again).
+  step "cargo test --workspace --bench '*'"
+  cargo test --workspace --bench '*'
 fi
 
 step "pytest tests/ (ZK_TARGET=${ZK_TARGET:-rzk})"
