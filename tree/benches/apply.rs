@@ -2,11 +2,12 @@
 //! of data each): create, setData, delete, and a multi of 10 ops (4 creates, 4 setData,
 //! 2 deletes). Each runs two ways:
 //!   apply/<op>:       the tree is not shared, so apply updates its path in place;
-//!   clone_apply/<op>: what the core does today (pipeline/src/roles.rs `submit`): every txn
-//!                     keeps a clone of the tree until it is released, so the next apply
-//!                     copies the nodes on its path (hash-map chunks, the parent znode and
-//!                     its children B-tree node), and dropping the version frees them again.
-//! The difference between the two is what the per-transaction clone costs.
+//!   clone_apply/<op>: a clone of the tree is kept before each txn, so the apply copies
+//!                     the nodes on its path (hash-map chunks, the parent znode and its
+//!                     children B-tree node), and dropping the version frees them again.
+//! The difference between the two is what a kept version costs. The core used to keep one
+//! per txn; since it seals once per batch (pipeline/src/roles.rs `seal_batch`), a batch pays
+//! it once, and clone_apply is the cost of a batch of one.
 //!
 //! The tree keeps its size: nodes a create adds are deleted again, and nodes a delete removes
 //! are created first, in untimed chunks between the timed ones.

@@ -6,9 +6,9 @@
 //! up, check READ in its ACL, copy the data out and compute the client's Stat. The tree
 //! holds 100,000 znodes (100 groups of 1000, 100 bytes each) and reads pick nodes at random.
 //!
-//! The writer does what the core does (pipeline/src/roles.rs, server/src/driver.rs): applies
-//! each txn to its working tree and keeps a clone of it per txn, then publishes the batch's
-//! last version. Its txns cycle setData, create, setData, delete (the delete removes an
+//! The writer does what the core did before it sealed once per batch (pipeline/src/roles.rs,
+//! server/src/driver.rs): applies each txn to its working tree and keeps a clone of it per
+//! txn, then publishes the batch's last version (the heavier case for readers' caches). Its txns cycle setData, create, setData, delete (the delete removes an
 //! earlier create, so the tree keeps its size), in batches of WRITER_BATCH_TXN_COUNT with a
 //! WRITER_PAUSE between batches, which is about the publish rate of a server under a
 //! write-heavy load on this disk. It prints the rate it achieved beside each case.
