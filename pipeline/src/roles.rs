@@ -674,7 +674,9 @@ impl Standalone {
         actions.publish = Some(self.released.clone());
     }
 
-    fn deliver_events(&mut self, actions: &mut Actions) {
+    /// Queues the events `zxid` fired. Labelled with that zxid, not the released tree's:
+    /// between seals the released tree lags the txn being released.
+    fn deliver_events(&mut self, zxid: i64, actions: &mut Actions) {
         for fired in self.fired.drain(..) {
             let Some(&conn) = self.session_conn.get(&fired.session_id) else {
                 continue;
@@ -695,7 +697,7 @@ impl Standalone {
                 }
                 .encode_frame(-1),
                 reply: false,
-                zxid: self.released.last_zxid(),
+                zxid,
             });
         }
     }
@@ -737,7 +739,7 @@ impl Standalone {
         for trigger in &applied.triggers {
             self.watches.fire(trigger, &mut self.fired);
         }
-        self.deliver_events(actions);
+        self.deliver_events(zxid, actions);
         let closed = applied
             .outcomes
             .iter()

@@ -434,7 +434,13 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
     assert_eq!(session.touch.load(Ordering::Relaxed), 50_000);
 }
 
-fn request(core: &mut Standalone, conn: ConnId, xid: i32, request: Request, actions: &mut Actions) {
+fn request_at(
+    core: &mut Standalone,
+    conn: ConnId,
+    xid: i32,
+    request: Request,
+    actions: &mut Actions,
+) {
     core.step(2_000, Input::Request { conn, xid, request }, actions);
 }
 
@@ -466,10 +472,10 @@ fn a_queued_read_is_answered_between_its_sessions_writes_after_the_events_it_ref
     roundtrip(&mut core, CONN, 2, create_request("/b", b"0", 0));
     roundtrip(&mut core, CONN, 3, get_data("/b", true));
     let mut actions = Actions::default();
-    request(&mut core, CONN, 4, set_data("/a", b"1"), &mut actions);
-    request(&mut core, CONN, 5, get_data("/a", false), &mut actions);
-    request(&mut core, OTHER, 1, set_data("/b", b"1"), &mut actions);
-    request(&mut core, CONN, 6, set_data("/a", b"2"), &mut actions);
+    request_at(&mut core, CONN, 4, set_data("/a", b"1"), &mut actions);
+    request_at(&mut core, CONN, 5, get_data("/a", false), &mut actions);
+    request_at(&mut core, OTHER, 1, set_data("/b", b"1"), &mut actions);
+    request_at(&mut core, CONN, 6, set_data("/a", b"2"), &mut actions);
     assert_eq!(actions.append.len(), 3);
     core.seal_batch();
     let last = actions.append[2].zxid;
@@ -499,7 +505,7 @@ fn releases_stop_at_seals() {
     connect(&mut core, CONN, 1_000);
     connect(&mut core, OTHER, 1_000);
     let mut actions = Actions::default();
-    request(
+    request_at(
         &mut core,
         CONN,
         1,
@@ -507,14 +513,14 @@ fn releases_stop_at_seals() {
         &mut actions,
     );
     core.seal_batch();
-    request(
+    request_at(
         &mut core,
         OTHER,
         1,
         create_request("/y", b"", 0),
         &mut actions,
     );
-    request(
+    request_at(
         &mut core,
         OTHER,
         2,
@@ -540,4 +546,177 @@ fn releases_stop_at_seals() {
     core.step(2_000, Input::Durable { zxid: zxids[2] }, &mut actions);
     assert_eq!(sent_to(&actions, OTHER).len(), 2);
     assert!(core.released().get("/z").is_some());
+}
+
+/// Goal: whatever the batch boundaries and durable points, each connection sees its replies
+/// in request order, never a frame older than one before it (an event before any reply that
+/// reflects its change), reads that see exactly the writes up to their zxid, and never its
+/// own later write. Method: three sessions send random setData/getData (some with watches)
+/// over five nodes; seals and durable reports (at seals and inside batches) come at random;
+/// every frame is decoded and checked. `SEED=n` replays one seed.
+#[test]
+fn random_batches_keep_session_order_and_event_order() {
+    let seeds: Vec<u64> = match std::env::var("SEED") {
+        Ok(s) => vec![s.parse().expect("SEED is a number")],
+        Err(_) => (1..=200).collect(),
+    };
+    for seed in seeds {
+        check_random_batches(seed);
+    }
+}
+
+enum Asked {
+    Write { path: usize, value: Vec<u8> },
+    Read { path: usize },
+}
+
+const PATHS: [&str; 5] = ["/k0", "/k1", "/k2", "/k3", "/k4"];
+
+fn check_random_batches(seed: u64) {
+    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |n: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % n
+    };
+    let conns: [ConnId; 3] = [1, 2, 3];
+    let mut core = core();
+    for &c in &conns {
+        connect(&mut core, c, 1_000);
+    }
+    for (i, p) in PATHS.iter().enumerate() {
+        roundtrip(&mut core, 1, 1000 + i as i32, create_request(p, b"init", 0));
+    }
+    let mut asked: HashMap<ConnId, Vec<(i32, Asked)>> = HashMap::new();
+    // Each frame with the zxid the core says it reflects (events carry -1 on the wire).
+    let mut frames: HashMap<ConnId, Vec<(Vec<u8>, i64)>> = HashMap::new();
+    let mut handed_to = core.released().last_zxid();
+    let mut durable_to = handed_to;
+    let mut actions = Actions::default();
+    let collect = |actions: &mut Actions, frames: &mut HashMap<ConnId, Vec<(Vec<u8>, i64)>>| {
+        for o in actions.outputs.drain(..) {
+            if let Output::Send {
+                conn, frame, zxid, ..
+            } = o
+            {
+                frames.entry(conn).or_default().push((frame, zxid));
+            }
+        }
+        actions.publish = None;
+    };
+    for xid in 1..=300 {
+        match next(10) {
+            0..=5 => {
+                let conn = conns[next(3) as usize];
+                let path = next(PATHS.len() as u64) as usize;
+                let (request, what) = if next(2) == 0 {
+                    let value = format!("{conn}:{xid}").into_bytes();
+                    (set_data(PATHS[path], &value), Asked::Write { path, value })
+                } else {
+                    (get_data(PATHS[path], next(2) == 0), Asked::Read { path })
+                };
+                asked.entry(conn).or_default().push((xid, what));
+                request_at(&mut core, conn, xid, request, &mut actions);
+            }
+            6 | 7 => {
+                if let Some(last) = actions.append.last().map(|t| t.zxid) {
+                    core.seal_batch();
+                    handed_to = last;
+                    actions.append.clear();
+                }
+            }
+            _ => {
+                // Durable at a seal or inside a batch, as a log splitting a batch reports.
+                if handed_to > durable_to {
+                    durable_to += 1 + next((handed_to - durable_to) as u64) as i64;
+                    let zxid = durable_to;
+                    core.step(2_000, Input::Durable { zxid }, &mut actions);
+                }
+            }
+        }
+        collect(&mut actions, &mut frames);
+    }
+    core.seal_batch();
+    let end = core.working.last_zxid();
+    core.step(2_000, Input::Durable { zxid: end }, &mut actions);
+    collect(&mut actions, &mut frames);
+
+    // Every write's zxid and value, from the write replies.
+    let mut written: Vec<(i64, usize, Vec<u8>)> = Vec::new();
+    let mut headers: HashMap<ConnId, Vec<(ReplyHeader, &Vec<u8>)>> = HashMap::new();
+    for (&conn, list) in &frames {
+        let mut last_key = (i64::MIN, 0);
+        for (f, zxid) in list {
+            let h = ReplyHeader::decode(&mut Reader::new(&f[4..])).unwrap();
+            // Events (xid -1) before replies of the same zxid; nothing goes back in time.
+            let key = (*zxid, i32::from(h.xid != -1));
+            if key < last_key {
+                let seq: Vec<(i32, i64)> = list
+                    .iter()
+                    .map(|(f, z)| {
+                        (
+                            ReplyHeader::decode(&mut Reader::new(&f[4..])).unwrap().xid,
+                            *z,
+                        )
+                    })
+                    .collect();
+                panic!("seed {seed}: conn {conn}: {key:?} after {last_key:?}: {seq:?}");
+            }
+            last_key = key;
+            if h.xid > 0 && h.xid < 1000 {
+                headers.entry(conn).or_default().push((h, f));
+            }
+        }
+    }
+    for (&conn, list) in &asked {
+        let got = &headers[&conn];
+        let xids: Vec<i32> = got.iter().map(|(h, _)| h.xid).collect();
+        let sent: Vec<i32> = list.iter().map(|(x, _)| *x).collect();
+        assert_eq!(
+            xids, sent,
+            "seed {seed}: conn {conn}: replies not in request order"
+        );
+        for ((_, what), (h, _)) in list.iter().zip(got) {
+            assert_eq!(h.err, 0, "seed {seed}");
+            if let Asked::Write { path, value } = what {
+                written.push((h.zxid, *path, value.clone()));
+            }
+        }
+    }
+    for (&conn, list) in &asked {
+        let got = &headers[&conn];
+        for (i, ((_, what), (h, frame))) in list.iter().zip(got).enumerate() {
+            let Asked::Read { path } = what else { continue };
+            let (_, response) = decode(frame, OpCode::GetData);
+            let Response::GetData {
+                data: Some(data), ..
+            } = response
+            else {
+                panic!("seed {seed}: not a getData reply");
+            };
+            let expected = written
+                .iter()
+                .filter(|(z, p, _)| p == path && *z <= h.zxid)
+                .max_by_key(|(z, _, _)| *z)
+                .map_or(b"init".to_vec(), |(_, _, v)| v.clone());
+            assert_eq!(
+                data, expected,
+                "seed {seed}: read at {:#x} of {}",
+                h.zxid, PATHS[*path]
+            );
+            // Never its own later write.
+            if let Some((later, _)) = list[i + 1..]
+                .iter()
+                .zip(&got[i + 1..])
+                .find(|((_, w), _)| matches!(w, Asked::Write { .. }))
+                .map(|(_, (h2, _))| (h2.zxid, ()))
+            {
+                assert!(
+                    h.zxid < later,
+                    "seed {seed}: a read saw its session's later write"
+                );
+            }
+        }
+    }
 }
