@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// Server process to measure: CPU time per op over the measured window, peak RSS
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
+    /// rzk's Prometheus endpoint (e.g. http://127.0.0.1:7000/metrics): report the mean time
+    /// requests spent in each pipeline stage over the measured window
+    #[arg(long, value_name = "URL")]
+    pub server_metrics: Option<String>,
 }
 
 /// What each request does.
@@ -165,6 +169,7 @@ pub struct Plan {
     pub keep: bool,
     pub label: String,
     pub server_pid: Option<u32>,
+    pub server_metrics: Option<String>,
 }
 
 /// The largest value accepted: ZooKeeper's default jute.maxbuffer less room for the path and
@@ -301,6 +306,7 @@ impl BenchArgs {
             keep: self.keep,
             label,
             server_pid: self.server_pid,
+            server_metrics: self.server_metrics.clone(),
         })
     }
 }

@@ -18,6 +18,7 @@ mod driver;
 mod plot;
 mod procstat;
 mod report;
+mod scrape;
 mod wire;
 
 use std::io::IsTerminal;
@@ -224,7 +225,7 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
     let ticks = procstat::clock_ticks_per_second();
     let cpu_now = |pid: u32| procstat::cpu_us(pid, ticks);
 
-    let (tally, measure_start, cpu_window) = std::thread::scope(|scope| {
+    let (tally, measure_start, cpu_window, stage_window) = std::thread::scope(|scope| {
         let handles: Vec<_> = groups
             .into_iter()
             .enumerate()
@@ -264,6 +265,7 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
             print("warmup", &mut last_print);
         }
         let cpu_start = plan.server_pid.map(cpu_now);
+        let stages_start = plan.server_metrics.as_deref().map(scrape::fetch);
         let measure_start = Instant::now();
         shared.phase.store(PHASE_MEASURE, Ordering::Release);
         // Measured window.
@@ -288,6 +290,7 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
         shared.phase.store(PHASE_STOP, Ordering::Release);
         let cpu_end = plan.server_pid.map(cpu_now);
         let memory = plan.server_pid.map(procstat::memory_kb);
+        let stages_end = plan.server_metrics.as_deref().map(scrape::fetch);
         shared.close.store(true, Ordering::Release);
         let mut tally = Tally::new();
         for h in handles {
@@ -296,7 +299,12 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
                 Err(_) => tally.problems.push("a bench thread panicked".into()),
             }
         }
-        (tally, measure_start, (cpu_start, cpu_end, memory))
+        (
+            tally,
+            measure_start,
+            (cpu_start, cpu_end, memory),
+            (stages_start, stages_end),
+        )
     });
 
     let end = tally.last_measured_reply.unwrap_or(measure_start);
@@ -331,6 +339,23 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
         _ => None,
     };
 
+    let server_stages = match stage_window {
+        (Some(Ok(before)), Some(Ok(after))) => {
+            let means = scrape::window(&before, &after);
+            if means.is_empty() {
+                tally.problems.push(
+                    "--server-metrics: no rzk_stage_seconds moved (not an rzk server?)".into(),
+                );
+            }
+            Some(means)
+        }
+        (Some(Err(e)), _) | (_, Some(Err(e))) => {
+            tally.problems.push(format!("--server-metrics: {e}"));
+            None
+        }
+        _ => None,
+    };
+
     if !plan.keep {
         if let Some(w) = cleanup(plan, &base, &tally.created) {
             eprintln!("rzk bench: {w}");
@@ -352,6 +377,7 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
             started_unix_s: started.as_secs(),
             measured_s,
             server,
+            server_stages,
             mixed: matches!(plan.workload, Workload::Mixed { .. }),
         },
         &tally,

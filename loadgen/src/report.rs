@@ -118,6 +118,9 @@ pub struct Report {
     pub protocol_errors: u64,
     pub problems: Vec<String>,
     pub server: Option<ServerUsage>,
+    /// Mean time per pipeline stage over the window, from `--server-metrics` (rzk only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_stages: Option<BTreeMap<String, crate::scrape::StageMean>>,
     /// (percentile, µs) points of the latency curve, percentile from 0 to 99.999 on a
     /// log scale of 1/(1 - p).
     pub curve: Vec<[f64; 2]>,
@@ -175,6 +178,7 @@ pub struct RunFacts {
     pub started_unix_s: u64,
     pub measured_s: f64,
     pub server: Option<ServerUsage>,
+    pub server_stages: Option<BTreeMap<String, crate::scrape::StageMean>>,
     pub mixed: bool,
 }
 
@@ -226,6 +230,7 @@ pub fn build(facts: RunFacts, tally: &Tally) -> Report {
         protocol_errors: tally.protocol_errors,
         problems: tally.problems.clone(),
         server: facts.server,
+        server_stages: facts.server_stages,
         curve: curve(&tally.all),
     }
 }
@@ -330,6 +335,14 @@ pub fn format_report(r: &Report) -> String {
             mb(srv.rss_kb)
         ));
     }
+    if let Some(stages) = r.server_stages.as_ref().filter(|s| !s.is_empty()) {
+        let requests = stages.values().map(|m| m.count).max().unwrap_or(0);
+        line(format!(
+            "  server stages, mean µs over {} requests: {}",
+            group_digits(requests),
+            crate::scrape::describe(stages)
+        ));
+    }
     s
 }
 
@@ -386,6 +399,20 @@ mod tests {
                 peak_rss_kb: Some(2048),
                 rss_kb: None,
             }),
+            server_stages: Some(
+                [("log", 120.0), ("queue", 10.0)]
+                    .into_iter()
+                    .map(|(n, us)| {
+                        (
+                            n.to_owned(),
+                            crate::scrape::StageMean {
+                                count: 100,
+                                mean_us: us,
+                            },
+                        )
+                    })
+                    .collect(),
+            ),
             mixed: true,
         }
     }
@@ -434,6 +461,7 @@ mod tests {
             "problem: session 0",
             "50.0 µs CPU per op",
             "peak RSS 2.0 MB",
+            "server stages, mean µs over 100 requests: queue 10.0 · log 120.0",
             "  get ",
         ] {
             assert!(t.contains(needle), "{needle:?} missing in\n{t}");

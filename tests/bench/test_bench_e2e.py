@@ -43,3 +43,22 @@ def test_plot_compare_draws_one_curve_per_report(zk_server, tmp_path):
     svg = tmp_path / "compare.svg"
     bench("--plot-compare", *saved, "--plot", str(svg))
     assert svg.read_text().count("<polyline") == 2
+
+
+def test_server_metrics_reports_where_the_time_went(zk_server, tmp_path):
+    if zk_server.kind != "rzk":
+        return  # only rzk exposes rzk_stage_seconds
+    out = tmp_path / "stages.json"
+    done = bench(
+        "--hosts", zk_server.hosts, "--workload", "set", "--sessions", "2", "--inflight", "4",
+        "--duration", "1", "--warmup", "0.2", "--keys", "10", "--save", str(out),
+        "--server-metrics", "http://127.0.0.1:%d/metrics" % zk_server.metrics_port,
+    )
+    report = json.loads(out.read_text())
+    stages = report["server_stages"]
+    assert set(stages) == {"queue", "prep", "log", "quorum", "apply", "reply"}, stages
+    # Every measured set went through every stage (the window may also hold warmup's tail).
+    assert all(s["count"] >= report["ops"] for s in stages.values()), (stages, report["ops"])
+    assert stages["log"]["mean_us"] > 0
+    assert "server stages, mean µs over" in done.stdout
+    assert not report["problems"], report["problems"]
