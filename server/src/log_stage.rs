@@ -222,3 +222,52 @@ impl LogStage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Goal: the log stage carries out the batcher's splits: one `Durable` per batch, in
+    //! order, and everything reaches the log. Method: an in-memory disk, one `Append` holding
+    //! more than a cap, so the split does not depend on thread timing.
+
+    use rzk_proto::TxnBody;
+    use rzk_wal::{recover, MemStorage};
+
+    use super::*;
+
+    fn txn(zxid: i64) -> Txn {
+        Txn {
+            zxid,
+            time_ms: 0,
+            session_id: 1,
+            cxid: zxid as i32,
+            body: TxnBody::SetData {
+                path: "/a".into(),
+                data: Some(vec![7; 100]),
+                version: zxid as i32,
+            },
+        }
+    }
+
+    #[test]
+    fn a_batch_over_the_cap_is_written_in_capped_parts() {
+        let disk = MemStorage::new();
+        let recovered = recover(&disk, 0).unwrap();
+        let wal = WalWriter::open(Box::new(disk.clone()), &recovered, 1024 * 1024).unwrap();
+        let (to_log, commands) = crossbeam_channel::unbounded();
+        let (durable_tx, durable) = crossbeam_channel::unbounded();
+        let limits = BatchLimits {
+            max_txns: 3,
+            ..BatchLimits::default()
+        };
+        let thread = spawn(wal, commands, durable_tx, 1000, limits).unwrap();
+        to_log
+            .send(LogCommand::Append((1..=8).map(txn).collect()))
+            .unwrap();
+        drop(to_log);
+        thread.join().unwrap();
+        assert_eq!(durable.iter().collect::<Vec<_>>(), vec![3, 6, 8]);
+        let after = recover(&disk.crash_image(), 0).unwrap();
+        assert_eq!(after.last_zxid, 8);
+        assert_eq!(after.txns.len(), 8);
+    }
+}
