@@ -259,13 +259,14 @@ mod tests {
             max_txns: 3,
             ..BatchLimits::default()
         };
-        let thread = spawn(wal, commands, durable_tx, 1000, limits).unwrap();
+        let thread = spawn(shared(wal, 1000), commands, durable_tx, limits).unwrap();
         to_log
             .send(LogCommand::Append((1..=8).map(txn).collect()))
             .unwrap();
         drop(to_log);
         thread.join().unwrap();
-        assert_eq!(durable.iter().collect::<Vec<_>>(), vec![3, 6, 8]);
+        let reported: Vec<i64> = durable.iter().map(|d| d.zxid).collect();
+        assert_eq!(reported, vec![3, 6, 8]);
         let after = recover(&disk.crash_image(), 0).unwrap();
         assert_eq!(after.last_zxid, 8);
         assert_eq!(after.txns.len(), 8);
