@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use rzk_net::{loop_of, now_ms, LoopHandle, Shared, ToCore, ToLoop};
+use rzk_pipeline::batch::{txn_bytes, BatchLimits};
 use rzk_pipeline::{Actions, Input, Output, Standalone};
 use tracing::{info, warn};
 
@@ -33,6 +34,8 @@ pub struct Driver {
     /// The log's writer, for writing small batches on this thread when nothing is in flight
     /// at the log thread (None when a batching delay is configured).
     pub inline_log: Option<SharedLog>,
+    /// The batching caps, which an inline write honours too.
+    pub batch_limits: BatchLimits,
     /// The last zxid handed to the log, and the last it reported durable.
     pub handed_zxid: i64,
     pub durable_zxid: i64,
@@ -193,6 +196,11 @@ impl Driver {
         }
     }
 
+    fn fits_inline(&self, batch: &[rzk_proto::Txn]) -> bool {
+        batch.len() <= INLINE_MAX_TXNS.min(self.batch_limits.max_txns)
+            && batch.iter().map(txn_bytes).sum::<usize>() <= self.batch_limits.max_bytes
+    }
+
     fn durable(&mut self, durable: Durable, actions: &mut Actions) {
         self.durable_zxid = self.durable_zxid.max(durable.zxid);
         self.clock.durable(durable.zxid, durable.at, Instant::now());
@@ -239,7 +247,7 @@ impl Driver {
             let idle = self.durable_zxid >= self.handed_zxid;
             self.handed_zxid = last;
             match &self.inline_log {
-                Some(log) if idle && batch.len() <= INLINE_MAX_TXNS => {
+                Some(log) if idle && self.fits_inline(&batch) => {
                     // Released at once: its replies go out with this carry_out's outputs.
                     let written = log_stage::lock(log).write(&batch);
                     if let Some(durable) = written {

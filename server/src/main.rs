@@ -337,6 +337,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         "rzk {} serving standalone (ZooKeeper protocol {})",
         env!("CARGO_PKG_VERSION"), fourlw::ZOOKEEPER_PROTOCOL_VERSION);
     let last_zxid = core.released().last_zxid();
+    let batch_limits = config.batch;
     let driver = driver::Driver {
         core,
         config,
@@ -349,6 +350,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         calls,
         clock: stages::StageClock::default(),
         inline_log,
+        batch_limits,
         handed_zxid: last_zxid,
         durable_zxid: last_zxid,
     };
