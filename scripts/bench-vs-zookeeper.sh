@@ -92,9 +92,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r ZK_PORT RZK_PORT < <(python3 - <<'EOF'
+read -r ZK_PORT RZK_PORT METRICS_PORT < <(python3 - <<'EOF'
 import socket
-socks = [socket.socket() for _ in range(2)]
+socks = [socket.socket() for _ in range(3)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -102,6 +102,8 @@ EOF
 )
 
 mkdir -p "$WORK/zk/data" "$WORK/rzk/data" "$WORK/reports"
+# metricsProvider.httpPort: rzk serves /metrics there (where `rzk bench --server-metrics`
+# reads the stage times); ZooKeeper ignores it without metricsProvider.className.
 write_cfg() { # dir port
   cat >"$1/zoo.cfg" <<EOF
 tickTime=2000
@@ -114,6 +116,7 @@ maxClientCnxns=0
 autopurge.purgeInterval=0
 4lw.commands.whitelist=*
 admin.enableServer=false
+metricsProvider.httpPort=$METRICS_PORT
 EOF
 }
 write_cfg "$WORK/zk" "$ZK_PORT"
@@ -172,9 +175,10 @@ bench() { # server port pid json flags...
   local server=$1 port=$2 pid=$3 json=$4
   shift 4
   local label=rzk
-  [ "$server" = zk ] && label="ZooKeeper ${ZK_VERSION:-3.8}"
+  local extra=(--server-metrics "http://127.0.0.1:$METRICS_PORT/metrics")
+  if [ "$server" = zk ]; then label="ZooKeeper ${ZK_VERSION:-3.8}"; extra=(); fi
   timeout 300 "${BENCH[@]}" --hosts "127.0.0.1:$port" --server-pid "$pid" --label "$label" \
-    --json --save "$json" "$@" >/dev/null \
+    --json --save "$json" "${extra[@]}" "$@" >/dev/null \
     || die "rzk bench against $server failed (flags: $*)"
   kill -0 "$pid" 2>/dev/null || die "$server died during: $*"
 }
@@ -259,6 +263,16 @@ line(("figure", "ZooKeeper", "rzk", "rzk/ZK"))
 print("|" + "|".join("-" * (x + 2) for x in w) + "|")
 for r in rows:
     line(r)
+print()
+print("rzk: mean µs per pipeline stage over each window (rzk bench --server-metrics)")
+order = ["queue", "prep", "log", "quorum", "apply", "reply"]
+for i, name in enumerate(names, 1):
+    stages = json.load(open(f"{folder}/{i}-rzk.json")).get("server_stages") or {}
+    if stages:
+        cells = " · ".join(f"{k} {stages[k]['mean_us']:,.1f}" for k in order if k in stages)
+        print(f"  {name:<20} {cells}")
+    else:
+        print(f"  {name:<20} (no requests reached the core)")
 EOF
 echo "(ratio rzk/ZK: above 1 is better for throughput, below 1 is better for latency, CPU and RSS)"
 if [ -n "$OUT_DIR" ]; then
