@@ -533,9 +533,17 @@ def test_last_snapshot(zk_server_factory, zk_factory):
     for i in range(6):
         zxids.append(zk.create("/s%d" % i, include_data=True)[1].czxid)
 
+    target = zxids[-3]
+
     def newer():
         answer = admin_get(server, "last_snapshot")
-        return answer if int(answer["zxid"], 16) >= zxids[-3] and answer["timestamp"] > 0 else None
+        if int(answer["zxid"], 16) >= target and answer["timestamp"] > 0:
+            return answer
+        # A snapshot is only started by a write, and not while one is still being written
+        # (both servers skip it then): on a busy machine the last writes can all fall into
+        # one snapshot's run, so keep writing until one starts after them.
+        zxids.append(zk.create("/s%d" % len(zxids), include_data=True)[1].czxid)
+        return None
 
     answer = wait_until(newer, timeout=15, message="a snapshot after the writes")
     assert int(answer["zxid"], 16) <= zxids[-1]
