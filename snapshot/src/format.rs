@@ -574,13 +574,15 @@ fn parse_body(compressed: &[u8], header: &Header) -> Result<Snapshot, BodyError>
 /// in preference to whatever `from_nodes` made of the truncated input.
 struct NodeIter<'r, 'a> {
     r: &'r mut BodyReader<'a>,
-    /// The ACL lists defined so far, by number.
-    acl_lists: Vec<Vec<Acl>>,
+    /// The ACL lists defined so far, by number; every node naming one gets a clone of the
+    /// same `Arc`, which is all `from_nodes` keeps.
+    acl_lists: Vec<Arc<[Acl]>>,
     remaining: u64,
     error: Option<BodyError>,
 }
 
-type NodeParts = (String, Stat, Option<Vec<u8>>, Vec<Acl>);
+// Built as the tree keeps them, so that no node's path or data is copied twice.
+type NodeParts = (Arc<str>, Stat, Option<Arc<[u8]>>, Arc<[Acl]>);
 
 impl Iterator for NodeIter<'_, '_> {
     type Item = NodeParts;
@@ -604,15 +606,15 @@ impl Iterator for NodeIter<'_, '_> {
 
 fn read_node(
     r: &mut BodyReader<'_>,
-    acl_lists: &mut Vec<Vec<Acl>>,
+    acl_lists: &mut Vec<Arc<[Acl]>>,
 ) -> Result<NodeParts, BodyError> {
-    let path = r.string("path")?;
+    let path = r.str("path", |s| Arc::<str>::from(s))?;
     let stat = parse_stat(r.take(STAT_BYTES)?);
     let data_len = r.u32()?;
     let data = if data_len == DATA_NULL {
         None
     } else {
-        Some(r.take(data_len as usize)?.to_vec())
+        Some(Arc::from(r.take(data_len as usize)?))
     };
     let at = r.offset();
     let acl_ref = r.u32()? as usize;
@@ -629,7 +631,7 @@ fn read_node(
                 id: Id { scheme, id },
             });
         }
-        acl_lists.push(list);
+        acl_lists.push(Arc::from(list));
     }
     let Some(acl) = acl_lists.get(acl_ref) else {
         return Err(BodyError {
@@ -710,10 +712,15 @@ impl<'a> BodyReader<'a> {
     }
 
     fn string(&mut self, what: &str) -> Result<String, BodyError> {
+        self.str(what, str::to_owned)
+    }
+
+    /// A length-prefixed UTF-8 string, made into a `T` straight from the buffer.
+    fn str<T>(&mut self, what: &str, make: impl FnOnce(&str) -> T) -> Result<T, BodyError> {
         let len = self.u32()? as usize;
         let at = self.offset();
         match std::str::from_utf8(self.take(len)?) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(make(s)),
             Err(e) => Err(BodyError {
                 offset: at,
                 reason: format!("{what} is not UTF-8: {e}"),

@@ -11,6 +11,7 @@
 //! node but "/" has its parent in the map and is listed among the parent's children.
 
 pub mod acl;
+pub mod name;
 pub mod path;
 pub mod quota;
 pub mod watch;
@@ -19,6 +20,8 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdSet};
 use rzk_proto::{Acl, ErrorCode, Stat, Txn, TxnBody};
+
+pub use name::ChildName;
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`: containers carry this as their ephemeralOwner.
 pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
@@ -64,7 +67,7 @@ pub struct Znode {
     pub stat: Stat,
     pub data: Option<Arc<[u8]>>,
     pub acl: Arc<[Acl]>,
-    pub children: OrdSet<Arc<str>>,
+    pub children: OrdSet<ChildName>,
 }
 
 impl Znode {
@@ -179,6 +182,113 @@ fn system_node(acl: Vec<Acl>, aversion: i32) -> Znode {
     }
 }
 
+/// Keeps one `Arc` per distinct ACL list while a tree is rebuilt: most nodes share a few.
+#[derive(Default)]
+struct AclInterner {
+    last: Option<Arc<[Acl]>>,
+    seen: std::collections::HashMap<Vec<Acl>, Arc<[Acl]>>,
+}
+
+impl AclInterner {
+    fn intern<A: AsRef<[Acl]> + Into<Arc<[Acl]>>>(&mut self, acl: A) -> Arc<[Acl]> {
+        let list = acl.as_ref();
+        // Neighbours usually share a list, and the snapshot decoder hands in the same Arc
+        // for the same list: compare the pointer, then the contents, before hashing.
+        if let Some(last) = &self.last {
+            if std::ptr::eq(last.as_ptr(), list.as_ptr()) && last.len() == list.len()
+                || **last == *list
+            {
+                return last.clone();
+            }
+        }
+        let shared = match self.seen.get(list) {
+            Some(shared) => shared.clone(),
+            None => {
+                let key = list.to_vec();
+                let shared: Arc<[Acl]> = acl.into();
+                self.seen.insert(key, shared.clone());
+                shared
+            }
+        };
+        self.last = Some(shared.clone());
+        shared
+    }
+}
+
+/// The children set of each node that has children, in index order: `grouped[first[p]..
+/// first[p + 1]]` are the indexes of node `p`'s children, `names[c]` is child `c`'s name.
+fn children_sets(names: &[ChildName], grouped: &[u32], first: &[u32]) -> Vec<OrdSet<ChildName>> {
+    let mut sets = Vec::new();
+    let mut run: Vec<ChildName> = Vec::new();
+    for bounds in first.windows(2) {
+        let children = &grouped[bounds[0] as usize..bounds[1] as usize];
+        if children.is_empty() {
+            continue;
+        }
+        run.clear();
+        run.extend(children.iter().map(|&c| names[c as usize].clone()));
+        run.sort_unstable();
+        sets.push(run.drain(..).collect());
+    }
+    sets
+}
+
+/// Inserts in the order the map's trie walks its hash bits (the lowest 5 bits pick the
+/// root's slot, and so on): each insert then follows the path the previous one just
+/// touched, still in cache, where in snapshot order every insert missed at every level.
+fn insert_in_trie_order(
+    map: &mut NodeMap,
+    hasher: &ahash::RandomState,
+    entries: impl Iterator<Item = (Arc<str>, Arc<Znode>)>,
+) {
+    let mut ordered: Vec<(u32, Arc<str>, Arc<Znode>)> = entries
+        .map(|(path, node)| {
+            let trie_order = (hasher.hash_one(&path) as u32).reverse_bits();
+            (trie_order, path, node)
+        })
+        .collect();
+    ordered.sort_unstable_by_key(|e| e.0);
+    for (_, path, node) in ordered {
+        map.insert(path, node);
+    }
+}
+
+const NO_PARENT: u32 = u32::MAX;
+
+/// The index of each node's parent in `entries` (`NO_PARENT` for "/"), checking that the
+/// paths are unique, that "/" is there and that every other node's parent is.
+fn parent_indexes(entries: &[(Arc<str>, Arc<Znode>)]) -> Result<Vec<u32>, String> {
+    if entries.len() >= NO_PARENT as usize {
+        return Err(format!(
+            "{} nodes are more than a tree holds",
+            entries.len()
+        ));
+    }
+    let mut index: std::collections::HashMap<&str, u32, ahash::RandomState> =
+        std::collections::HashMap::with_capacity_and_hasher(
+            entries.len(),
+            ahash::RandomState::new(),
+        );
+    for (i, (path, _)) in entries.iter().enumerate() {
+        if index.insert(path, i as u32).is_some() {
+            return Err(format!("{path} appears twice"));
+        }
+    }
+    if !index.contains_key("/") {
+        return Err("no root node".into());
+    }
+    entries
+        .iter()
+        .map(|(p, _)| match path::parent(p) {
+            None => Ok(NO_PARENT),
+            Some(parent) => index
+                .get(parent)
+                .copied()
+                .ok_or_else(|| format!("{p} has no parent node")),
+        })
+        .collect()
+}
+
 impl Tree {
     /// A fresh tree with ZooKeeper's system nodes: /, /zookeeper, /zookeeper/quota and
     /// /zookeeper/config (read-only to the world, as ZooKeeper creates it).
@@ -201,7 +311,7 @@ impl Tree {
             ("/zookeeper/config", Acl::read_unsafe(), -1),
         ] {
             let parent = path::parent(path).unwrap();
-            let name: Arc<str> = Arc::from(path::basename(path));
+            let name = ChildName::from(path::basename(path));
             let parent_node = Arc::make_mut(tree.nodes.get_mut(parent).unwrap());
             parent_node.children.insert(name);
             parent_node.stat.num_children += 1;
@@ -214,10 +324,19 @@ impl Tree {
     /// Rebuilds a tree from its nodes (a snapshot): children, the ephemeral/container/TTL
     /// indexes and the byte count are derived, and every stored `num_children` must match
     /// the children found. The order of `nodes` does not matter.
-    pub fn from_nodes(
+    ///
+    /// Paths, data and ACL lists may come as `Arc`s (the snapshot decoder builds them so,
+    /// to allocate each once) or as `String`/`Vec`. Nodes that hand in the same ACL `Arc`
+    /// share it without a comparison; equal lists given apart are shared too.
+    pub fn from_nodes<P, D, A>(
         last_zxid: i64,
-        nodes: impl IntoIterator<Item = (String, Stat, Option<Vec<u8>>, Vec<Acl>)>,
-    ) -> Result<Tree, String> {
+        nodes: impl IntoIterator<Item = (P, Stat, Option<D>, A)>,
+    ) -> Result<Tree, String>
+    where
+        P: Into<Arc<str>>,
+        D: Into<Arc<[u8]>>,
+        A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
+    {
         let mut tree = Tree {
             nodes: NodeMap::with_hasher(ahash::RandomState::new()),
             ephemerals: HashMap::new(),
@@ -227,42 +346,29 @@ impl Tree {
             last_zxid,
             data_bytes: 0,
         };
-        let mut acl_cache: std::collections::HashMap<Vec<Acl>, Arc<[Acl]>> =
-            std::collections::HashMap::new();
-        let mut last_acl: Option<Arc<[Acl]>> = None;
+        // The nodes are gathered first, and go into the persistent map only once complete:
+        // filling in children afterwards would look each parent up again and copy its Arc.
+        let nodes = nodes.into_iter();
+        let mut entries: Vec<(Arc<str>, Arc<Znode>)> = Vec::with_capacity(nodes.size_hint().0);
+        // Each node's name as its parent will list it, made while its path is in cache.
+        let mut names: Vec<ChildName> = Vec::with_capacity(nodes.size_hint().0);
+        let mut acls = AclInterner::default();
         for (path, stat, data, acl) in nodes {
-            if path != "/" && path::validate_path(&path).is_err() {
+            let path: Arc<str> = path.into();
+            if &*path != "/" && path::validate_path(&path).is_err() {
                 return Err(format!("invalid path {path:?}"));
             }
-            // Most nodes share a few ACLs: keep one copy of each. Neighbours usually share
-            // one, so compare with the last before hashing.
-            let acl = match &last_acl {
-                Some(last) if **last == *acl => last.clone(),
-                _ => {
-                    let shared = match acl_cache.get(acl.as_slice()) {
-                        Some(shared) => shared.clone(),
-                        None => {
-                            let shared: Arc<[Acl]> = Arc::from(acl.as_slice());
-                            acl_cache.insert(acl, shared.clone());
-                            shared
-                        }
-                    };
-                    last_acl = Some(shared.clone());
-                    shared
-                }
-            };
             let node = Znode {
                 stat,
-                data: data.map(Arc::from),
-                acl,
+                data: data.map(Into::into),
+                acl: acls.intern(acl),
                 children: OrdSet::new(),
             };
             tree.data_bytes += node.data_bytes().len() as u64;
             if node.stat.data_length as usize != node.data_bytes().len() {
                 return Err(format!("{path}: dataLength does not match the data"));
             }
-            let key: Arc<str> = Arc::from(path.as_str());
-            tree.index(&key, node.kind());
+            tree.index(&path, node.kind());
             if let Some(quoted) = path
                 .strip_suffix(quota::LIMIT_NODE)
                 .and_then(|dir| dir.strip_suffix('/'))
@@ -271,34 +377,74 @@ impl Tree {
                 tree.quota_paths
                     .insert(Arc::from(quota::trim_quota_path(quoted)));
             }
-            if tree.nodes.insert(key, Arc::new(node)).is_some() {
-                return Err(format!("{path} appears twice"));
+            names.push(ChildName::from(path::basename(&path)));
+            entries.push((path, Arc::new(node)));
+        }
+
+        let parent_of = parent_indexes(&entries)?;
+        // Children grouped by parent (a counting sort on the parent's index), so each
+        // children set is built from one sorted run instead of growing one insert at a time
+        // in snapshot (hash) order.
+        let mut first = vec![0u32; entries.len() + 1];
+        for &p in &parent_of {
+            if p != NO_PARENT {
+                first[p as usize + 1] += 1;
             }
         }
-        if tree.nodes.get("/").is_none() {
-            return Err("no root node".into());
-        }
-        let paths: Vec<Arc<str>> = tree.nodes.keys().cloned().collect();
-        for p in paths {
-            let Some(parent) = path::parent(&p) else {
-                continue;
-            };
-            let Some(parent_node) = tree.nodes.get_mut(parent) else {
-                return Err(format!("{p} has no parent node"));
-            };
-            Arc::make_mut(parent_node)
-                .children
-                .insert(Arc::from(path::basename(&p)));
-        }
-        for (p, node) in tree.nodes.iter() {
-            if node.stat.num_children as usize != node.children.len() {
+        for (i, (path, node)) in entries.iter().enumerate() {
+            let found = first[i + 1];
+            if node.stat.num_children as u32 != found {
                 return Err(format!(
-                    "{p}: numChildren {} but {} children",
-                    node.stat.num_children,
-                    node.children.len()
+                    "{path}: numChildren {} but {found} children",
+                    node.stat.num_children
                 ));
             }
         }
+        for i in 0..entries.len() {
+            first[i + 1] += first[i];
+        }
+        let mut grouped = vec![0u32; first[entries.len()] as usize];
+        let mut next = first.clone();
+        for (child, &p) in parent_of.iter().enumerate() {
+            if p != NO_PARENT {
+                grouped[next[p as usize] as usize] = child as u32;
+                next[p as usize] += 1;
+            }
+        }
+        drop(next);
+
+        // The children sets and the map are built at once on two threads: the map takes
+        // the nodes that have no children (nearly all of them) while the sets are sorted
+        // and built, then the parents, once their sets are in place.
+        let build_sets = || children_sets(&names, &grouped, &first);
+        let hasher = tree.nodes.hasher().clone();
+        let (leaves, mut parents): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .enumerate()
+            .partition(|(_, (_, node))| node.stat.num_children == 0);
+        let sets = std::thread::scope(|scope| {
+            let sets_thread = std::thread::Builder::new()
+                .name("rzk-load-children".into())
+                .spawn_scoped(scope, build_sets);
+            insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter().map(|(_, e)| e));
+            match sets_thread {
+                Ok(thread) => thread
+                    .join()
+                    .expect("building children sets does not panic"),
+                // No thread to be had: build them here.
+                Err(_) => build_sets(),
+            }
+        });
+        for ((_, (_, node)), set) in parents.iter_mut().zip(sets) {
+            Arc::get_mut(node)
+                .expect("a node being loaded has no other owner")
+                .children = set;
+        }
+        insert_in_trie_order(
+            &mut tree.nodes,
+            &hasher,
+            parents.into_iter().map(|(_, e)| e),
+        );
         Ok(tree)
     }
 
@@ -602,7 +748,7 @@ impl Tree {
             parent.stat.cversion = parent_cversion;
             parent.stat.pzxid = txn.zxid;
         }
-        let name: Arc<str> = Arc::from(path::basename(path));
+        let name = ChildName::from(path::basename(path));
         if parent.children.insert(name).is_none() {
             parent.stat.num_children += 1;
         }

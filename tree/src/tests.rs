@@ -186,7 +186,12 @@ fn from_nodes_rebuilds_an_equal_tree() {
 
 #[test]
 fn from_nodes_rejects_orphans_and_wrong_child_counts() {
-    let root = ("/".to_string(), Stat::default(), None, Acl::open_unsafe());
+    let root = (
+        "/".to_string(),
+        Stat::default(),
+        None::<Vec<u8>>,
+        Acl::open_unsafe(),
+    );
     let orphan = (
         "/x/y".to_string(),
         Stat::default(),
@@ -200,8 +205,86 @@ fn from_nodes_rejects_orphans_and_wrong_child_counts() {
             num_children: 3,
             ..Stat::default()
         },
-        None,
+        None::<Vec<u8>>,
         Acl::open_unsafe(),
     );
     assert!(Tree::from_nodes(0, vec![lying_root]).is_err());
+    assert!(Tree::from_nodes(0, vec![root.clone(), root.clone()])
+        .err()
+        .unwrap()
+        .contains("appears twice"));
+    let no_root = (
+        "/x".to_string(),
+        Stat::default(),
+        None::<Vec<u8>>,
+        Acl::open_unsafe(),
+    );
+    assert!(Tree::from_nodes(0, vec![no_root])
+        .err()
+        .unwrap()
+        .contains("no root"));
+}
+
+/// Many parents, names inline and shared, nodes handed in shuffled, ACLs as `Arc`s shared
+/// by some nodes and equal lists given apart: the rebuilt tree equals the applied one.
+#[test]
+fn from_nodes_rebuilds_many_parents_from_any_order() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    let mut zxid = 0;
+    let mut cversions = std::collections::HashMap::new();
+    let mut paths: Vec<String> = vec![];
+    for i in 0..40 {
+        let parent = match i % 4 {
+            0 => "/".to_string(),
+            _ => paths[(i * 7) % paths.len().max(1)].clone(),
+        };
+        let name = if i % 3 == 0 {
+            format!("a-long-child-name-beyond-the-inline-bytes-{i}")
+        } else {
+            format!("n{}", 97 - i)
+        };
+        let path = path::join(&parent, &name);
+        let cv = cversions.entry(parent).or_insert(0);
+        *cv += 1;
+        zxid += 1;
+        tree.apply(&txn(zxid, create(&path, 0, *cv)), &mut out);
+        paths.push(path);
+    }
+    let shared_acl: Arc<[Acl]> = Arc::from(Acl::open_unsafe());
+    let mut nodes: Vec<_> = tree
+        .paths()
+        .enumerate()
+        .map(|(i, (p, n))| {
+            let acl = if i % 2 == 0 && *n.acl == *shared_acl {
+                shared_acl.clone()
+            } else {
+                Arc::from(n.acl.to_vec())
+            };
+            (p.clone(), n.stat, n.data.clone(), acl)
+        })
+        .collect();
+    nodes.reverse();
+    nodes.swap(3, 17);
+    let rebuilt = Tree::from_nodes(tree.last_zxid(), nodes).unwrap();
+    assert_eq!(rebuilt.node_count(), tree.node_count());
+    for (p, n) in tree.paths() {
+        let r = rebuilt.get(p).unwrap();
+        assert_eq!(r.stat, n.stat, "{p}");
+        assert_eq!(r.children, n.children, "{p}");
+        assert_eq!(*r.acl, *n.acl, "{p}");
+        let listed: Vec<&str> = r.children.iter().map(|c| c.as_str()).collect();
+        let mut sorted = listed.clone();
+        sorted.sort_unstable();
+        assert_eq!(listed, sorted, "{p}");
+    }
+    let world = rebuilt.get("/").unwrap().acl.clone();
+    for (p, n) in rebuilt.paths() {
+        if *n.acl == *world {
+            assert!(
+                Arc::ptr_eq(&n.acl, &world),
+                "{p} keeps its own copy of a shared ACL"
+            );
+        }
+    }
 }
