@@ -240,7 +240,7 @@ fn insert_in_trie_order(
     map: &mut NodeMap,
     hasher: &ahash::RandomState,
     entries: impl Iterator<Item = (Arc<str>, Arc<Znode>)>,
-) {
+) -> Result<(), String> {
     let mut ordered: Vec<(u32, Arc<str>, Arc<Znode>)> = entries
         .map(|(path, node)| {
             let trie_order = (hasher.hash_one(&path) as u32).reverse_bits();
@@ -266,9 +266,12 @@ fn insert_in_trie_order(
         }
         std::hint::black_box(sum);
         for (path, node) in batch.drain(..) {
-            map.insert(path, node);
+            if map.insert(path.clone(), node).is_some() {
+                return Err(format!("{path} appears twice"));
+            }
         }
     }
+    Ok(())
 }
 
 /// Paths touched ahead of their insert into the map: enough to overlap many cache misses,
@@ -277,8 +280,12 @@ const WARM_BATCH: usize = 32;
 
 const NO_PARENT: u32 = u32::MAX;
 
-/// The index of each node's parent in `entries` (`NO_PARENT` for "/"), checking that the
-/// paths are unique, that "/" is there and that every other node's parent is.
+/// The index of each node's parent in `entries` (`NO_PARENT` for "/"), checking that "/" is
+/// there and that every other node's parent is. Only nodes that claim children can be
+/// parents, so only they are indexed: a million leaves would make the index itself the
+/// slowest part of a load (every insert a cache miss), while the parents are usually few.
+/// A child whose parent claims none is reported here; duplicate paths among the parents
+/// here, among the rest when they go into the map.
 fn parent_indexes(entries: &[(Arc<str>, Arc<Znode>)]) -> Result<Vec<u32>, String> {
     if entries.len() >= NO_PARENT as usize {
         return Err(format!(
@@ -286,27 +293,32 @@ fn parent_indexes(entries: &[(Arc<str>, Arc<Znode>)]) -> Result<Vec<u32>, String
             entries.len()
         ));
     }
+    if !entries.iter().any(|(p, _)| p.len() == 1 && &**p == "/") {
+        return Err("no root node".into());
+    }
     let mut index: std::collections::HashMap<&str, u32, ahash::RandomState> =
-        std::collections::HashMap::with_capacity_and_hasher(
-            entries.len(),
-            ahash::RandomState::new(),
-        );
-    for (i, (path, _)) in entries.iter().enumerate() {
-        if index.insert(path, i as u32).is_some() {
+        std::collections::HashMap::with_hasher(ahash::RandomState::new());
+    for (i, (path, node)) in entries.iter().enumerate() {
+        if node.stat.num_children != 0 && index.insert(path, i as u32).is_some() {
             return Err(format!("{path} appears twice"));
         }
     }
-    if !index.contains_key("/") {
-        return Err("no root node".into());
-    }
+    let mut last: Option<(&str, u32)> = None;
     entries
         .iter()
         .map(|(p, _)| match path::parent(p) {
             None => Ok(NO_PARENT),
-            Some(parent) => index
-                .get(parent)
-                .copied()
-                .ok_or_else(|| format!("{p} has no parent node")),
+            // Siblings often follow each other: skip the hash for a repeated parent.
+            Some(parent) => match last {
+                Some((last_path, i)) if last_path == parent => Ok(i),
+                _ => {
+                    let i = index.get(parent).copied().ok_or_else(|| {
+                        format!("{p}: its parent is missing or claims numChildren 0")
+                    })?;
+                    last = Some((parent, i));
+                    Ok(i)
+                }
+            },
         })
         .collect()
 }
@@ -444,19 +456,22 @@ impl Tree {
             .into_iter()
             .enumerate()
             .partition(|(_, (_, node))| node.stat.num_children == 0);
-        let sets = std::thread::scope(|scope| {
+        let (inserted, sets) = std::thread::scope(|scope| {
             let sets_thread = std::thread::Builder::new()
                 .name("rzk-load-children".into())
                 .spawn_scoped(scope, build_sets);
-            insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter().map(|(_, e)| e));
-            match sets_thread {
+            let inserted =
+                insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter().map(|(_, e)| e));
+            let sets = match sets_thread {
                 Ok(thread) => thread
                     .join()
                     .expect("building children sets does not panic"),
                 // No thread to be had: build them here.
                 Err(_) => build_sets(),
-            }
+            };
+            (inserted, sets)
         });
+        inserted?;
         for ((_, (_, node)), set) in parents.iter_mut().zip(sets) {
             Arc::get_mut(node)
                 .expect("a node being loaded has no other owner")
@@ -466,7 +481,7 @@ impl Tree {
             &mut tree.nodes,
             &hasher,
             parents.into_iter().map(|(_, e)| e),
-        );
+        )?;
         Ok(tree)
     }
 

@@ -213,6 +213,38 @@ fn from_nodes_rejects_orphans_and_wrong_child_counts() {
         .err()
         .unwrap()
         .contains("appears twice"));
+    let two_children = Stat {
+        num_children: 2,
+        ..Stat::default()
+    };
+    let leaf = (
+        "/a".to_string(),
+        Stat::default(),
+        None::<Vec<u8>>,
+        Acl::open_unsafe(),
+    );
+    let parent_of_twins = ("/".to_string(), two_children, None, Acl::open_unsafe());
+    assert!(
+        Tree::from_nodes(0, vec![parent_of_twins, leaf.clone(), leaf.clone()])
+            .err()
+            .unwrap()
+            .contains("appears twice")
+    );
+    let child_of_leaf = (
+        "/a/b".to_string(),
+        Stat::default(),
+        None,
+        Acl::open_unsafe(),
+    );
+    let one_child = Stat {
+        num_children: 1,
+        ..Stat::default()
+    };
+    let root_of_a = ("/".to_string(), one_child, None, Acl::open_unsafe());
+    assert!(Tree::from_nodes(0, vec![root_of_a, leaf, child_of_leaf])
+        .err()
+        .unwrap()
+        .contains("/a/b"));
     let no_root = (
         "/x".to_string(),
         Stat::default(),
