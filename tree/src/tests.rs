@@ -320,3 +320,41 @@ fn from_nodes_rebuilds_many_parents_from_any_order() {
         }
     }
 }
+
+/// Equal ACL lists share one allocation: a node's with its parent's, or with the last list
+/// made; an unequal list is never shared.
+#[test]
+fn equal_acls_share_one_allocation() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
+    let root_acl = tree.get("/").unwrap().acl.clone();
+    assert!(Arc::ptr_eq(&tree.get("/a").unwrap().acl, &root_acl));
+    let read_only = |path: &str| TxnBody::Create {
+        path: path.into(),
+        data: None,
+        acl: Acl::read_unsafe(),
+        ephemeral_owner: 0,
+        parent_cversion: 2,
+        reply_stat: false,
+    };
+    tree.apply(&txn(2, read_only("/b")), &mut out);
+    tree.apply(&txn(3, read_only("/a/c")), &mut out);
+    let b = tree.get("/b").unwrap().acl.clone();
+    assert_eq!(*b, *Acl::read_unsafe());
+    assert!(Arc::ptr_eq(&b, &tree.get("/a/c").unwrap().acl));
+    assert!(!Arc::ptr_eq(&b, &root_acl));
+    tree.apply(
+        &txn(
+            4,
+            TxnBody::SetAcl {
+                path: "/a".into(),
+                acl: Acl::read_unsafe(),
+                aversion: 1,
+            },
+        ),
+        &mut out,
+    );
+    assert!(Arc::ptr_eq(&b, &tree.get("/a").unwrap().acl));
+    assert_eq!(*tree.get("/").unwrap().acl, *Acl::open_unsafe());
+}
