@@ -283,6 +283,11 @@ const WARM_BATCH: usize = 32;
 
 const NO_PARENT: u32 = u32::MAX;
 
+/// From this many childless nodes on, a load builds the children sets on a second thread;
+/// below it the thread costs more than it saves (and the fuzzer decodes many tiny
+/// snapshots).
+pub const PARALLEL_LOAD_MIN_NODES: usize = 4096;
+
 /// The index of each node's parent in `entries` (`NO_PARENT` for "/"), checking that "/" is
 /// there and that every other node's parent is. Only nodes that claim children can be
 /// parents, so only they are indexed: a million leaves would make the index itself the
@@ -461,18 +466,24 @@ impl Tree {
             .into_iter()
             .enumerate()
             .partition(|(_, (_, node))| node.stat.num_children == 0);
+        let spawn = leaves.len() >= PARALLEL_LOAD_MIN_NODES;
         let (inserted, sets) = std::thread::scope(|scope| {
-            let sets_thread = std::thread::Builder::new()
-                .name("rzk-load-children".into())
-                .spawn_scoped(scope, build_sets);
+            let sets_thread = if spawn {
+                std::thread::Builder::new()
+                    .name("rzk-load-children".into())
+                    .spawn_scoped(scope, build_sets)
+                    .ok()
+            } else {
+                None
+            };
             let inserted =
                 insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter().map(|(_, e)| e));
             let sets = match sets_thread {
-                Ok(thread) => thread
+                Some(thread) => thread
                     .join()
                     .expect("building children sets does not panic"),
-                // No thread to be had: build them here.
-                Err(_) => build_sets(),
+                // A small tree, or no thread to be had: build them here.
+                None => build_sets(),
             };
             (inserted, sets)
         });

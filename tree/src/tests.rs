@@ -358,3 +358,34 @@ fn equal_acls_share_one_allocation() {
     assert!(Arc::ptr_eq(&b, &tree.get("/a").unwrap().acl));
     assert_eq!(*tree.get("/").unwrap().acl, *Acl::open_unsafe());
 }
+
+/// A tree big enough that `from_nodes` builds the children sets on a second thread, with
+/// several big parents, rebuilds equal to the applied one.
+#[test]
+fn from_nodes_rebuilds_a_big_tree_on_two_threads() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    let mut zxid = 0;
+    for p in 0..3 {
+        zxid += 1;
+        tree.apply(&txn(zxid, create(&format!("/p{p}"), 0, p + 1)), &mut out);
+    }
+    let n = PARALLEL_LOAD_MIN_NODES * 2;
+    for i in 0..n {
+        zxid += 1;
+        let path = format!("/p{}/s{:05}-{:010}", i % 3, i % 16, i);
+        tree.apply(&txn(zxid, create(&path, 0, (i / 3) as i32 + 1)), &mut out);
+    }
+    let nodes: Vec<_> = tree
+        .paths()
+        .map(|(p, n)| (p.clone(), n.stat, n.data.clone(), n.acl.clone()))
+        .collect();
+    let rebuilt = Tree::from_nodes(tree.last_zxid(), nodes).unwrap();
+    assert_eq!(rebuilt.node_count(), n + 7);
+    assert_eq!(rebuilt.data_bytes(), tree.data_bytes());
+    for (p, n) in tree.paths() {
+        let r = rebuilt.get(p).unwrap();
+        assert_eq!(r.stat, n.stat, "{p}");
+        assert_eq!(r.children, n.children, "{p}");
+    }
+}
