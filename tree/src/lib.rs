@@ -462,10 +462,10 @@ impl Tree {
         // and built, then the parents, once their sets are in place.
         let build_sets = || children_sets(&names, &grouped, &first);
         let hasher = tree.nodes.hasher().clone();
+        // Partitioning keeps the index order, which is the order of the sets.
         let (leaves, mut parents): (Vec<_>, Vec<_>) = entries
             .into_iter()
-            .enumerate()
-            .partition(|(_, (_, node))| node.stat.num_children == 0);
+            .partition(|(_, node)| node.stat.num_children == 0);
         let spawn = leaves.len() >= PARALLEL_LOAD_MIN_NODES;
         let (inserted, sets) = std::thread::scope(|scope| {
             let sets_thread = if spawn {
@@ -476,8 +476,7 @@ impl Tree {
             } else {
                 None
             };
-            let inserted =
-                insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter().map(|(_, e)| e));
+            let inserted = insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter());
             let sets = match sets_thread {
                 Some(thread) => thread
                     .join()
@@ -488,16 +487,12 @@ impl Tree {
             (inserted, sets)
         });
         inserted?;
-        for ((_, (_, node)), set) in parents.iter_mut().zip(sets) {
+        for ((_, node), set) in parents.iter_mut().zip(sets) {
             Arc::get_mut(node)
                 .expect("a node being loaded has no other owner")
                 .children = set;
         }
-        insert_in_trie_order(
-            &mut tree.nodes,
-            &hasher,
-            parents.into_iter().map(|(_, e)| e),
-        )?;
+        insert_in_trie_order(&mut tree.nodes, &hasher, parents.into_iter())?;
         Ok(tree)
     }
 
