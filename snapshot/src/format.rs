@@ -548,7 +548,11 @@ fn parse_body(compressed: &[u8], header: &Header) -> Result<Snapshot, BodyError>
         remaining: header.node_count,
         error: None,
     };
-    let built = Tree::from_nodes(header.zxid, &mut nodes);
+    let built = if header.node_count >= rzk_tree::PARALLEL_LOAD_MIN_NODES as u64 {
+        build_while_decoding(header.zxid, &mut nodes)
+    } else {
+        Tree::from_nodes(header.zxid, &mut nodes)
+    };
     let NodeIter {
         error, remaining, ..
     } = nodes;
@@ -567,6 +571,49 @@ fn parse_body(compressed: &[u8], header: &Header) -> Result<Snapshot, BodyError>
         tree,
         sessions,
     })
+}
+
+/// Nodes handed from the decoding thread to the building one at a time: few enough that
+/// the batches in flight stay small, enough that the hand-off costs nothing per node.
+const DECODE_BATCH_NODES: usize = 4096;
+
+/// Decodes the nodes on a thread of their own while `Tree::from_nodes` gathers them on this
+/// one, so decompression and parsing overlap the tree's allocations. If no thread can be
+/// had, decodes here. Leaves `nodes` as the sequential path would: drained, or holding the
+/// parse error that ended it.
+fn build_while_decoding(zxid: i64, nodes: &mut NodeIter<'_, '_>) -> Result<Tree, String> {
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<NodeParts>>(4);
+    let decoding = &mut *nodes;
+    let built = std::thread::scope(|scope| {
+        let decoder = std::thread::Builder::new()
+            .name("rzk-load-decode".into())
+            // Owns the sender, so the builder's loop ends when the decoder does.
+            .spawn_scoped(scope, move || {
+                let nodes = decoding;
+                loop {
+                    let batch: Vec<NodeParts> = nodes.by_ref().take(DECODE_BATCH_NODES).collect();
+                    // A failed send means the builder stopped early: the tree is invalid.
+                    if batch.is_empty() || batches.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+        let Ok(decoder) = decoder else {
+            return None;
+        };
+        let built = {
+            let received = received;
+            Tree::from_nodes(zxid, received.iter().flatten())
+        };
+        // Dropping the receiver above ends the decoder at its next send if from_nodes
+        // stopped early; a panic in it (a bug) is passed on.
+        if let Err(panic) = decoder.join() {
+            std::panic::resume_unwind(panic);
+        }
+        Some(built)
+    });
+    // No thread to be had: decode here (the failed spawn decoded nothing).
+    built.unwrap_or_else(|| Tree::from_nodes(zxid, nodes))
 }
 
 /// Feeds nodes to `Tree::from_nodes` as they are parsed, so no intermediate Vec of a million
