@@ -548,7 +548,11 @@ fn parse_body(compressed: &[u8], header: &Header) -> Result<Snapshot, BodyError>
         remaining: header.node_count,
         error: None,
     };
-    let built = Tree::from_nodes(header.zxid, &mut nodes);
+    let built = if header.node_count >= rzk_tree::PARALLEL_LOAD_MIN_NODES as u64 {
+        build_while_decoding(header.zxid, &mut nodes)
+    } else {
+        Tree::from_nodes(header.zxid, &mut nodes)
+    };
     let NodeIter {
         error, remaining, ..
     } = nodes;
@@ -569,18 +573,63 @@ fn parse_body(compressed: &[u8], header: &Header) -> Result<Snapshot, BodyError>
     })
 }
 
+/// Nodes handed from the decoding thread to the building one at a time: few enough that
+/// the batches in flight stay small, enough that the hand-off costs nothing per node.
+const DECODE_BATCH_NODES: usize = 4096;
+
+/// Decodes the nodes on a thread of their own while `Tree::from_nodes` gathers them on this
+/// one, so decompression and parsing overlap the tree's allocations. If no thread can be
+/// had, decodes here. Leaves `nodes` as the sequential path would: drained, or holding the
+/// parse error that ended it.
+fn build_while_decoding(zxid: i64, nodes: &mut NodeIter<'_, '_>) -> Result<Tree, String> {
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<NodeParts>>(4);
+    let decoding = &mut *nodes;
+    let built = std::thread::scope(|scope| {
+        let decoder = std::thread::Builder::new()
+            .name("rzk-load-decode".into())
+            // Owns the sender, so the builder's loop ends when the decoder does.
+            .spawn_scoped(scope, move || {
+                let nodes = decoding;
+                loop {
+                    let batch: Vec<NodeParts> = nodes.by_ref().take(DECODE_BATCH_NODES).collect();
+                    // A failed send means the builder stopped early: the tree is invalid.
+                    if batch.is_empty() || batches.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+        let Ok(decoder) = decoder else {
+            return None;
+        };
+        let built = {
+            let received = received;
+            Tree::from_nodes(zxid, received.iter().flatten())
+        };
+        // Dropping the receiver above ends the decoder at its next send if from_nodes
+        // stopped early; a panic in it (a bug) is passed on.
+        if let Err(panic) = decoder.join() {
+            std::panic::resume_unwind(panic);
+        }
+        Some(built)
+    });
+    // No thread to be had: decode here (the failed spawn decoded nothing).
+    built.unwrap_or_else(|| Tree::from_nodes(zxid, nodes))
+}
+
 /// Feeds nodes to `Tree::from_nodes` as they are parsed, so no intermediate Vec of a million
 /// nodes exists. A parse error ends the iteration and is kept for the caller, who reports it
 /// in preference to whatever `from_nodes` made of the truncated input.
 struct NodeIter<'r, 'a> {
     r: &'r mut BodyReader<'a>,
-    /// The ACL lists defined so far, by number.
-    acl_lists: Vec<Vec<Acl>>,
+    /// The ACL lists defined so far, by number; every node naming one gets a clone of the
+    /// same `Arc`, which is all `from_nodes` keeps.
+    acl_lists: Vec<Arc<[Acl]>>,
     remaining: u64,
     error: Option<BodyError>,
 }
 
-type NodeParts = (String, Stat, Option<Vec<u8>>, Vec<Acl>);
+// Built as the tree keeps them, so that no node's path or data is copied twice.
+type NodeParts = (Arc<str>, Stat, Option<Arc<[u8]>>, Arc<[Acl]>);
 
 impl Iterator for NodeIter<'_, '_> {
     type Item = NodeParts;
@@ -604,15 +653,15 @@ impl Iterator for NodeIter<'_, '_> {
 
 fn read_node(
     r: &mut BodyReader<'_>,
-    acl_lists: &mut Vec<Vec<Acl>>,
+    acl_lists: &mut Vec<Arc<[Acl]>>,
 ) -> Result<NodeParts, BodyError> {
-    let path = r.string("path")?;
+    let path = r.str("path", |s| Arc::<str>::from(s))?;
     let stat = parse_stat(r.take(STAT_BYTES)?);
     let data_len = r.u32()?;
     let data = if data_len == DATA_NULL {
         None
     } else {
-        Some(r.take(data_len as usize)?.to_vec())
+        Some(Arc::from(r.take(data_len as usize)?))
     };
     let at = r.offset();
     let acl_ref = r.u32()? as usize;
@@ -629,7 +678,7 @@ fn read_node(
                 id: Id { scheme, id },
             });
         }
-        acl_lists.push(list);
+        acl_lists.push(Arc::from(list));
     }
     let Some(acl) = acl_lists.get(acl_ref) else {
         return Err(BodyError {
@@ -710,10 +759,15 @@ impl<'a> BodyReader<'a> {
     }
 
     fn string(&mut self, what: &str) -> Result<String, BodyError> {
+        self.str(what, str::to_owned)
+    }
+
+    /// A length-prefixed UTF-8 string, made into a `T` straight from the buffer.
+    fn str<T>(&mut self, what: &str, make: impl FnOnce(&str) -> T) -> Result<T, BodyError> {
         let len = self.u32()? as usize;
         let at = self.offset();
         match std::str::from_utf8(self.take(len)?) {
-            Ok(s) => Ok(s.to_owned()),
+            Ok(s) => Ok(make(s)),
             Err(e) => Err(BodyError {
                 offset: at,
                 reason: format!("{what} is not UTF-8: {e}"),

@@ -122,3 +122,63 @@ fn body_built_by_the_format_doc_decodes() {
     );
     assert_eq!(snapshot.tree.get("/a").unwrap().stat, stat(1, 0, 3, 0));
 }
+
+/// Big enough that decoding runs on its own thread while the tree is built.
+fn big_tree() -> Tree {
+    let mut nodes = every_kind_nodes();
+    let parents = 3;
+    let per_parent = rzk_tree::PARALLEL_LOAD_MIN_NODES;
+    let root = nodes.iter_mut().find(|n| n.0 == "/").unwrap();
+    root.1.num_children += parents;
+    for p in 0..parents {
+        nodes.push((
+            format!("/big{p}"),
+            stat(p as i64, 0, 0, per_parent as i32),
+            None,
+            Acl::open_unsafe(),
+        ));
+        for i in 0..per_parent {
+            nodes.push((
+                format!("/big{p}/member_{i:010}"),
+                stat(i as i64, 0, 3, 0),
+                Some(b"abc".to_vec()),
+                Acl::open_unsafe(),
+            ));
+        }
+    }
+    Tree::from_nodes(0x42, nodes).unwrap()
+}
+
+#[test]
+fn big_snapshot_round_trips_with_decoding_on_its_own_thread() {
+    let tree = big_tree();
+    let sessions = sessions();
+    let snapshot = decode(&encode(&tree, &sessions)).unwrap();
+    assert_same_snapshot(&tree, &sessions, &snapshot);
+}
+
+#[test]
+fn big_snapshot_with_a_bad_node_or_record_is_rejected() {
+    let tree = big_tree();
+    let (header, body) = unframe(&encode(&tree, &[]));
+    // Tree error near the start: the builder stops while the decoder has batches to send.
+    let mut bad_tree = BodyBuilder::default();
+    let n = header.node_count as u32;
+    bad_tree.node(
+        b"/no/parent",
+        &stat(1, 0, 0, 0),
+        None,
+        0,
+        Some(&Acl::open_unsafe()),
+    );
+    for i in 1..n {
+        let path = format!("/orphan{i}/x");
+        bad_tree.node(path.as_bytes(), &stat(1, 0, 0, 0), None, 0, None);
+    }
+    let err = decode(&frame(header.zxid, n as u64, 0, &bad_tree.bytes)).unwrap_err();
+    assert!(err.to_string().contains("valid tree"), "{err}");
+    // A record cut off at the end: the parse error wins over what the builder made of it.
+    let cut = &body[..body.len() - 3];
+    let err = decode(&frame(header.zxid, header.node_count, 0, cut)).unwrap_err();
+    assert!(err.to_string().contains("runs past"), "{err}");
+}

@@ -11,6 +11,7 @@
 //! node but "/" has its parent in the map and is listed among the parent's children.
 
 pub mod acl;
+pub mod name;
 pub mod path;
 pub mod quota;
 pub mod watch;
@@ -19,6 +20,8 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdSet};
 use rzk_proto::{Acl, ErrorCode, Stat, Txn, TxnBody};
+
+pub use name::ChildName;
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`: containers carry this as their ephemeralOwner.
 pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
@@ -64,7 +67,7 @@ pub struct Znode {
     pub stat: Stat,
     pub data: Option<Arc<[u8]>>,
     pub acl: Arc<[Acl]>,
-    pub children: OrdSet<Arc<str>>,
+    pub children: OrdSet<ChildName>,
 }
 
 impl Znode {
@@ -159,6 +162,9 @@ pub struct Tree {
     quota_paths: OrdSet<Arc<str>>,
     last_zxid: i64,
     data_bytes: u64,
+    /// The ACL list last given to a node that was not its parent's: the next create or
+    /// setACL with an equal list shares it (see `shared_acl`).
+    recent_acl: Option<Arc<[Acl]>>,
 }
 
 impl Default for Tree {
@@ -179,6 +185,152 @@ fn system_node(acl: Vec<Acl>, aversion: i32) -> Znode {
     }
 }
 
+/// Keeps one `Arc` per distinct ACL list while a tree is rebuilt: most nodes share a few.
+#[derive(Default)]
+struct AclInterner {
+    last: Option<Arc<[Acl]>>,
+    seen: std::collections::HashMap<Vec<Acl>, Arc<[Acl]>>,
+}
+
+impl AclInterner {
+    fn intern<A: AsRef<[Acl]> + Into<Arc<[Acl]>>>(&mut self, acl: A) -> Arc<[Acl]> {
+        let list = acl.as_ref();
+        // Neighbours usually share a list, and the snapshot decoder hands in the same Arc
+        // for the same list: compare the pointer, then the contents, before hashing.
+        if let Some(last) = &self.last {
+            if std::ptr::eq(last.as_ptr(), list.as_ptr()) && last.len() == list.len()
+                || **last == *list
+            {
+                return last.clone();
+            }
+        }
+        let shared = match self.seen.get(list) {
+            Some(shared) => shared.clone(),
+            None => {
+                let key = list.to_vec();
+                let shared: Arc<[Acl]> = acl.into();
+                self.seen.insert(key, shared.clone());
+                shared
+            }
+        };
+        self.last = Some(shared.clone());
+        shared
+    }
+}
+
+/// The children set of each node that has children, in index order: `grouped[first[p]..
+/// first[p + 1]]` are the indexes of node `p`'s children, `names[c]` is child `c`'s name.
+fn children_sets(names: &[ChildName], grouped: &[u32], first: &[u32]) -> Vec<OrdSet<ChildName>> {
+    let mut sets = Vec::new();
+    let mut run: Vec<ChildName> = Vec::new();
+    for bounds in first.windows(2) {
+        let children = &grouped[bounds[0] as usize..bounds[1] as usize];
+        if children.is_empty() {
+            continue;
+        }
+        run.clear();
+        run.extend(children.iter().map(|&c| names[c as usize].clone()));
+        run.sort_unstable();
+        sets.push(run.drain(..).collect());
+    }
+    sets
+}
+
+/// Inserts in the order the map's trie walks its hash bits (the lowest 5 bits pick the
+/// root's slot, and so on): each insert then follows the path the previous one just
+/// touched, still in cache, where in snapshot order every insert missed at every level.
+fn insert_in_trie_order(
+    map: &mut NodeMap,
+    hasher: &ahash::RandomState,
+    entries: impl Iterator<Item = (Arc<str>, Arc<Znode>)>,
+) -> Result<(), String> {
+    let mut ordered: Vec<(u32, Arc<str>, Arc<Znode>)> = entries
+        .map(|(path, node)| {
+            let trie_order = (hasher.hash_one(&path) as u32).reverse_bits();
+            (trie_order, path, node)
+        })
+        .collect();
+    ordered.sort_unstable_by_key(|e| e.0);
+    let mut ordered = ordered.into_iter().peekable();
+    let mut batch = Vec::with_capacity(WARM_BATCH);
+    while ordered.peek().is_some() {
+        batch.extend(
+            ordered
+                .by_ref()
+                .take(WARM_BATCH)
+                .map(|(_, path, node)| (path, node)),
+        );
+        // The map hashes each path again, and in this order the paths lie all over the
+        // heap: touching a batch of them first lets their cache misses overlap.
+        let mut sum = 0u8;
+        for (path, _) in &batch {
+            let bytes = path.as_bytes();
+            sum ^= bytes.first().copied().unwrap_or(0) ^ bytes.last().copied().unwrap_or(0);
+        }
+        std::hint::black_box(sum);
+        for (path, node) in batch.drain(..) {
+            if map.insert(path.clone(), node).is_some() {
+                return Err(format!("{path} appears twice"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Paths touched ahead of their insert into the map: enough to overlap many cache misses,
+/// few enough that they are all still in L1 when their turn comes.
+const WARM_BATCH: usize = 32;
+
+const NO_PARENT: u32 = u32::MAX;
+
+/// From this many childless nodes on, a load builds the children sets on a second thread;
+/// below it the thread costs more than it saves (and the fuzzer decodes many tiny
+/// snapshots).
+pub const PARALLEL_LOAD_MIN_NODES: usize = 4096;
+
+/// The index of each node's parent in `entries` (`NO_PARENT` for "/"), checking that "/" is
+/// there and that every other node's parent is. Only nodes that claim children can be
+/// parents, so only they are indexed: a million leaves would make the index itself the
+/// slowest part of a load (every insert a cache miss), while the parents are usually few.
+/// A child whose parent claims none is reported here; duplicate paths among the parents
+/// here, among the rest when they go into the map.
+fn parent_indexes(entries: &[(Arc<str>, Arc<Znode>)]) -> Result<Vec<u32>, String> {
+    if entries.len() >= NO_PARENT as usize {
+        return Err(format!(
+            "{} nodes are more than a tree holds",
+            entries.len()
+        ));
+    }
+    if !entries.iter().any(|(p, _)| p.len() == 1 && &**p == "/") {
+        return Err("no root node".into());
+    }
+    let mut index: std::collections::HashMap<&str, u32, ahash::RandomState> =
+        std::collections::HashMap::with_hasher(ahash::RandomState::new());
+    for (i, (path, node)) in entries.iter().enumerate() {
+        if node.stat.num_children != 0 && index.insert(path, i as u32).is_some() {
+            return Err(format!("{path} appears twice"));
+        }
+    }
+    let mut last: Option<(&str, u32)> = None;
+    entries
+        .iter()
+        .map(|(p, _)| match path::parent(p) {
+            None => Ok(NO_PARENT),
+            // Siblings often follow each other: skip the hash for a repeated parent.
+            Some(parent) => match last {
+                Some((last_path, i)) if last_path == parent => Ok(i),
+                _ => {
+                    let i = index.get(parent).copied().ok_or_else(|| {
+                        format!("{p}: its parent is missing or claims numChildren 0")
+                    })?;
+                    last = Some((parent, i));
+                    Ok(i)
+                }
+            },
+        })
+        .collect()
+}
+
 impl Tree {
     /// A fresh tree with ZooKeeper's system nodes: /, /zookeeper, /zookeeper/quota and
     /// /zookeeper/config (read-only to the world, as ZooKeeper creates it).
@@ -191,6 +343,7 @@ impl Tree {
             quota_paths: OrdSet::new(),
             last_zxid: 0,
             data_bytes: 0,
+            recent_acl: None,
         };
         tree.nodes
             .insert(Arc::from("/"), Arc::new(system_node(Acl::open_unsafe(), 0)));
@@ -201,7 +354,7 @@ impl Tree {
             ("/zookeeper/config", Acl::read_unsafe(), -1),
         ] {
             let parent = path::parent(path).unwrap();
-            let name: Arc<str> = Arc::from(path::basename(path));
+            let name = ChildName::from(path::basename(path));
             let parent_node = Arc::make_mut(tree.nodes.get_mut(parent).unwrap());
             parent_node.children.insert(name);
             parent_node.stat.num_children += 1;
@@ -214,10 +367,19 @@ impl Tree {
     /// Rebuilds a tree from its nodes (a snapshot): children, the ephemeral/container/TTL
     /// indexes and the byte count are derived, and every stored `num_children` must match
     /// the children found. The order of `nodes` does not matter.
-    pub fn from_nodes(
+    ///
+    /// Paths, data and ACL lists may come as `Arc`s (the snapshot decoder builds them so,
+    /// to allocate each once) or as `String`/`Vec`. Nodes that hand in the same ACL `Arc`
+    /// share it without a comparison; equal lists given apart are shared too.
+    pub fn from_nodes<P, D, A>(
         last_zxid: i64,
-        nodes: impl IntoIterator<Item = (String, Stat, Option<Vec<u8>>, Vec<Acl>)>,
-    ) -> Result<Tree, String> {
+        nodes: impl IntoIterator<Item = (P, Stat, Option<D>, A)>,
+    ) -> Result<Tree, String>
+    where
+        P: Into<Arc<str>>,
+        D: Into<Arc<[u8]>>,
+        A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
+    {
         let mut tree = Tree {
             nodes: NodeMap::with_hasher(ahash::RandomState::new()),
             ephemerals: HashMap::new(),
@@ -226,43 +388,31 @@ impl Tree {
             quota_paths: OrdSet::new(),
             last_zxid,
             data_bytes: 0,
+            recent_acl: None,
         };
-        let mut acl_cache: std::collections::HashMap<Vec<Acl>, Arc<[Acl]>> =
-            std::collections::HashMap::new();
-        let mut last_acl: Option<Arc<[Acl]>> = None;
+        // The nodes are gathered first, and go into the persistent map only once complete:
+        // filling in children afterwards would look each parent up again and copy its Arc.
+        let nodes = nodes.into_iter();
+        let mut entries: Vec<(Arc<str>, Arc<Znode>)> = Vec::with_capacity(nodes.size_hint().0);
+        // Each node's name as its parent will list it, made while its path is in cache.
+        let mut names: Vec<ChildName> = Vec::with_capacity(nodes.size_hint().0);
+        let mut acls = AclInterner::default();
         for (path, stat, data, acl) in nodes {
-            if path != "/" && path::validate_path(&path).is_err() {
+            let path: Arc<str> = path.into();
+            if &*path != "/" && path::validate_path(&path).is_err() {
                 return Err(format!("invalid path {path:?}"));
             }
-            // Most nodes share a few ACLs: keep one copy of each. Neighbours usually share
-            // one, so compare with the last before hashing.
-            let acl = match &last_acl {
-                Some(last) if **last == *acl => last.clone(),
-                _ => {
-                    let shared = match acl_cache.get(acl.as_slice()) {
-                        Some(shared) => shared.clone(),
-                        None => {
-                            let shared: Arc<[Acl]> = Arc::from(acl.as_slice());
-                            acl_cache.insert(acl, shared.clone());
-                            shared
-                        }
-                    };
-                    last_acl = Some(shared.clone());
-                    shared
-                }
-            };
             let node = Znode {
                 stat,
-                data: data.map(Arc::from),
-                acl,
+                data: data.map(Into::into),
+                acl: acls.intern(acl),
                 children: OrdSet::new(),
             };
             tree.data_bytes += node.data_bytes().len() as u64;
             if node.stat.data_length as usize != node.data_bytes().len() {
                 return Err(format!("{path}: dataLength does not match the data"));
             }
-            let key: Arc<str> = Arc::from(path.as_str());
-            tree.index(&key, node.kind());
+            tree.index(&path, node.kind());
             if let Some(quoted) = path
                 .strip_suffix(quota::LIMIT_NODE)
                 .and_then(|dir| dir.strip_suffix('/'))
@@ -271,34 +421,78 @@ impl Tree {
                 tree.quota_paths
                     .insert(Arc::from(quota::trim_quota_path(quoted)));
             }
-            if tree.nodes.insert(key, Arc::new(node)).is_some() {
-                return Err(format!("{path} appears twice"));
+            names.push(ChildName::from(path::basename(&path)));
+            entries.push((path, Arc::new(node)));
+        }
+
+        let parent_of = parent_indexes(&entries)?;
+        // Children grouped by parent (a counting sort on the parent's index), so each
+        // children set is built from one sorted run instead of growing one insert at a time
+        // in snapshot (hash) order.
+        let mut first = vec![0u32; entries.len() + 1];
+        for &p in &parent_of {
+            if p != NO_PARENT {
+                first[p as usize + 1] += 1;
             }
         }
-        if tree.nodes.get("/").is_none() {
-            return Err("no root node".into());
-        }
-        let paths: Vec<Arc<str>> = tree.nodes.keys().cloned().collect();
-        for p in paths {
-            let Some(parent) = path::parent(&p) else {
-                continue;
-            };
-            let Some(parent_node) = tree.nodes.get_mut(parent) else {
-                return Err(format!("{p} has no parent node"));
-            };
-            Arc::make_mut(parent_node)
-                .children
-                .insert(Arc::from(path::basename(&p)));
-        }
-        for (p, node) in tree.nodes.iter() {
-            if node.stat.num_children as usize != node.children.len() {
+        for (i, (path, node)) in entries.iter().enumerate() {
+            let found = first[i + 1];
+            if node.stat.num_children as u32 != found {
                 return Err(format!(
-                    "{p}: numChildren {} but {} children",
-                    node.stat.num_children,
-                    node.children.len()
+                    "{path}: numChildren {} but {found} children",
+                    node.stat.num_children
                 ));
             }
         }
+        for i in 0..entries.len() {
+            first[i + 1] += first[i];
+        }
+        let mut grouped = vec![0u32; first[entries.len()] as usize];
+        let mut next = first.clone();
+        for (child, &p) in parent_of.iter().enumerate() {
+            if p != NO_PARENT {
+                grouped[next[p as usize] as usize] = child as u32;
+                next[p as usize] += 1;
+            }
+        }
+        drop(next);
+
+        // The children sets and the map are built at once on two threads: the map takes
+        // the nodes that have no children (nearly all of them) while the sets are sorted
+        // and built, then the parents, once their sets are in place.
+        let build_sets = || children_sets(&names, &grouped, &first);
+        let hasher = tree.nodes.hasher().clone();
+        // Partitioning keeps the index order, which is the order of the sets.
+        let (leaves, mut parents): (Vec<_>, Vec<_>) = entries
+            .into_iter()
+            .partition(|(_, node)| node.stat.num_children == 0);
+        let spawn = leaves.len() >= PARALLEL_LOAD_MIN_NODES;
+        let (inserted, sets) = std::thread::scope(|scope| {
+            let sets_thread = if spawn {
+                std::thread::Builder::new()
+                    .name("rzk-load-children".into())
+                    .spawn_scoped(scope, build_sets)
+                    .ok()
+            } else {
+                None
+            };
+            let inserted = insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter());
+            let sets = match sets_thread {
+                Some(thread) => thread
+                    .join()
+                    .expect("building children sets does not panic"),
+                // A small tree, or no thread to be had: build them here.
+                None => build_sets(),
+            };
+            (inserted, sets)
+        });
+        inserted?;
+        for ((_, node), set) in parents.iter_mut().zip(sets) {
+            Arc::get_mut(node)
+                .expect("a node being loaded has no other owner")
+                .children = set;
+        }
+        insert_in_trie_order(&mut tree.nodes, &hasher, parents.into_iter())?;
         Ok(tree)
     }
 
@@ -469,11 +663,12 @@ impl Tree {
                 acl,
                 aversion,
             } => {
+                let acl = self.shared_acl(acl, None);
                 let Some(node) = self.nodes.get_mut(path.as_str()) else {
                     return out.outcomes.push(OpOutcome::Error(ErrorCode::NoNode));
                 };
                 let node = Arc::make_mut(node);
-                node.acl = Arc::from(acl.as_slice());
+                node.acl = acl;
                 node.stat.aversion = *aversion;
                 OpOutcome::AclSet {
                     stat: node.client_stat(),
@@ -569,6 +764,23 @@ impl Tree {
         (count, bytes)
     }
 
+    /// The node's ACL as an `Arc` shared with its parent's or the last one made, when equal.
+    /// Nearly every node of a tree carries one of a few lists, and a list of its own costs a
+    /// node about 130 bytes (the Arc and each entry's two Strings), a fifth of the node.
+    fn shared_acl(&mut self, acl: &[Acl], parent_acl: Option<&Arc<[Acl]>>) -> Arc<[Acl]> {
+        if let Some(parent_acl) = parent_acl.filter(|p| ***p == *acl) {
+            return parent_acl.clone();
+        }
+        match &self.recent_acl {
+            Some(recent) if **recent == *acl => recent.clone(),
+            _ => {
+                let shared: Arc<[Acl]> = Arc::from(acl);
+                self.recent_acl = Some(shared.clone());
+                shared
+            }
+        }
+    }
+
     fn key_of(&self, path: &str) -> Arc<str> {
         self.nodes
             .get_key_value(path)
@@ -602,7 +814,7 @@ impl Tree {
             parent.stat.cversion = parent_cversion;
             parent.stat.pzxid = txn.zxid;
         }
-        let name: Arc<str> = Arc::from(path::basename(path));
+        let name = ChildName::from(path::basename(path));
         if parent.children.insert(name).is_none() {
             parent.stat.num_children += 1;
         }
@@ -623,10 +835,11 @@ impl Tree {
             num_children: 0,
             pzxid: txn.zxid,
         };
+        let acl = self.shared_acl(acl, Some(&parent_acl));
         let node = Znode {
             stat,
             data,
-            acl: Arc::from(acl),
+            acl,
             children: OrdSet::new(),
         };
         let stat = node.client_stat();

@@ -186,7 +186,12 @@ fn from_nodes_rebuilds_an_equal_tree() {
 
 #[test]
 fn from_nodes_rejects_orphans_and_wrong_child_counts() {
-    let root = ("/".to_string(), Stat::default(), None, Acl::open_unsafe());
+    let root = (
+        "/".to_string(),
+        Stat::default(),
+        None::<Vec<u8>>,
+        Acl::open_unsafe(),
+    );
     let orphan = (
         "/x/y".to_string(),
         Stat::default(),
@@ -200,8 +205,187 @@ fn from_nodes_rejects_orphans_and_wrong_child_counts() {
             num_children: 3,
             ..Stat::default()
         },
-        None,
+        None::<Vec<u8>>,
         Acl::open_unsafe(),
     );
     assert!(Tree::from_nodes(0, vec![lying_root]).is_err());
+    assert!(Tree::from_nodes(0, vec![root.clone(), root.clone()])
+        .err()
+        .unwrap()
+        .contains("appears twice"));
+    let two_children = Stat {
+        num_children: 2,
+        ..Stat::default()
+    };
+    let leaf = (
+        "/a".to_string(),
+        Stat::default(),
+        None::<Vec<u8>>,
+        Acl::open_unsafe(),
+    );
+    let parent_of_twins = ("/".to_string(), two_children, None, Acl::open_unsafe());
+    assert!(
+        Tree::from_nodes(0, vec![parent_of_twins, leaf.clone(), leaf.clone()])
+            .err()
+            .unwrap()
+            .contains("appears twice")
+    );
+    let child_of_leaf = (
+        "/a/b".to_string(),
+        Stat::default(),
+        None,
+        Acl::open_unsafe(),
+    );
+    let one_child = Stat {
+        num_children: 1,
+        ..Stat::default()
+    };
+    let root_of_a = ("/".to_string(), one_child, None, Acl::open_unsafe());
+    assert!(Tree::from_nodes(0, vec![root_of_a, leaf, child_of_leaf])
+        .err()
+        .unwrap()
+        .contains("/a/b"));
+    let no_root = (
+        "/x".to_string(),
+        Stat::default(),
+        None::<Vec<u8>>,
+        Acl::open_unsafe(),
+    );
+    assert!(Tree::from_nodes(0, vec![no_root])
+        .err()
+        .unwrap()
+        .contains("no root"));
+}
+
+/// Many parents, names inline and shared, nodes handed in shuffled, ACLs as `Arc`s shared
+/// by some nodes and equal lists given apart: the rebuilt tree equals the applied one.
+#[test]
+fn from_nodes_rebuilds_many_parents_from_any_order() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    let mut zxid = 0;
+    let mut cversions = std::collections::HashMap::new();
+    let mut paths: Vec<String> = vec![];
+    for i in 0..40 {
+        let parent = match i % 4 {
+            0 => "/".to_string(),
+            _ => paths[(i * 7) % paths.len().max(1)].clone(),
+        };
+        let name = if i % 3 == 0 {
+            format!("a-long-child-name-beyond-the-inline-bytes-{i}")
+        } else {
+            format!("n{}", 97 - i)
+        };
+        let path = path::join(&parent, &name);
+        let cv = cversions.entry(parent).or_insert(0);
+        *cv += 1;
+        zxid += 1;
+        tree.apply(&txn(zxid, create(&path, 0, *cv)), &mut out);
+        paths.push(path);
+    }
+    let shared_acl: Arc<[Acl]> = Arc::from(Acl::open_unsafe());
+    let mut nodes: Vec<_> = tree
+        .paths()
+        .enumerate()
+        .map(|(i, (p, n))| {
+            let acl = if i % 2 == 0 && *n.acl == *shared_acl {
+                shared_acl.clone()
+            } else {
+                Arc::from(n.acl.to_vec())
+            };
+            (p.clone(), n.stat, n.data.clone(), acl)
+        })
+        .collect();
+    nodes.reverse();
+    nodes.swap(3, 17);
+    let rebuilt = Tree::from_nodes(tree.last_zxid(), nodes).unwrap();
+    assert_eq!(rebuilt.node_count(), tree.node_count());
+    for (p, n) in tree.paths() {
+        let r = rebuilt.get(p).unwrap();
+        assert_eq!(r.stat, n.stat, "{p}");
+        assert_eq!(r.children, n.children, "{p}");
+        assert_eq!(*r.acl, *n.acl, "{p}");
+        let listed: Vec<&str> = r.children.iter().map(|c| c.as_str()).collect();
+        let mut sorted = listed.clone();
+        sorted.sort_unstable();
+        assert_eq!(listed, sorted, "{p}");
+    }
+    let world = rebuilt.get("/").unwrap().acl.clone();
+    for (p, n) in rebuilt.paths() {
+        if *n.acl == *world {
+            assert!(
+                Arc::ptr_eq(&n.acl, &world),
+                "{p} keeps its own copy of a shared ACL"
+            );
+        }
+    }
+}
+
+/// Equal ACL lists share one allocation: a node's with its parent's, or with the last list
+/// made; an unequal list is never shared.
+#[test]
+fn equal_acls_share_one_allocation() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
+    let root_acl = tree.get("/").unwrap().acl.clone();
+    assert!(Arc::ptr_eq(&tree.get("/a").unwrap().acl, &root_acl));
+    let read_only = |path: &str| TxnBody::Create {
+        path: path.into(),
+        data: None,
+        acl: Acl::read_unsafe(),
+        ephemeral_owner: 0,
+        parent_cversion: 2,
+        reply_stat: false,
+    };
+    tree.apply(&txn(2, read_only("/b")), &mut out);
+    tree.apply(&txn(3, read_only("/a/c")), &mut out);
+    let b = tree.get("/b").unwrap().acl.clone();
+    assert_eq!(*b, *Acl::read_unsafe());
+    assert!(Arc::ptr_eq(&b, &tree.get("/a/c").unwrap().acl));
+    assert!(!Arc::ptr_eq(&b, &root_acl));
+    tree.apply(
+        &txn(
+            4,
+            TxnBody::SetAcl {
+                path: "/a".into(),
+                acl: Acl::read_unsafe(),
+                aversion: 1,
+            },
+        ),
+        &mut out,
+    );
+    assert!(Arc::ptr_eq(&b, &tree.get("/a").unwrap().acl));
+    assert_eq!(*tree.get("/").unwrap().acl, *Acl::open_unsafe());
+}
+
+/// A tree big enough that `from_nodes` builds the children sets on a second thread, with
+/// several big parents, rebuilds equal to the applied one.
+#[test]
+fn from_nodes_rebuilds_a_big_tree_on_two_threads() {
+    let mut tree = Tree::new();
+    let mut out = Applied::default();
+    let mut zxid = 0;
+    for p in 0..3 {
+        zxid += 1;
+        tree.apply(&txn(zxid, create(&format!("/p{p}"), 0, p + 1)), &mut out);
+    }
+    let n = PARALLEL_LOAD_MIN_NODES * 2;
+    for i in 0..n {
+        zxid += 1;
+        let path = format!("/p{}/s{:05}-{:010}", i % 3, i % 16, i);
+        tree.apply(&txn(zxid, create(&path, 0, (i / 3) as i32 + 1)), &mut out);
+    }
+    let nodes: Vec<_> = tree
+        .paths()
+        .map(|(p, n)| (p.clone(), n.stat, n.data.clone(), n.acl.clone()))
+        .collect();
+    let rebuilt = Tree::from_nodes(tree.last_zxid(), nodes).unwrap();
+    assert_eq!(rebuilt.node_count(), n + 7);
+    assert_eq!(rebuilt.data_bytes(), tree.data_bytes());
+    for (p, n) in tree.paths() {
+        let r = rebuilt.get(p).unwrap();
+        assert_eq!(r.stat, n.stat, "{p}");
+        assert_eq!(r.children, n.children, "{p}");
+    }
 }
