@@ -19,61 +19,18 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use rzk_proto::{Acl, Txn, TxnBody};
+use rzk_proto::{Txn, TxnBody};
 use rzk_tree::{Applied, OpOutcome, Tree};
 
-const NODE_COUNT_REAL: usize = 100_000;
-const NODE_COUNT_QUICK: usize = 1_000;
-const CHILDREN_PER_GROUP: usize = 1000;
-const DATA_BYTES: usize = 100;
+mod fixtures;
+use fixtures::*;
+
 /// Ops (a multi counts 10) timed between two untimed set-up/clean-up steps. Counted in ops
 /// so a chunk's txns fit in cache whatever the op: 256 multis (about 700 KB of paths and
 /// data) did not, and applying them measured 2.3x slower than 26 at a time, while the core
 /// applies each txn just after prep built it.
 const CHUNK_OP_COUNT: u64 = 256;
 const MULTI_OP_COUNT: u64 = 10;
-const SESSION_ID: i64 = 0x0100_0000_0000_0001;
-
-/// `cargo bench` passes `--bench`; `cargo test --benches` does not (criterion's test mode).
-fn quick() -> bool {
-    std::env::var("RZK_BENCH_QUICK").is_ok_and(|v| v == "1")
-        || !std::env::args().any(|a| a == "--bench")
-}
-
-fn group_path(g: usize) -> String {
-    format!("/bench/g{g:03}")
-}
-
-fn node_path(node_count: usize, i: usize) -> String {
-    let groups = node_count.div_ceil(CHILDREN_PER_GROUP);
-    format!("{}/n{:06}", group_path(i % groups), i / groups)
-}
-
-/// Nodes the bench adds and removes again; apart from the `n` nodes by name.
-fn extra_path(node_count: usize, k: u64) -> String {
-    let groups = node_count.div_ceil(CHILDREN_PER_GROUP) as u64;
-    format!("{}/x{k:012}", group_path((k % groups) as usize))
-}
-
-fn create(path: String) -> TxnBody {
-    TxnBody::Create {
-        path,
-        data: Some(vec![b'x'; DATA_BYTES]),
-        acl: Acl::open_unsafe(),
-        ephemeral_owner: 0,
-        // Below any real cversion, so the parent's stays as it is; apply cost is the same.
-        parent_cversion: 0,
-        reply_stat: false,
-    }
-}
-
-fn set_data(path: String, version: i32) -> TxnBody {
-    TxnBody::SetData {
-        path,
-        data: Some(vec![b'y'; DATA_BYTES]),
-        version,
-    }
-}
 
 struct Rig {
     tree: Tree,
@@ -87,44 +44,25 @@ struct Rig {
 
 impl Rig {
     fn new(node_count: usize) -> Rig {
-        let mut rig = Rig {
-            tree: Tree::new(),
-            next_zxid: 1,
+        let (tree, next_zxid) = build(node_count);
+        Rig {
+            tree,
+            next_zxid,
             node_count,
             next_extra: 0,
             next_set: 0,
-        };
-        rig.apply(create("/bench".into()));
-        for g in 0..node_count.div_ceil(CHILDREN_PER_GROUP) {
-            rig.apply(create(group_path(g)));
         }
-        for i in 0..node_count {
-            rig.apply(create(node_path(node_count, i)));
-        }
-        assert!(rig.tree.node_count() >= node_count);
-        rig
     }
 
     fn txn(&mut self, body: TxnBody) -> Txn {
-        let zxid = self.next_zxid;
         self.next_zxid += 1;
-        Txn {
-            zxid,
-            time_ms: 1_700_000_000_000 + zxid,
-            session_id: SESSION_ID,
-            cxid: zxid as i32,
-            body,
-        }
+        txn(self.next_zxid - 1, body)
     }
 
     /// Untimed: applies and checks nothing went wrong.
     fn apply(&mut self, body: TxnBody) {
         let txn = self.txn(body);
-        let mut applied = Applied::default();
-        self.tree.apply(&txn, &mut applied);
-        for outcome in &applied.outcomes {
-            assert!(!matches!(outcome, OpOutcome::Error(_)), "{outcome:?}");
-        }
+        apply_checked(&mut self.tree, &txn);
     }
 }
 

@@ -29,51 +29,17 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use rzk_proto::{perms, Acl, Txn, TxnBody};
-use rzk_tree::{acl, Applied, OpOutcome, Tree};
+use rzk_proto::{perms, TxnBody};
+use rzk_tree::{acl, Tree};
 
-const NODE_COUNT_REAL: usize = 100_000;
-const NODE_COUNT_QUICK: usize = 1_000;
-const CHILDREN_PER_GROUP: usize = 1000;
-const DATA_BYTES: usize = 100;
+mod fixtures;
+use fixtures::*;
+
 const READER_COUNTS: [usize; 3] = [1, 8, 32];
 const WRITER_BATCH_TXN_COUNT: usize = 16;
 const WRITER_PAUSE: Duration = Duration::from_micros(200);
 /// Bounds the writer even if a case never ends (criterion runs each for seconds).
 const WRITER_RUN_MAX: Duration = Duration::from_secs(600);
-const SESSION_ID: i64 = 0x0100_0000_0000_0001;
-
-/// `cargo bench` passes `--bench`; `cargo test --benches` does not (criterion's test mode).
-fn quick() -> bool {
-    std::env::var("RZK_BENCH_QUICK").is_ok_and(|v| v == "1")
-        || !std::env::args().any(|a| a == "--bench")
-}
-
-fn group_path(g: usize) -> String {
-    format!("/bench/g{g:03}")
-}
-
-fn node_path(node_count: usize, i: usize) -> String {
-    let groups = node_count.div_ceil(CHILDREN_PER_GROUP);
-    format!("{}/n{:06}", group_path(i % groups), i / groups)
-}
-
-/// Nodes the writer creates and deletes again; apart from the `n` nodes readers read.
-fn extra_path(node_count: usize, k: u64) -> String {
-    let groups = node_count.div_ceil(CHILDREN_PER_GROUP) as u64;
-    format!("{}/x{k:012}", group_path((k % groups) as usize))
-}
-
-fn create(path: String) -> TxnBody {
-    TxnBody::Create {
-        path,
-        data: Some(vec![b'x'; DATA_BYTES]),
-        acl: Acl::open_unsafe(),
-        ephemeral_owner: 0,
-        parent_cversion: 0,
-        reply_stat: false,
-    }
-}
 
 /// The core's side: a working tree, the zxid counter and the extra nodes in flight.
 struct Writer {
@@ -87,38 +53,20 @@ struct Writer {
 
 impl Writer {
     fn new(node_count: usize) -> Writer {
-        let mut w = Writer {
-            tree: Tree::new(),
+        let (tree, next_zxid) = build(node_count);
+        Writer {
+            tree,
             node_count,
-            next_zxid: 1,
+            next_zxid,
             created: 0,
             deleted: 0,
             rng: 0x9e37_79b9_7f4a_7c15,
-        };
-        w.apply(create("/bench".into()));
-        for g in 0..node_count.div_ceil(CHILDREN_PER_GROUP) {
-            w.apply(create(group_path(g)));
         }
-        for i in 0..node_count {
-            w.apply(create(node_path(node_count, i)));
-        }
-        w
     }
 
     fn apply(&mut self, body: TxnBody) {
-        let txn = Txn {
-            zxid: self.next_zxid,
-            time_ms: 1_700_000_000_000 + self.next_zxid,
-            session_id: SESSION_ID,
-            cxid: self.next_zxid as i32,
-            body,
-        };
         self.next_zxid += 1;
-        let mut applied = Applied::default();
-        self.tree.apply(&txn, &mut applied);
-        for outcome in &applied.outcomes {
-            assert!(!matches!(outcome, OpOutcome::Error(_)), "{outcome:?}");
-        }
+        apply_checked(&mut self.tree, &txn(self.next_zxid - 1, body));
     }
 
     /// The `seq`th txn of the cycle setData, create, setData, delete.
