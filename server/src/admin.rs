@@ -5,7 +5,8 @@
 //! commands.rs for each).
 //!
 //! Commands run on the core thread (see http.rs) and only read, except the few that reset
-//! counters or set the trace mask, as in ZooKeeper.
+//! counters or set the trace mask, as in ZooKeeper. What comes from the data directories
+//! (sizes, the newest snapshot) is read afterwards on the HTTP thread.
 
 mod commands;
 
@@ -20,6 +21,12 @@ use crate::http::{ask_core, CoreCall};
 type Fields = Map<String, Value>;
 type Params = BTreeMap<String, String>;
 type Handler = fn(&Context<'_>, &Params) -> Fields;
+
+/// The directories the HTTP thread reads for the commands that report on them.
+pub struct Files {
+    pub data_dir: std::path::PathBuf,
+    pub data_log_dir: std::path::PathBuf,
+}
 
 /// One command: its primary name (first; answers carry it whichever alias was asked), its
 /// aliases, and what it does.
@@ -157,13 +164,16 @@ fn refusal(command: &str, error: String) -> Fields {
 }
 
 /// Runs `name` and renders ZooKeeper's JSON answer.
-pub fn run(name: &str, params: Params, calls: &Sender<CoreCall>) -> String {
+pub fn run(name: &str, params: Params, calls: &Sender<CoreCall>, files: &Files) -> String {
     let fields = match find(name) {
         None => refusal(name, format!("Unknown command: {name}")),
         Some(command) => {
             let handler = command.handler;
             match ask_core(calls, move |ctx| handler(ctx, &params)) {
-                Some(fields) => answer(command.names[0], fields),
+                Some(mut fields) => {
+                    commands::fill_files(command.names[0], &mut fields, files);
+                    answer(command.names[0], fields)
+                }
                 None => refusal(
                     command.names[0],
                     "This ZooKeeper instance is not currently serving requests".into(),

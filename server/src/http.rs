@@ -135,6 +135,10 @@ pub fn spawn_admin(config: &Config, calls: Sender<CoreCall>) -> Option<Endpoint>
     let addr = SocketAddr::new(config.admin_address, config.admin_port);
     let server = bind("AdminServer", "admin.serverPort", addr)?;
     let base = config.admin_command_url.clone();
+    let files = admin::Files {
+        data_dir: config.data_dir.clone(),
+        data_log_dir: config.data_log_dir.clone(),
+    };
     spawn("rzk-admin", server, move |request| {
         let url = request.url().to_owned();
         let (path, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -146,7 +150,7 @@ pub fn spawn_admin(config: &Config, calls: Sender<CoreCall>) -> Option<Endpoint>
             return respond(request, 200, "text/html", admin::index_html(&base));
         }
         let params = admin::parse_query(query);
-        let body = admin::run(command, params, &calls);
+        let body = admin::run(command, params, &calls, &files);
         respond(request, 200, "application/json", body)
     })
 }

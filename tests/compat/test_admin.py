@@ -324,6 +324,9 @@ def test_values_that_follow_from_the_setup(admin, zk_factory):
     assert conf["data_dir"].startswith(str(admin.data_dir))
     dirs = admin_get(admin, "dirs")
     assert dirs["datadir_size"] > 0 and dirs["logdir_size"] > 0
+    stats = admin_get(admin, "server_stats")["server_stats"]
+    assert stats["data_dir_size"] > 0
+    assert stats["log_dir_size"] > 0
     env = admin_get(admin, "environment")
     assert env["zookeeper.version"] == srvr["version"]
     assert env["user.dir"] == str(admin.workdir)

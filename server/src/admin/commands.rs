@@ -50,8 +50,10 @@ fn server_stats_object(ctx: &Context<'_>) -> Value {
     json!({
         "packets_sent": s.packets_sent.load(Ordering::Relaxed),
         "packets_received": s.packets_received.load(Ordering::Relaxed),
-        "data_dir_size": fourlw::dir_size(&ctx.config.data_dir),
-        "log_dir_size": fourlw::dir_size(&ctx.config.data_log_dir),
+        // Filled on the HTTP thread (`fill_files`): walking directories is no work for the
+        // core thread, which answers admin calls between batches.
+        "data_dir_size": 0,
+        "log_dir_size": 0,
         "provider_null": false,
         "server_state": "standalone",
         "last_processed_zxid": ctx.core.released().last_zxid(),
@@ -193,11 +195,30 @@ pub(super) fn environment(_: &Context<'_>, _: &Params) -> Fields {
         .collect()
 }
 
-pub(super) fn dirs(ctx: &Context<'_>, _: &Params) -> Fields {
-    fields(json!({
-        "datadir_size": fourlw::dir_size(&ctx.config.data_dir),
-        "logdir_size": fourlw::dir_size(&ctx.config.data_log_dir),
-    }))
+/// dirs: filled on the HTTP thread (`fill_files`).
+pub(super) fn dirs(_: &Context<'_>, _: &Params) -> Fields {
+    fields(json!({ "datadir_size": 0, "logdir_size": 0 }))
+}
+
+/// What the data directories say, read on the HTTP thread after the core answered: the
+/// sizes in server_stats/stats/dirs and the newest snapshot for last_snapshot.
+pub(super) fn fill_files(command: &str, fields: &mut Fields, files: &super::Files) {
+    let data = || json!(fourlw::dir_size(&files.data_dir));
+    let log = || json!(fourlw::dir_size(&files.data_log_dir));
+    match command {
+        "server_stats" | "stats" => {
+            if let Some(Value::Object(stats)) = fields.get_mut("server_stats") {
+                stats.insert("data_dir_size".into(), data());
+                stats.insert("log_dir_size".into(), log());
+            }
+        }
+        "dirs" => {
+            fields.insert("datadir_size".into(), data());
+            fields.insert("logdir_size".into(), log());
+        }
+        "last_snapshot" => fields.extend(newest_snapshot(&files.data_dir)),
+        _ => {}
+    }
 }
 
 /// ZooKeeper's session tracker files each session under the end of the tick after its
@@ -321,8 +342,12 @@ pub(super) fn observers(_: &Context<'_>, _: &Params) -> Fields {
 /// finished ones count): its zxid in hex without 0x, and its modification time in seconds,
 /// as ZooKeeper reports them. With no snapshot yet, ZooKeeper's "none": -1 as hex, and -1.
 /// (ZooKeeper always has one, as it snapshots at startup; rzk does when it replayed a log.)
-pub(super) fn last_snapshot(ctx: &Context<'_>, _: &Params) -> Fields {
-    let newest = rzk_snapshot::list(&storage::snapshot_dir(&ctx.config.data_dir))
+pub(super) fn last_snapshot(_: &Context<'_>, _: &Params) -> Fields {
+    Fields::new() // filled on the HTTP thread (`fill_files`)
+}
+
+fn newest_snapshot(data_dir: &std::path::Path) -> Fields {
+    let newest = rzk_snapshot::list(&storage::snapshot_dir(data_dir))
         .ok()
         .and_then(|files| files.into_iter().next());
     let (zxid, timestamp) = match newest {
