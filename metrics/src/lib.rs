@@ -251,10 +251,31 @@ const OPS: &[(OpCode, &str)] = &[
     (OpCode::Reconfig, "reconfig"),
 ];
 
+/// Opcodes (closeSession is -11, the largest 107) shifted into 0..128, to index `OP_SLOTS`.
+const OP_OFFSET: i32 = 16;
+
+/// `OPS`'s index by shifted opcode (`u8::MAX`: none), so recording a reply's latency finds
+/// its histogram without a search.
+const OP_SLOTS: [u8; 128] = {
+    let mut slots = [u8::MAX; 128];
+    let mut i = 0;
+    while i < OPS.len() {
+        slots[(OPS[i].0 as i32 + OP_OFFSET) as usize] = i as u8;
+        i += 1;
+    }
+    slots
+};
+
+fn op_slot(op: i32) -> Option<usize> {
+    let shifted = usize::try_from(op.checked_add(OP_OFFSET)?).ok()?;
+    match OP_SLOTS.get(shifted) {
+        Some(&slot) if slot != u8::MAX => Some(usize::from(slot)),
+        _ => None,
+    }
+}
+
 pub fn op_name(op: i32) -> &'static str {
-    OPS.iter()
-        .find(|(code, _)| code.code() == op)
-        .map_or("unknown", |(_, name)| name)
+    op_slot(op).map_or("unknown", |i| OPS[i].1)
 }
 
 pub struct Metrics {
@@ -428,8 +449,8 @@ impl Metrics {
     /// Records a request's end-to-end latency under its opcode, and under ZooKeeper's
     /// read or update latency.
     pub fn request(&self, op: i32, write: bool, elapsed: Duration) {
-        if let Some(index) = OPS.iter().position(|(code, _)| code.code() == op) {
-            self.requests[index].observe(elapsed.as_secs_f64());
+        if let Some(slot) = op_slot(op) {
+            self.requests[slot].observe(elapsed.as_secs_f64());
         }
         if write {
             self.update_latency.observe_duration(elapsed);
@@ -438,11 +459,6 @@ impl Metrics {
         }
     }
 
-    pub fn request_count(&self, op: i32) -> u64 {
-        OPS.iter()
-            .position(|(code, _)| code.code() == op)
-            .map_or(0, |i| self.requests[i].get_sample_count())
-    }
 
     /// The summaries ZooKeeper keeps, by its name, with the factor from seconds to its unit.
     fn zk_summaries(&self) -> [(&'static str, &Distribution, f64); 6] {

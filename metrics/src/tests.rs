@@ -89,4 +89,9 @@ fn every_stage_has_its_own_series() {
     }
     assert_eq!(op_name(OpCode::GetData.code()), "getData");
     assert_eq!(op_name(9999), "unknown");
+    assert_eq!(op_name(i32::MIN), "unknown");
+    assert_eq!(op_name(OpCode::CloseSession.code()), "closeSession");
+    for (code, name) in OPS {
+        assert_eq!(op_name(code.code()), *name, "every opcode finds its own slot");
+    }
 }
