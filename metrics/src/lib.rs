@@ -459,7 +459,6 @@ impl Metrics {
         }
     }
 
-
     /// The summaries ZooKeeper keeps, by its name, with the factor from seconds to its unit.
     fn zk_summaries(&self) -> [(&'static str, &Distribution, f64); 6] {
         [

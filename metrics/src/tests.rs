@@ -92,6 +92,10 @@ fn every_stage_has_its_own_series() {
     assert_eq!(op_name(i32::MIN), "unknown");
     assert_eq!(op_name(OpCode::CloseSession.code()), "closeSession");
     for (code, name) in OPS {
-        assert_eq!(op_name(code.code()), *name, "every opcode finds its own slot");
+        assert_eq!(
+            op_name(code.code()),
+            *name,
+            "every opcode finds its own slot"
+        );
     }
 }

@@ -8,21 +8,21 @@ use rzk_proto::{decode_response, EventType, MultiOp, Reader};
 const CONN: ConnId = 1;
 const OTHER: ConnId = 2;
 
-fn core() -> Standalone {
-    Standalone::new(
-        CoreConfig {
-            limits: TimeoutLimits {
-                min_ms: 4000,
-                max_ms: 40000,
-            },
-            extended_types: true,
-            container_check_interval_ms: 100,
-            server_id: 0,
-            seed: 1,
+fn config(seed: u64) -> CoreConfig {
+    CoreConfig {
+        limits: TimeoutLimits {
+            min_ms: 4000,
+            max_ms: 40000,
         },
-        Tree::new(),
-        1_000,
-    )
+        extended_types: true,
+        container_check_interval_ms: 100,
+        server_id: 0,
+        seed,
+    }
+}
+
+fn core() -> Standalone {
+    Standalone::new(config(1), Tree::new(), 1_000)
 }
 
 fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
@@ -400,22 +400,7 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
             request: create_request("/a/e", b"", 1),
         },
     );
-    let recovered = Standalone::recover(
-        CoreConfig {
-            limits: TimeoutLimits {
-                min_ms: 4000,
-                max_ms: 40000,
-            },
-            extended_types: true,
-            container_check_interval_ms: 100,
-            server_id: 0,
-            seed: 2,
-        },
-        Tree::new(),
-        Vec::new(),
-        &log,
-        50_000,
-    );
+    let recovered = Standalone::recover(config(2), Tree::new(), Vec::new(), &log, 50_000);
     assert_eq!(
         recovered.released().last_zxid(),
         core.released().last_zxid()
