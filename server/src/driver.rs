@@ -238,11 +238,10 @@ impl Driver {
                 timeout_ms, "session expired: its timeout passed without a heartbeat"
             );
         }
-        if let Some(last) = actions.append.last() {
+        if let Some(last) = actions.append.last().map(|t| t.zxid) {
             // The batch's end is the only tree the core keeps for it (see pipeline's roles.rs).
             self.core.seal_batch();
-            self.clock.batch_handed(last.zxid, Instant::now());
-            let last = last.zxid;
+            self.clock.batch_handed(last, Instant::now());
             let batch = std::mem::take(&mut actions.append);
             let idle = self.durable_zxid >= self.handed_zxid;
             self.handed_zxid = last;
