@@ -271,6 +271,8 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         zxid = format_args!("{:#x}", core.released().last_zxid()),
         nodes = core.released().node_count(),
         sessions = core.sessions().len(),
+        snapshot_ms = loaded.snapshot_elapsed.as_millis() as u64,
+        log_ms = loaded.log_elapsed.as_millis() as u64,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered the data tree"
     );

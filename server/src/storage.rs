@@ -30,6 +30,9 @@ pub struct Loaded {
     pub recovered: Recovered,
     pub storage: FileStorage,
     pub snapshot_zxid: i64,
+    /// Time spent loading the snapshot and reading the log after it, for the startup line.
+    pub snapshot_elapsed: std::time::Duration,
+    pub log_elapsed: std::time::Duration,
 }
 
 /// Loads the newest valid snapshot and reads the log after it. A snapshot that fails its
@@ -52,6 +55,7 @@ pub fn load(
         .map_err(|e| format!("cannot list snapshots in {}: {e}", snap_dir.display()))?;
     let mut skipped: Vec<String> = Vec::new();
     let mut chosen = None;
+    let started = Instant::now();
     for (_, path) in &snapshots {
         match rzk_snapshot::load(path) {
             Ok(s) => {
@@ -79,6 +83,7 @@ pub fn load(
         }
         None => (Tree::new(), Vec::new(), 0),
     };
+    let snapshot_elapsed = started.elapsed();
     let recovered = rzk_wal::recover(&storage, snapshot_zxid).map_err(|e| {
         if skipped.is_empty() {
             e.to_string()
@@ -98,6 +103,8 @@ pub fn load(
         recovered,
         storage,
         snapshot_zxid,
+        snapshot_elapsed,
+        log_elapsed: started.elapsed() - snapshot_elapsed,
     })
 }
 
