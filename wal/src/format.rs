@@ -99,8 +99,12 @@ pub enum SegmentEnd {
 #[derive(Debug)]
 pub struct ScannedSegment {
     pub base_zxid: i64,
-    /// Every transaction in the valid frames, with the offset of its frame.
+    /// Every transaction in the valid frames that was not skipped, with its offset.
     pub txns: Vec<(usize, Txn)>,
+    /// The zxid of the segment's first record, skipped or not.
+    pub first_zxid: Option<i64>,
+    /// The largest zxid among the records skipped (checksummed but not decoded); 0 if none.
+    pub skipped_max_zxid: i64,
     pub end: SegmentEnd,
 }
 
@@ -133,8 +137,23 @@ pub fn check_segment_header(image: &[u8]) -> Result<i64, String> {
     Ok(be_i64(&image[16..24]))
 }
 
+/// Skipping the records at the start of a segment that a snapshot already holds.
+struct Skip {
+    /// Records whose zxid is at most this, up to the first that is not, are checksummed but
+    /// not decoded: a restart after a snapshot would otherwise decode a segment's worth of
+    /// transactions only to drop them.
+    through: i64,
+    done: bool,
+    first_zxid: Option<i64>,
+    max_zxid: i64,
+}
+
 /// Decodes one batch frame's body into transactions, checking every record.
-fn decode_batch_body(body: &[u8], record_count: u32) -> Result<Vec<(usize, Txn)>, (usize, String)> {
+fn decode_batch_body(
+    body: &[u8],
+    record_count: u32,
+    skip: &mut Skip,
+) -> Result<Vec<(usize, Txn)>, (usize, String)> {
     let mut txns = Vec::new();
     let mut at = 0usize;
     for _ in 0..record_count {
@@ -152,9 +171,19 @@ fn decode_batch_body(body: &[u8], record_count: u32) -> Result<Vec<(usize, Txn)>
         if crc32c::crc32c_append(crc32c::crc32c(zxid_bytes), payload) != crc {
             return Err((at, "record checksum mismatch".into()));
         }
+        let zxid = be_i64(zxid_bytes);
+        skip.first_zxid.get_or_insert(zxid);
+        if !skip.done {
+            if zxid <= skip.through {
+                skip.max_zxid = skip.max_zxid.max(zxid);
+                at = payload_start + len;
+                continue;
+            }
+            skip.done = true;
+        }
         let mut r = Reader::new(payload);
         let txn = Txn::decode(&mut r).map_err(|e| (at, format!("record does not decode: {e}")))?;
-        if txn.zxid != be_i64(zxid_bytes) {
+        if txn.zxid != zxid {
             return Err((at, "record zxid does not match its transaction".into()));
         }
         txns.push((at, txn));
@@ -192,7 +221,23 @@ fn find_valid_frame(image: &[u8], from: usize) -> Option<usize> {
 
 /// Scans a whole segment image. Never panics; every problem is reported with an offset.
 pub fn scan_segment(image: &[u8]) -> Result<ScannedSegment, (usize, String)> {
+    scan_segment_after(image, i64::MIN)
+}
+
+/// Scans a whole segment image as `scan_segment` does, checking every frame and record, but
+/// leaves undecoded the records from the start up to the first with a zxid above
+/// `skip_through` (recovery's snapshot zxid).
+pub fn scan_segment_after(
+    image: &[u8],
+    skip_through: i64,
+) -> Result<ScannedSegment, (usize, String)> {
     let base_zxid = check_segment_header(image).map_err(|e| (0, e))?;
+    let mut skip = Skip {
+        through: skip_through,
+        done: false,
+        first_zxid: None,
+        max_zxid: 0,
+    };
     let mut txns = Vec::new();
     let mut at = SEGMENT_HEADER_BYTES;
     let end = loop {
@@ -255,7 +300,7 @@ pub fn scan_segment(image: &[u8]) -> Result<ScannedSegment, (usize, String)> {
         if actual != crc {
             break damaged("frame checksum mismatch".into(), frame_end);
         }
-        match decode_batch_body(body, record_count) {
+        match decode_batch_body(body, record_count, &mut skip) {
             Ok(batch) => {
                 txns.extend(
                     batch
@@ -276,6 +321,8 @@ pub fn scan_segment(image: &[u8]) -> Result<ScannedSegment, (usize, String)> {
     Ok(ScannedSegment {
         base_zxid,
         txns,
+        first_zxid: skip.first_zxid,
+        skipped_max_zxid: skip.max_zxid,
         end,
     })
 }
@@ -322,6 +369,38 @@ mod tests {
                 offset: img.len() - 100
             }
         );
+    }
+
+    #[test]
+    fn skipping_leaves_out_only_the_leading_records_a_snapshot_holds() {
+        let img = image(&[&[5, 6], &[7, 8, 9]], 100);
+        let zxids = |s: &ScannedSegment| s.txns.iter().map(|(_, t)| t.zxid).collect::<Vec<_>>();
+        for (through, expect, skipped_max) in [
+            (i64::MIN, vec![5, 6, 7, 8, 9], 0),
+            (6, vec![7, 8, 9], 6),
+            (7, vec![8, 9], 7),
+            (9, vec![], 9),
+            (100, vec![], 9),
+        ] {
+            let s = scan_segment_after(&img, through).unwrap();
+            assert_eq!(zxids(&s), expect, "through {through}");
+            assert_eq!(s.first_zxid, Some(5));
+            assert_eq!(s.skipped_max_zxid, skipped_max);
+            assert_eq!(s.end, scan_segment(&img).unwrap().end);
+        }
+        // Only a prefix is skipped: a lower zxid after a higher one is decoded, for recovery
+        // to reject.
+        let img = image(&[&[5, 9], &[6]], 0);
+        assert_eq!(zxids(&scan_segment_after(&img, 6).unwrap()), [9, 6]);
+        // Damage among the skipped records is still found.
+        let mut img = image(&[&[5, 6], &[7]], 0);
+        let last = img.len() - 1;
+        img[last] ^= 1;
+        let bad = image(&[&[5, 6]], 0).len();
+        assert!(matches!(
+            scan_segment_after(&img, 100).unwrap().end,
+            SegmentEnd::Torn { offset, .. } if offset == bad
+        ));
     }
 
     #[test]

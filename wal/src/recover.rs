@@ -83,18 +83,26 @@ pub fn recover(storage: &dyn Storage, after_zxid: i64) -> Result<Recovered, Reco
         return Ok(out);
     }
     let mut segments = segments;
+    let read = |name: &str| {
+        storage.read(name).map_err(|source| RecoverError::Io {
+            path: storage.describe(name),
+            source,
+        })
+    };
+    // The last segment is read once, here, and scanned below (it is the one recovery
+    // always needs).
+    let mut last_image = None;
     // A crash between creating a segment and writing its header leaves a zero-filled file
     // with a torn header and nothing else: no transaction can be in it.
     if let Some((_, name)) = segments.last() {
-        let image = storage.read(name).map_err(|source| RecoverError::Io {
-            path: storage.describe(name),
-            source,
-        })?;
+        let image = read(name)?;
         let body = image.get(format::SEGMENT_HEADER_BYTES..).unwrap_or(&[]);
         if format::check_segment_header(&image).is_err() && body.iter().all(|&b| b == 0) {
             out.discard = Some(name.clone());
             segments.pop();
             out.segments.pop();
+        } else {
+            last_image = Some(image);
         }
     }
     if segments.is_empty() {
@@ -122,15 +130,20 @@ pub fn recover(storage: &dyn Storage, after_zxid: i64) -> Result<Recovered, Reco
     let last_index = segments.len() - 1;
     for (index, (base, name)) in segments.iter().enumerate().skip(first_needed) {
         let path = storage.describe(name);
-        let image = storage.read(name).map_err(|source| RecoverError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let image = match last_image.take() {
+            Some(image) if index == last_index => image,
+            _ => read(name)?,
+        };
+        // Until a transaction past the snapshot has been seen, older ones are only
+        // checksummed: exactly the ones the loop below would drop.
+        let skip_through = if seen_any { i64::MIN } else { after_zxid };
         let scanned =
-            format::scan_segment(&image).map_err(|(offset, reason)| RecoverError::Corrupt {
-                path: path.clone(),
-                offset: offset as u64,
-                reason,
+            format::scan_segment_after(&image, skip_through).map_err(|(offset, reason)| {
+                RecoverError::Corrupt {
+                    path: path.clone(),
+                    offset: offset as u64,
+                    reason,
+                }
             })?;
         if scanned.base_zxid != *base {
             return Err(RecoverError::Corrupt {
@@ -142,18 +155,16 @@ pub fn recover(storage: &dyn Storage, after_zxid: i64) -> Result<Recovered, Reco
                 ),
             });
         }
-        if let Some((offset, first)) = scanned.txns.first() {
-            if first.zxid != *base {
+        if let Some(first) = scanned.first_zxid {
+            if first != *base {
                 return Err(RecoverError::Corrupt {
                     path,
-                    offset: *offset as u64,
-                    reason: format!(
-                        "first zxid {:#x} is not the base zxid {base:#x}",
-                        first.zxid
-                    ),
+                    offset: (format::SEGMENT_HEADER_BYTES + format::BATCH_HEADER_BYTES) as u64,
+                    reason: format!("first zxid {first:#x} is not the base zxid {base:#x}"),
                 });
             }
         }
+        max_seen = max_seen.max(scanned.skipped_max_zxid);
         for (offset, txn) in scanned.txns {
             max_seen = max_seen.max(txn.zxid);
             if txn.zxid <= after_zxid && !seen_any {
