@@ -16,6 +16,6 @@ pub mod format;
 pub mod recover;
 pub mod writer;
 
-pub use backend::{Backend, FileStorage, MemStorage, Segment, Storage, SyncMode};
+pub use backend::{Backend, FileStorage, MemStorage, Segment, SegmentImage, Storage, SyncMode};
 pub use recover::{recover, RecoverError, Recovered};
 pub use writer::{WalError, WalWriter};

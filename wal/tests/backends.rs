@@ -96,7 +96,7 @@ fn each_backend_writes_frames_at_their_offsets() {
                 image == expected_image(),
                 "{backend} {sync:?}: file differs"
             );
-            assert!(storage.read("seg").unwrap() == expected_image());
+            assert!(*storage.read("seg").unwrap() == *expected_image());
             assert!(!dir.join("seg.tmp").exists());
             std::fs::remove_dir_all(&dir).unwrap();
         }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use super::{Segment, Storage};
+use super::{Segment, SegmentImage, Storage};
 
 #[derive(Default)]
 struct Disk {
@@ -124,13 +124,14 @@ impl Storage for MemStorage {
         Ok(self.disk.lock().unwrap().live.keys().cloned().collect())
     }
 
-    fn read(&self, name: &str) -> io::Result<Vec<u8>> {
+    fn read(&self, name: &str) -> io::Result<SegmentImage> {
         self.disk
             .lock()
             .unwrap()
             .live
             .get(name)
             .cloned()
+            .map(SegmentImage::Owned)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_owned()))
     }
 

@@ -92,6 +92,25 @@ pub enum SyncMode {
     None,
 }
 
+/// A segment's bytes as recovery reads them: a read-only mapping of a real file, so a scan
+/// touches the page cache in place (a 64 MiB segment is mostly preallocated zeros, and
+/// copying it into fresh memory cost recovery tens of milliseconds), or an owned copy.
+pub enum SegmentImage {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for SegmentImage {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            SegmentImage::Mapped(map) => map,
+            SegmentImage::Owned(bytes) => bytes,
+        }
+    }
+}
+
 pub trait Segment: Send {
     /// Writes `bytes` at `offset` and returns once they are durable (one write, one sync).
     fn write_durable(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
@@ -103,7 +122,7 @@ pub trait Storage: Send {
     /// Segment names in the directory (any order).
     fn list(&self) -> io::Result<Vec<String>>;
     /// A segment's whole image.
-    fn read(&self, name: &str) -> io::Result<Vec<u8>>;
+    fn read(&self, name: &str) -> io::Result<SegmentImage>;
     /// Creates a zero-filled segment of `size` bytes, durable (file and directory entry)
     /// before it returns, so later syncs never have to commit file-size metadata.
     fn create(&mut self, name: &str, size: u64) -> io::Result<Box<dyn Segment>>;
