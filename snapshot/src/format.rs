@@ -582,8 +582,10 @@ const DECODE_BATCH_NODES: usize = 4096;
 /// had, decodes here. Leaves `nodes` as the sequential path would: drained, or holding the
 /// parse error that ended it.
 fn build_while_decoding(zxid: i64, nodes: &mut NodeIter<'_, '_>) -> Result<Tree, String> {
-    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<NodeParts>>(4);
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<(u64, NodeParts)>>(4);
     let decoding = &mut *nodes;
+    let hasher = rzk_tree::NodeHasher::new();
+    let hashing = hasher.clone();
     let built = std::thread::scope(|scope| {
         let decoder = std::thread::Builder::new()
             .name("rzk-load-decode".into())
@@ -591,7 +593,12 @@ fn build_while_decoding(zxid: i64, nodes: &mut NodeIter<'_, '_>) -> Result<Tree,
             .spawn_scoped(scope, move || {
                 let nodes = decoding;
                 loop {
-                    let batch: Vec<NodeParts> = nodes.by_ref().take(DECODE_BATCH_NODES).collect();
+                    // Hashed here, while each path is still in this core's cache.
+                    let batch: Vec<(u64, NodeParts)> = nodes
+                        .by_ref()
+                        .take(DECODE_BATCH_NODES)
+                        .map(|parts| (hashing.hash(&parts.0), parts))
+                        .collect();
                     // A failed send means the builder stopped early: the tree is invalid.
                     if batch.is_empty() || batches.send(batch).is_err() {
                         break;
@@ -603,7 +610,11 @@ fn build_while_decoding(zxid: i64, nodes: &mut NodeIter<'_, '_>) -> Result<Tree,
         };
         let built = {
             let received = received;
-            Tree::from_nodes(zxid, received.iter().flatten())
+            let nodes = received
+                .iter()
+                .flatten()
+                .map(|(hash, (path, stat, data, acl))| (hash, path, stat, data, acl));
+            Tree::from_hashed_nodes(zxid, hasher, nodes)
         };
         // Dropping the receiver above ends the decoder at its next send if from_nodes
         // stopped early; a panic in it (a bug) is passed on.

@@ -241,14 +241,10 @@ fn children_sets(names: &[ChildName], grouped: &[u32], first: &[u32]) -> Vec<Ord
 /// touched, still in cache, where in snapshot order every insert missed at every level.
 fn insert_in_trie_order(
     map: &mut NodeMap,
-    hasher: &ahash::RandomState,
-    entries: impl Iterator<Item = (Arc<str>, Arc<Znode>)>,
+    entries: impl Iterator<Item = ((Arc<str>, Arc<Znode>), u64)>,
 ) -> Result<(), String> {
     let mut ordered: Vec<(u32, Arc<str>, Arc<Znode>)> = entries
-        .map(|(path, node)| {
-            let trie_order = (hasher.hash_one(&path) as u32).reverse_bits();
-            (trie_order, path, node)
-        })
+        .map(|((path, node), hash)| ((hash as u32).reverse_bits(), path, node))
         .collect();
     ordered.sort_unstable_by_key(|e| e.0);
     let mut ordered = ordered.into_iter().peekable();
@@ -331,6 +327,26 @@ fn parent_indexes(entries: &[(Arc<str>, Arc<Znode>)]) -> Result<Vec<u32>, String
         .collect()
 }
 
+/// The hasher of a tree's node map, made before the tree so that a loader can hash each
+/// path where it has it in cache anyway (the snapshot decoder, as it allocates the path):
+/// the rebuild orders its inserts by these hashes, and computing them there spares it a
+/// cache miss per node. A wrong hash would only cost speed; the map hashes every key itself.
+#[derive(Clone)]
+pub struct NodeHasher(ahash::RandomState);
+
+impl NodeHasher {
+    /// ahash with per-process random keys: several times faster than SipHash on paths, and
+    /// still resistant to clients choosing colliding paths.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        NodeHasher(ahash::RandomState::new())
+    }
+
+    pub fn hash(&self, path: &str) -> u64 {
+        self.0.hash_one(path)
+    }
+}
+
 impl Tree {
     /// A fresh tree with ZooKeeper's system nodes: /, /zookeeper, /zookeeper/quota and
     /// /zookeeper/config (read-only to the world, as ZooKeeper creates it).
@@ -380,8 +396,29 @@ impl Tree {
         D: Into<Arc<[u8]>>,
         A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
     {
+        let hasher = NodeHasher::new();
+        let hashing = hasher.clone();
+        let nodes = nodes.into_iter().map(move |(path, stat, data, acl)| {
+            let path: Arc<str> = path.into();
+            (hashing.hash(&path), path, stat, data, acl)
+        });
+        Self::from_hashed_nodes(last_zxid, hasher, nodes)
+    }
+
+    /// `from_nodes` for nodes whose paths the caller has hashed with `hasher` (see
+    /// [`NodeHasher`]).
+    pub fn from_hashed_nodes<P, D, A>(
+        last_zxid: i64,
+        hasher: NodeHasher,
+        nodes: impl IntoIterator<Item = (u64, P, Stat, Option<D>, A)>,
+    ) -> Result<Tree, String>
+    where
+        P: Into<Arc<str>>,
+        D: Into<Arc<[u8]>>,
+        A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
+    {
         let mut tree = Tree {
-            nodes: NodeMap::with_hasher(ahash::RandomState::new()),
+            nodes: NodeMap::with_hasher(hasher.0.clone()),
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
@@ -396,9 +433,16 @@ impl Tree {
         let mut entries: Vec<(Arc<str>, Arc<Znode>)> = Vec::with_capacity(nodes.size_hint().0);
         // Each node's name as its parent will list it, made while its path is in cache.
         let mut names: Vec<ChildName> = Vec::with_capacity(nodes.size_hint().0);
+        let mut hashes: Vec<u64> = Vec::with_capacity(nodes.size_hint().0);
         let mut acls = AclInterner::default();
-        for (path, stat, data, acl) in nodes {
+        for (hash, path, stat, data, acl) in nodes {
             let path: Arc<str> = path.into();
+            debug_assert_eq!(
+                hash,
+                hasher.hash(&path),
+                "{path}: hashed with another hasher"
+            );
+            hashes.push(hash);
             if &*path != "/" && path::validate_path(&path).is_err() {
                 return Err(format!("invalid path {path:?}"));
             }
@@ -461,11 +505,11 @@ impl Tree {
         // the nodes that have no children (nearly all of them) while the sets are sorted
         // and built, then the parents, once their sets are in place.
         let build_sets = || children_sets(&names, &grouped, &first);
-        let hasher = tree.nodes.hasher().clone();
         // Partitioning keeps the index order, which is the order of the sets.
         let (leaves, mut parents): (Vec<_>, Vec<_>) = entries
             .into_iter()
-            .partition(|(_, node)| node.stat.num_children == 0);
+            .zip(hashes)
+            .partition(|((_, node), _)| node.stat.num_children == 0);
         let spawn = leaves.len() >= PARALLEL_LOAD_MIN_NODES;
         let (inserted, sets) = std::thread::scope(|scope| {
             let sets_thread = if spawn {
@@ -476,7 +520,7 @@ impl Tree {
             } else {
                 None
             };
-            let inserted = insert_in_trie_order(&mut tree.nodes, &hasher, leaves.into_iter());
+            let inserted = insert_in_trie_order(&mut tree.nodes, leaves.into_iter());
             let sets = match sets_thread {
                 Some(thread) => thread
                     .join()
@@ -487,12 +531,12 @@ impl Tree {
             (inserted, sets)
         });
         inserted?;
-        for ((_, node), set) in parents.iter_mut().zip(sets) {
+        for (((_, node), _), set) in parents.iter_mut().zip(sets) {
             Arc::get_mut(node)
                 .expect("a node being loaded has no other owner")
                 .children = set;
         }
-        insert_in_trie_order(&mut tree.nodes, &hasher, parents.into_iter())?;
+        insert_in_trie_order(&mut tree.nodes, parents.into_iter())?;
         Ok(tree)
     }
 
