@@ -1,13 +1,19 @@
 //! The core thread: owns the sans-IO `Standalone` core and carries out its actions with real
 //! channels, the log stage and the event loops. Everything the core decides goes through here
 //! in one order: outputs to the loops first, then the new tree version is published.
+//!
+//! The `Driver` sits behind a mutex so that an event loop can run it on its own thread while
+//! the core thread is idle (`RunToCompletion`): a lone write is then prepped, logged (inline,
+//! see `INLINE_MAX_TXNS`), applied and answered by the loop that read it. The core thread
+//! still handles everything that arrives through its channels, ticks and shutdown.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
-use rzk_net::{loop_of, now_ms, LoopHandle, Shared, ToCore, ToLoop};
+use parking_lot::Mutex;
+use rzk_net::{loop_of, now_ms, CoreHost, CoreInbox, LoopHandle, Shared, ToCore, ToLoop};
 use rzk_pipeline::batch::{txn_bytes, BatchLimits};
 use rzk_pipeline::{Actions, Input, Output, Standalone};
 use tracing::{info, warn};
@@ -23,13 +29,9 @@ pub struct Driver {
     pub core: Standalone,
     pub config: Config,
     pub shared: Arc<Shared>,
-    pub from_net: Receiver<ToCore>,
-    pub durable: Receiver<Durable>,
     pub to_log: Sender<LogCommand>,
     pub loops: Vec<LoopHandle>,
     pub snapshots: SnapshotPolicy,
-    /// Questions from the HTTP endpoints, answered between batches.
-    pub calls: Receiver<CoreCall>,
     pub clock: StageClock,
     /// The log's writer, for writing small batches on this thread when nothing is in flight
     /// at the log thread (None when a batching delay is configured).
@@ -39,6 +41,54 @@ pub struct Driver {
     /// The last zxid handed to the log, and the last it reported durable.
     pub handed_zxid: i64,
     pub durable_zxid: i64,
+    /// Which loops got outputs in the current `carry_out` (scratch, kept to reuse).
+    pub woken: Vec<bool>,
+    /// Set once shutdown has stopped the log and snapshot threads: nothing more is run.
+    pub stopped: bool,
+}
+
+/// The core thread's side: the driver and the channels it waits on.
+pub struct CoreThread {
+    pub driver: Arc<Mutex<Driver>>,
+    pub from_net: CoreInbox,
+    pub durable: Receiver<Durable>,
+    /// Questions from the HTTP endpoints, answered between batches.
+    pub calls: Receiver<CoreCall>,
+}
+
+/// Lets an event loop run the driver on its own thread (see the module docs).
+pub struct RunToCompletion {
+    pub driver: Arc<Mutex<Driver>>,
+    pub from_net: CoreInbox,
+    pub durable: Receiver<Durable>,
+}
+
+impl CoreHost for RunToCompletion {
+    fn try_run(&self, caller_loop: usize, messages: &mut Vec<ToCore>) -> bool {
+        let Some(mut driver) = self.driver.try_lock() else {
+            return false;
+        };
+        // Something a loop sent earlier may still be queued, or taken by the core thread
+        // and not yet handled: running ahead of it could reorder a session's requests.
+        if driver.stopped || !self.from_net.all_handled() {
+            return false;
+        }
+        let mut actions = Actions::default();
+        let mut replied = false;
+        while let Ok(durable) = self.durable.try_recv() {
+            driver.durable(durable, &mut actions);
+            replied = true;
+        }
+        if replied {
+            // Replies to durable writes leave before new requests are prepped.
+            driver.carry_out(&mut actions, Some(caller_loop));
+        }
+        for message in messages.drain(..) {
+            driver.handle(message, &mut actions);
+        }
+        driver.carry_out(&mut actions, Some(caller_loop));
+        true
+    }
 }
 
 /// Batches up to this size are written on the core thread when the log is idle. A larger
@@ -109,82 +159,111 @@ impl SnapshotPolicy {
 /// How long a graceful shutdown waits for in-flight writes to become durable and be answered.
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 
-impl Driver {
+impl CoreThread {
     /// Runs until shutdown; returns the snapshot thread so the caller can wait for it.
-    pub fn run(mut self) -> std::thread::JoinHandle<()> {
-        let tick_every =
-            Duration::from_millis((self.config.tick_time_ms as u64 / 4).clamp(10, 250));
+    pub fn run(self) -> Option<std::thread::JoinHandle<()>> {
+        let CoreThread {
+            driver,
+            from_net,
+            durable,
+            mut calls,
+        } = self;
+        let tick_ms = driver.lock().config.tick_time_ms as u64;
+        let tick_every = Duration::from_millis((tick_ms / 4).clamp(10, 250));
         let mut next_tick = Instant::now() + tick_every;
         let mut actions = Actions::default();
-        let mut woken = vec![false; self.loops.len()];
         let mut shutdown_started: Option<Instant> = None;
         loop {
             let timeout = next_tick.saturating_duration_since(Instant::now());
-            select! {
-                recv(self.from_net) -> message => match message {
-                    Ok(message) => self.handle(message, &mut actions),
-                    Err(_) => return self.stop(),
+            // Waits without the lock, so that a loop can run the driver meanwhile.
+            let event = select! {
+                recv(from_net.rx) -> message => match message {
+                    Ok(message) => Event::Net(message),
+                    Err(_) => Event::Stop,
                 },
-                recv(self.durable) -> durable => match durable {
-                    Ok(durable) => self.durable(durable, &mut actions),
+                recv(durable) -> message => match message {
+                    Ok(message) => Event::Durable(message),
                     Err(_) => {
                         warn!("log stage stopped; no further write can be acknowledged");
-                        return self.stop();
+                        Event::Stop
                     }
                 },
-                recv(self.calls) -> call => match call {
-                    Ok(call) => call(&self.context()),
+                recv(calls) -> call => match call {
+                    Ok(call) => Event::Call(call),
                     // Both endpoints are off (or gone): stop selecting on a closed channel,
                     // which would be ready forever.
-                    Err(_) => self.calls = crossbeam_channel::never(),
+                    Err(_) => {
+                        calls = crossbeam_channel::never();
+                        Event::Timeout
+                    }
                 },
-                default(timeout) => {}
+                default(timeout) => Event::Timeout,
+            };
+            let mut d = driver.lock();
+            match event {
+                Event::Net(message) => {
+                    d.handle(message, &mut actions);
+                    from_net.handled();
+                }
+                Event::Durable(message) => d.durable(message, &mut actions),
+                Event::Call(call) => call(&d.context()),
+                Event::Stop => return d.stop(),
+                Event::Timeout => {}
             }
             // Replies to durable writes leave before newly queued requests are prepped: their
             // clients have waited longest.
-            while let Ok(durable) = self.durable.try_recv() {
-                self.durable(durable, &mut actions);
+            while let Ok(message) = durable.try_recv() {
+                d.durable(message, &mut actions);
             }
-            self.carry_out(&mut actions, &mut woken);
+            d.carry_out(&mut actions, None);
             // Take everything already queued before handing a batch to the log: this is where
             // group commit gets its batches when the log is busy.
-            while let Ok(message) = self.from_net.try_recv() {
-                self.handle(message, &mut actions);
+            while let Ok(message) = from_net.rx.try_recv() {
+                d.handle(message, &mut actions);
+                from_net.handled();
             }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick_every;
                 if shutdown_started.is_none() {
-                    self.core.step(now_ms(), Input::Tick, &mut actions);
+                    d.core.step(now_ms(), Input::Tick, &mut actions);
                 }
             }
-            self.carry_out(&mut actions, &mut woken);
-            if self.shared.shutting_down.load(Ordering::Relaxed) {
+            d.carry_out(&mut actions, None);
+            if d.shared.shutting_down.load(Ordering::Relaxed) {
                 let started = *shutdown_started.get_or_insert_with(|| {
                     info!(
-                        outstanding = self.core.outstanding_count(),
+                        outstanding = d.core.outstanding_count(),
                         "shutting down: finishing in-flight requests"
                     );
                     Instant::now()
                 });
-                if self.core.outstanding_count() == 0 || started.elapsed() > SHUTDOWN_DRAIN {
-                    for l in &self.loops {
+                if d.core.outstanding_count() == 0 || started.elapsed() > SHUTDOWN_DRAIN {
+                    for l in &d.loops {
                         l.send(ToLoop::Shutdown);
                     }
-                    return self.stop();
+                    return d.stop();
                 }
             }
         }
     }
+}
 
-    /// Closing the channels ends the log and snapshot threads once their queues drain.
-    fn stop(self) -> std::thread::JoinHandle<()> {
-        let Driver {
-            to_log, snapshots, ..
-        } = self;
-        drop(to_log);
-        let SnapshotPolicy { snapshotter, .. } = snapshots;
-        drop(snapshotter.jobs);
-        snapshotter.thread
+enum Event {
+    Net(ToCore),
+    Durable(Durable),
+    Call(CoreCall),
+    Stop,
+    Timeout,
+}
+
+impl Driver {
+    /// Ends the log and snapshot threads once their queues drain (by closing their
+    /// channels); nothing runs the driver afterwards.
+    fn stop(&mut self) -> Option<std::thread::JoinHandle<()>> {
+        self.stopped = true;
+        let (closed, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.to_log, closed));
+        self.snapshots.snapshotter.stop()
     }
 
     fn context(&self) -> fourlw::Context<'_> {
@@ -230,7 +309,9 @@ impl Driver {
         }
     }
 
-    fn carry_out(&mut self, actions: &mut Actions, woken: &mut [bool]) {
+    /// Carries out the core's actions. Outputs for `caller_loop` (a loop running the driver
+    /// on its own thread) are queued without waking it: it drains them when this returns.
+    fn carry_out(&mut self, actions: &mut Actions, caller_loop: Option<usize>) {
         for (session, timeout_ms) in actions.expired.drain(..) {
             rzk_metrics::metrics().sessions_expired.inc();
             info!(
@@ -269,7 +350,9 @@ impl Driver {
             self.shared.published.store(Arc::new(tree));
             zxid
         });
-        woken.iter_mut().for_each(|w| *w = false);
+        let mut woken = std::mem::take(&mut self.woken);
+        woken.clear();
+        woken.resize(self.loops.len(), false);
         let now = Instant::now();
         for output in actions.outputs.drain(..) {
             let (index, stages) = match &output {
@@ -297,9 +380,10 @@ impl Driver {
             self.snapshots.maybe_snapshot(&self.core, false);
         }
         for (index, w) in woken.iter().enumerate() {
-            if *w {
+            if *w && Some(index) != caller_loop {
                 let _ = self.loops[index].waker.wake();
             }
         }
+        self.woken = woken;
     }
 }

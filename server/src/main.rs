@@ -286,7 +286,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     let listener = mio::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
     let shared = Arc::new(Shared::new(core.released().clone()));
-    let (to_core, from_net) = crossbeam_channel::unbounded();
+    let (to_core, from_net) = rzk_net::CoreLink::new();
     let net_config = NetConfig {
         max_frame_bytes: config.jute_max_buffer_bytes,
         max_client_cnxns: config.max_client_cnxns,
@@ -296,8 +296,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         loop_count: args.net_threads.max(1),
         slow_request_ms: config.slow_request_ms,
     };
-    let (loops, loop_threads) = rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core)
-        .map_err(|e| format!("cannot start event loops: {e}"))?;
+    let (loops, loop_threads) =
+        rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core.clone())
+            .map_err(|e| format!("cannot start event loops: {e}"))?;
     let (to_log, commands) = crossbeam_channel::unbounded();
     let (durable_tx, durable) = crossbeam_channel::unbounded();
     let log = log_stage::shared(wal, config.fsync_warning_ms);
@@ -340,23 +341,38 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"), fourlw::ZOOKEEPER_PROTOCOL_VERSION);
     let last_zxid = core.released().last_zxid();
     let batch_limits = config.batch;
-    let driver = driver::Driver {
+    // Without inline log writes a loop running the core would only move the hand-off.
+    let run_to_completion = inline_log.is_some();
+    let driver = Arc::new(parking_lot::Mutex::new(driver::Driver {
         core,
         config,
         shared,
-        from_net,
-        durable,
         to_log,
         loops,
         snapshots,
-        calls,
         clock: stages::StageClock::default(),
         inline_log,
         batch_limits,
         handed_zxid: last_zxid,
         durable_zxid: last_zxid,
-    };
-    let snapshot_thread = driver.run();
+        woken: Vec::new(),
+        stopped: false,
+    }));
+    if run_to_completion {
+        to_core.set_host(Arc::new(driver::RunToCompletion {
+            driver: driver.clone(),
+            from_net: from_net.handle(),
+            durable: durable.clone(),
+        }));
+    }
+    drop(to_core);
+    let snapshot_thread = driver::CoreThread {
+        driver,
+        from_net,
+        durable,
+        calls,
+    }
+    .run();
     for endpoint in endpoints {
         endpoint.stop();
     }
@@ -364,7 +380,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         let _ = t.join();
     }
     let _ = log_thread.join();
-    let _ = snapshot_thread.join();
+    if let Some(thread) = snapshot_thread {
+        let _ = thread.join();
+    }
     info!("rzk stopped");
     Ok(())
 }

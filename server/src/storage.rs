@@ -117,7 +117,18 @@ pub struct SnapshotJob {
 pub struct Snapshotter {
     pub jobs: Sender<SnapshotJob>,
     pub busy: Arc<AtomicBool>,
-    pub thread: JoinHandle<()>,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+impl Snapshotter {
+    /// Closes the job channel (the thread ends after the job it has) and hands back the
+    /// thread to wait for; later jobs are refused.
+    pub fn stop(&mut self) -> Option<JoinHandle<()>> {
+        let (closed, _) = crossbeam_channel::bounded(0);
+        drop(std::mem::replace(&mut self.jobs, closed));
+        self.busy.store(true, Ordering::Release);
+        self.thread.take()
+    }
 }
 
 /// The snapshot thread: writes each job, then (when autopurge is on) keeps the newest
@@ -179,5 +190,9 @@ pub fn spawn_snapshotter(
                 busy_flag.store(false, Ordering::Release);
             }
         })?;
-    Ok(Snapshotter { jobs, busy, thread })
+    Ok(Snapshotter {
+        jobs,
+        busy,
+        thread: Some(thread),
+    })
 }
