@@ -279,7 +279,7 @@ const WARM_BATCH: usize = 32;
 
 const NO_PARENT: u32 = u32::MAX;
 
-/// From this many childless nodes on, a load builds the children sets on a second thread;
+/// From this many nodes on, a load builds the children sets on a second thread;
 /// below it the thread costs more than it saves (and the fuzzer decodes many tiny
 /// snapshots).
 pub const PARALLEL_LOAD_MIN_NODES: usize = 4096;
@@ -505,13 +505,8 @@ impl Tree {
         // the nodes that have no children (nearly all of them) while the sets are sorted
         // and built, then the parents, once their sets are in place.
         let build_sets = || children_sets(&names, &grouped, &first);
-        // Partitioning keeps the index order, which is the order of the sets.
-        let (leaves, mut parents): (Vec<_>, Vec<_>) = entries
-            .into_iter()
-            .zip(hashes)
-            .partition(|((_, node), _)| node.stat.num_children == 0);
-        let spawn = leaves.len() >= PARALLEL_LOAD_MIN_NODES;
-        let (inserted, sets) = std::thread::scope(|scope| {
+        let spawn = entries.len() >= PARALLEL_LOAD_MIN_NODES;
+        let (inserted, sets, mut parents) = std::thread::scope(|scope| {
             let sets_thread = if spawn {
                 std::thread::Builder::new()
                     .name("rzk-load-children".into())
@@ -520,6 +515,13 @@ impl Tree {
             } else {
                 None
             };
+            // Split only once the sets are under way: with one parent of a million children
+            // its set is the last thing a load waits for. The split keeps the index order,
+            // which is the order of the sets.
+            let (leaves, parents): (Vec<_>, Vec<_>) = entries
+                .into_iter()
+                .zip(hashes)
+                .partition(|((_, node), _)| node.stat.num_children == 0);
             let inserted = insert_in_trie_order(&mut tree.nodes, leaves.into_iter());
             let sets = match sets_thread {
                 Some(thread) => thread
@@ -528,7 +530,7 @@ impl Tree {
                 // A small tree, or no thread to be had: build them here.
                 None => build_sets(),
             };
-            (inserted, sets)
+            (inserted, sets, parents)
         });
         inserted?;
         for (((_, node), _), set) in parents.iter_mut().zip(sets) {
