@@ -42,26 +42,16 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-die() { echo "bench-vs-zookeeper.sh: $*" >&2; exit 1; }
-note() { echo "== $*" >&2; }
-
-J=/usr/share/java
-for jar in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-log4j12.jar log4j-1.2.jar; do
-  [ -f "$J/$jar" ] || die "$J/$jar missing: apt-get install zookeeper (scripts/test.sh installs it)"
-done
-command -v java >/dev/null || die "java missing: apt-get install default-jdk-headless"
-command -v python3 >/dev/null || die "python3 missing"
+SCRIPT=bench-vs-zookeeper.sh
+# shellcheck source=scripts/lib/side-by-side.sh
+. "$ROOT/scripts/lib/side-by-side.sh"
+need_zookeeper
 
 # --- binaries -------------------------------------------------------------------------------
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 RZK_FROM=
 if [ -n "${RZK_BIN:-}" ]; then RZK_FROM=" (rzk: RZK_BIN=$RZK_BIN, not built here)"; fi
-if [ -z "${RZK_BIN:-}" ]; then
-  note "building rzk (release)"
-  cargo build --release -q -p rzk-server
-  RZK_BIN=$TARGET/release/rzk
-fi
-[ -x "$RZK_BIN" ] || die "RZK_BIN=$RZK_BIN is not an executable"
+need_rzk
 if [ -z "${RZK_BENCH:-}" ]; then
   if "$RZK_BIN" bench --help >/dev/null 2>&1; then
     RZK_BENCH="$RZK_BIN bench"
@@ -77,13 +67,6 @@ read -r -a BENCH <<<"$RZK_BENCH"
 WORK=$(mktemp -d "$BASE_DIR/rzk-vs-zk.XXXXXX")
 ZK_PID=
 RZK_PID=
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 cleanup() {
   stop_pid "$ZK_PID"
   stop_pid "$RZK_PID"
@@ -92,63 +75,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r ZK_PORT RZK_PORT METRICS_PORT < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-EOF
-)
-
-mkdir -p "$WORK/zk/data" "$WORK/rzk/data" "$WORK/reports"
-# metricsProvider.httpPort: rzk serves /metrics there (where `rzk bench --server-metrics`
-# reads the stage times); ZooKeeper ignores it without metricsProvider.className.
-write_cfg() { # dir port
-  cat >"$1/zoo.cfg" <<EOF
-tickTime=2000
-dataDir=$1/data
-clientPort=$2
-clientPortAddress=127.0.0.1
-forceSync=yes
-snapCount=100000
-maxClientCnxns=0
-autopurge.purgeInterval=0
-4lw.commands.whitelist=*
-admin.enableServer=false
-metricsProvider.httpPort=$METRICS_PORT
-EOF
-}
-write_cfg "$WORK/zk" "$ZK_PORT"
-write_cfg "$WORK/rzk" "$RZK_PORT"
-cat >"$WORK/zk/log4j.properties" <<EOF
-log4j.rootLogger=WARN, F
-log4j.appender.F=org.apache.log4j.FileAppender
-log4j.appender.F.File=$WORK/zk/zookeeper.log
-log4j.appender.F.layout=org.apache.log4j.PatternLayout
-log4j.appender.F.layout.ConversionPattern=%d %p %c{1}: %m%n
-EOF
-
-srvr() { # port -> the srvr answer, empty if none within 2 s
-  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null || true
-}
-wait_ready() { # name port pid
-  for _ in $(seq 1 150); do
-    kill -0 "$3" 2>/dev/null || die "$1 exited at startup (logs in $WORK, rerun with --keep-dir)"
-    if srvr "$2" | grep -q '^Mode:'; then return 0; fi
-    sleep 0.2
-  done
-  die "$1 did not answer srvr on port $2 within 30 s"
-}
+read -r ZK_PORT RZK_PORT METRICS_PORT < <(free_ports 3)
+# rzk serves /metrics on METRICS_PORT, where `rzk bench --server-metrics` reads the stage
+# times.
+write_server_dir "$WORK/zk" "$ZK_PORT" "$METRICS_PORT" WARN
+write_server_dir "$WORK/rzk" "$RZK_PORT" "$METRICS_PORT" WARN
+mkdir -p "$WORK/reports"
+server_commands "$WORK/zk" "$WORK/rzk"
 
 note "starting ZooKeeper on 127.0.0.1:$ZK_PORT and rzk on 127.0.0.1:$RZK_PORT (data under $WORK)"
-CP=$J/zookeeper.jar:$J/zookeeper-jute.jar:$J/slf4j-api.jar:$J/slf4j-log4j12.jar:$J/log4j-1.2.jar
-java "-Xmx${ZK_HEAP:-2g}" -cp "$CP" -Dzookeeper.log.dir="$WORK/zk" \
-  -Dlog4j.configuration="file:$WORK/zk/log4j.properties" \
-  org.apache.zookeeper.server.quorum.QuorumPeerMain "$WORK/zk/zoo.cfg" \
-  >"$WORK/zk/stdout.log" 2>&1 &
+"${ZK_CMD[@]}" >"$WORK/zk/stdout.log" 2>&1 &
 ZK_PID=$!
-"$RZK_BIN" server --config "$WORK/rzk/zoo.cfg" >"$WORK/rzk/server.log" 2>&1 &
+"${RZK_CMD[@]}" >"$WORK/rzk/server.log" 2>&1 &
 RZK_PID=$!
 wait_ready ZooKeeper "$ZK_PORT" "$ZK_PID"
 wait_ready rzk "$RZK_PORT" "$RZK_PID"

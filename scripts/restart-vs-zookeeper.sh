@@ -37,93 +37,39 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-die() { echo "restart-vs-zookeeper.sh: $*" >&2; exit 1; }
-note() { echo "== $*" >&2; }
-J=/usr/share/java
-for jar in zookeeper.jar zookeeper-jute.jar slf4j-api.jar slf4j-log4j12.jar log4j-1.2.jar; do
-  [ -f "$J/$jar" ] || die "$J/$jar missing: apt-get install zookeeper (scripts/test.sh installs it)"
-done
-command -v java >/dev/null || die "java missing: apt-get install default-jdk-headless"
-if [ -z "${RZK_BIN:-}" ]; then
-  note "building rzk (release)"
-  cargo build --release -q -p rzk-server
-  RZK_BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/rzk
-fi
-[ -x "$RZK_BIN" ] || die "RZK_BIN=$RZK_BIN is not an executable"
+SCRIPT=restart-vs-zookeeper.sh
+# shellcheck source=scripts/lib/side-by-side.sh
+. "$ROOT/scripts/lib/side-by-side.sh"
+need_zookeeper
+need_rzk
 
 WORK=$(mktemp -d "$BASE_DIR/rzk-restart.XXXXXX")
 PID=
-stop_pid() {
-  local pid=$1
-  [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null || return 0
-  # A stopping server may write a snapshot of the whole tree first: allow a minute.
-  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-}
 cleanup() {
-  stop_pid "$PID"
+  # A stopping server may write a snapshot of the whole tree first: allow a minute.
+  stop_pid "$PID" 60
   if [ "$KEEP_DIR" = 1 ]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-read -r ZK_PORT RZK_PORT < <(python3 - <<'EOF'
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in socks])
-EOF
-)
-for s in zk rzk; do
-  mkdir -p "$WORK/$s/data"
-  if [ $s = zk ]; then port=$ZK_PORT; else port=$RZK_PORT; fi
-  cat >"$WORK/$s/zoo.cfg" <<EOF
-tickTime=2000
-dataDir=$WORK/$s/data
-clientPort=$port
-clientPortAddress=127.0.0.1
-forceSync=yes
-snapCount=100000
-maxClientCnxns=0
-autopurge.purgeInterval=0
-4lw.commands.whitelist=*
-admin.enableServer=false
-metricsProvider.httpPort=0
-EOF
-done
-cat >"$WORK/zk/log4j.properties" <<EOF
-log4j.rootLogger=INFO, F
-log4j.appender.F=org.apache.log4j.FileAppender
-log4j.appender.F.File=$WORK/zk/zookeeper.log
-log4j.appender.F.layout=org.apache.log4j.PatternLayout
-log4j.appender.F.layout.ConversionPattern=%d %p %c{1}: %m%n
-EOF
-CP=$J/zookeeper.jar:$J/zookeeper-jute.jar:$J/slf4j-api.jar:$J/slf4j-log4j12.jar:$J/log4j-1.2.jar
-ZK_CMD=(java "-Xmx${ZK_HEAP:-2g}" -cp "$CP" -Dzookeeper.log.dir="$WORK/zk"
-  -Dlog4j.configuration="file:$WORK/zk/log4j.properties"
-  org.apache.zookeeper.server.quorum.QuorumPeerMain "$WORK/zk/zoo.cfg")
-RZK_CMD=("$RZK_BIN" server --config "$WORK/rzk/zoo.cfg")
+read -r ZK_PORT RZK_PORT < <(free_ports 2)
+# metricsProvider.httpPort=0: rzk's /metrics is off (nothing reads it here).
+write_server_dir "$WORK/zk" "$ZK_PORT" 0 INFO
+write_server_dir "$WORK/rzk" "$RZK_PORT" 0 INFO
+server_commands "$WORK/zk" "$WORK/rzk"
 
-srvr() { # port -> the srvr answer, empty if none within 2 s
-  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1 && printf srvr >&3 && cat <&3" 2>/dev/null || true
-}
 fill() { # name port command...
   local name=$1 port=$2
   shift 2
   "$@" >"$WORK/$name/fill.log" 2>&1 &
   PID=$!
-  for _ in $(seq 1 300); do
-    kill -0 "$PID" 2>/dev/null || die "$name exited at startup (rerun with --keep-dir for its log)"
-    if srvr "$port" | grep -q '^Mode:'; then break; fi
-    sleep 0.2
-  done
+  wait_ready "$name" "$port" "$PID"
   note "filling $name with $NODES znodes"
   timeout 1800 "$RZK_BIN" bench --hosts "127.0.0.1:$port" --workload create --ops "$NODES" \
     --warmup 0 --sessions 16 --inflight 64 --value-size 100 --keep >"$WORK/$name/bench.log" \
     || die "filling $name failed (see $WORK/$name/bench.log)"
-  stop_pid "$PID"
+  stop_pid "$PID" 60
   PID=
 }
 fill zk "$ZK_PORT" "${ZK_CMD[@]}"
