@@ -27,6 +27,11 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 
+/// jemalloc instead of glibc's malloc: every write allocates and frees persistent-map nodes,
+/// a znode and its value, and jemalloc's per-thread caches made that 16-20% cheaper in CPU.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "rzk",
