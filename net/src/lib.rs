@@ -1,7 +1,9 @@
 //! The event loops: a few mio threads own every client socket. They decode frames, answer
 //! pings, `auth` and reads that need no watch straight from the latest published tree (an
-//! `ArcSwap` load: no lock the writer holds), and hand everything else to the core thread.
-//! Replies and watch events come back through a per-loop channel and a mio `Waker`.
+//! `ArcSwap` load: no lock the writer holds), and hand everything else to the core: through
+//! the core thread's channel, or, while one connection alone is sending the loop requests
+//! and the core is idle, by running it on the loop's own thread (`CoreHost`). Replies and
+//! watch events come back through a per-loop channel and a mio `Waker`.
 //!
 //! Ordering rules this crate keeps (DESIGN.md §2):
 //! - A connection with requests at the core sends every further request there too, so its
@@ -12,8 +14,10 @@
 //! - A local read is answered only from a tree at least as new as the zxid the connection has
 //!   already seen; otherwise it goes to the core.
 //!
-//! Never: change the tree or sessions; block on the core; let one connection's bad bytes or
-//! slowness affect another (bad frames, oversized frames, stalled readers close only it).
+//! Never: change the tree or sessions except through the core; wait for the core (a loop
+//! runs it only if its lock is free, and never ahead of a message sent through the channel);
+//! let one connection's bad bytes or slowness affect another (bad frames, oversized frames,
+//! stalled readers close only it).
 
 mod event_loop;
 mod slow;
