@@ -91,10 +91,11 @@ impl CoreHost for RunToCompletion {
     }
 }
 
-/// Batches up to this size are written on the core thread when the log is idle. A larger
-/// batch means load, and then overlapping the next batch's prep with this one's sync (on
-/// the log thread) is worth two thread hand-offs. Standalone only: a leader's core thread
-/// must keep taking acks and heartbeats while a sync runs, so the ensemble turns this off.
+/// Batches up to this size are written by the thread running the core (the core thread, or
+/// an event loop under `RunToCompletion`) when the log is idle. A larger batch means load,
+/// and then overlapping the next batch's prep with this one's sync (on the log thread) is
+/// worth two thread hand-offs. Standalone only: a leader's core must keep taking acks and
+/// heartbeats while a sync runs, so the ensemble turns this (and run-to-completion) off.
 const INLINE_MAX_TXNS: usize = 8;
 
 /// When to snapshot: after a randomised number of transactions, as ZooKeeper does (between
