@@ -33,8 +33,8 @@ pub struct Driver {
     pub loops: Vec<LoopHandle>,
     pub snapshots: SnapshotPolicy,
     pub clock: StageClock,
-    /// The log's writer, for writing small batches on this thread when nothing is in flight
-    /// at the log thread (None when a batching delay is configured).
+    /// The log's writer, for writing small batches on the thread running the core when
+    /// nothing is in flight at the log thread (None when a batching delay is configured).
     pub inline_log: Option<SharedLog>,
     /// The batching caps, which an inline write honours too.
     pub batch_limits: BatchLimits,
