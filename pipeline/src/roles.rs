@@ -500,8 +500,14 @@ impl Standalone {
         if self.queues.is_idle(session_id) {
             self.answer(conn, session_id, xid, request, actions);
         } else {
-            self.queues
-                .push(session_id, Queued::Request { conn, xid, request });
+            self.queues.push(
+                session_id,
+                Queued::Request {
+                    conn,
+                    xid,
+                    request: Box::new(request),
+                },
+            );
         }
     }
 
