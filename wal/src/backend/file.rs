@@ -139,8 +139,15 @@ impl Storage for FileStorage {
         // scans it. Segments live in rzk's own dataDir, recovery runs before this process
         // opens any of them for writing, and rzk never truncates a segment; another process
         // truncating one under us would make the scan SIGBUS, as any mmap reader would.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Ok(SegmentImage::Mapped(map))
+        match unsafe { memmap2::Mmap::map(&file) } {
+            Ok(map) => Ok(SegmentImage::Mapped(map)),
+            // A filesystem that cannot map files (some FUSE and network ones) is still
+            // readable.
+            Err(e) => {
+                warn!(error = %e, file = %self.dir.join(name).display(), "cannot map a log segment; reading it into memory instead");
+                Ok(SegmentImage::Owned(std::fs::read(self.dir.join(name))?))
+            }
+        }
     }
 
     fn create(&mut self, name: &str, size: u64) -> io::Result<Box<dyn Segment>> {
