@@ -51,12 +51,14 @@ def _started(server):
 
 @pytest.fixture
 def zk_server_factory(tmp_path):
-    """Make more servers of the target kind: factory(name, extra_cfg=None, tick_time=2000, start=True)."""
+    """Make more servers of the target kind: factory(name, extra_cfg=None, tick_time=2000, start=True, rzk_args=())."""
     _check_target()
     servers = []
 
-    def make(name="server", extra_cfg=None, tick_time=2000, start=True, kind=None):
-        server = ZkServer(kind or TARGET, tmp_path / name, extra_cfg=extra_cfg, tick_time=tick_time)
+    def make(name="server", extra_cfg=None, tick_time=2000, start=True, kind=None, rzk_args=()):
+        server = ZkServer(
+            kind or TARGET, tmp_path / name, extra_cfg=extra_cfg, tick_time=tick_time, rzk_args=rzk_args
+        )
         servers.append(server)
         if start:
             _started(server)

@@ -12,6 +12,8 @@ FinalRequestProcessor answers a session's requests in the order it submitted the
 import random
 import time
 
+import pytest
+
 from rawzk import (
     OP_CREATE,
     OP_EXISTS,
@@ -46,13 +48,17 @@ def read_replies(client, sent):
     return replies
 
 
-def test_pipelined_session_keeps_its_order_across_core_handovers(zk_server):
-    rng = random.Random(20261122)
+@pytest.mark.parametrize("net_threads", [1, 2])
+def test_pipelined_session_keeps_its_order_across_core_handovers(zk_server_factory, net_threads):
+    """With two event loops the sessions live on different loops, and both loops try to run
+    the core at once: one gets it, the other's messages go through the channel."""
+    zk_server = zk_server_factory(rzk_args=["--net-threads", str(net_threads)])
+    rng = random.Random(20261122 + net_threads)
     prefix = "/order-%d" % rng.randrange(1 << 30)
     with RawClient("127.0.0.1", zk_server.port) as a, RawClient("127.0.0.1", zk_server.port) as b:
         a.connect()
         b.connect()
-        _, err, _ = a.call(OP_CREATE, create_payload(prefix))
+        _, err, _ = a.call(OP_CREATE, create_payload(prefix, b"0"))
         assert err == OK
         _, err, _ = b.call(OP_CREATE, create_payload(prefix + "-b"))
         assert err == OK

@@ -139,7 +139,7 @@ def four_letter(host, port, word, timeout=FOUR_LETTER_TIMEOUT_S):
 class ZkServer:
     """One standalone server of kind "rzk" or "apache" in its own work directory."""
 
-    def __init__(self, kind, workdir, extra_cfg=None, tick_time=2000, jvm_fast_start=True):
+    def __init__(self, kind, workdir, extra_cfg=None, tick_time=2000, jvm_fast_start=True, rzk_args=()):
         if kind not in ("rzk", "apache"):
             raise ValueError("kind must be 'rzk' or 'apache', not %r" % (kind,))
         self.kind = kind
@@ -152,6 +152,9 @@ class ZkServer:
         self.tick_time = tick_time
         self.jvm_fast_start = jvm_fast_start
         self.extra_cfg = dict(extra_cfg or {})
+        # Command-line flags for an rzk server (what zoo.cfg has no key for, such as
+        # --net-threads); Apache ZooKeeper ignores them.
+        self.rzk_args = list(rzk_args)
         self.port = free_port()
         # Both kinds get these ports; the AdminServer stays off unless a test turns it on
         # (admin.enableServer=true), and Apache ZooKeeper ignores the metrics port unless
@@ -200,7 +203,7 @@ class ZkServer:
                 raise RuntimeError(
                     "rzk binary not found at %s (set RZK_BIN, or run cargo build --workspace --bins)" % binary
                 )
-            return [binary, "server", "--config", str(self.cfg_path)]
+            return [binary, "server", "--config", str(self.cfg_path), *self.rzk_args]
         log4j = self.workdir / "log4j.properties"
         log4j.write_text(APACHE_LOG4J)
         return [
