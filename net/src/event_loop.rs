@@ -129,6 +129,9 @@ struct EventLoop {
     /// last did: see `alone_at_core`.
     last_sender: (ConnId, Instant),
     other_sender_at: Instant,
+    /// When the current poll round started: the arrival time of every frame read in it
+    /// (one clock read per round instead of two per request).
+    round_started: Instant,
     peers: Vec<LoopHandle>,
     next_peer: usize,
     shared: Arc<Shared>,
@@ -171,6 +174,7 @@ pub fn spawn_loops(
             for_core: Vec::new(),
             last_sender: (ConnId::MAX, Instant::now()),
             other_sender_at: Instant::now(),
+            round_started: Instant::now(),
             peers: handles.clone(),
             next_peer: 0,
             shared: shared.clone(),
@@ -206,6 +210,7 @@ impl EventLoop {
                 warn!(error = %e, "event loop poll failed; stopping loop");
                 return;
             }
+            self.round_started = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -225,6 +230,10 @@ impl EventLoop {
             let mut running = true;
             for _ in 0..CORE_RUNS_PER_ROUND {
                 let ran = self.hand_to_core(true);
+                if ran {
+                    // The core ran here (a sync, maybe): frames read from now on arrived later.
+                    self.round_started = Instant::now();
+                }
                 running = self.drain_channel();
                 if !ran || !running || self.for_core.is_empty() {
                     break;
@@ -250,7 +259,7 @@ impl EventLoop {
     }
 
     fn note_sender(&mut self, conn: ConnId) {
-        let now = Instant::now();
+        let now = self.round_started;
         if self.last_sender.0 != conn {
             self.other_sender_at = self.last_sender.1;
         }
@@ -379,10 +388,13 @@ impl EventLoop {
     /// Handles everything the core (or another loop) sent. Returns false on shutdown.
     fn drain_channel(&mut self) -> bool {
         let mut touched = Vec::new();
+        // Read once per drain: every reply drained here left at this moment.
+        let mut clock: Option<(Instant, u64)> = None;
         while let Ok(message) = self.rx.try_recv() {
             match message {
                 ToLoop::Output(output, stages) => {
-                    if let Some(token) = self.apply_output(output, stages) {
+                    let now = *clock.get_or_insert_with(|| (Instant::now(), now_ms()));
+                    if let Some(token) = self.apply_output(output, stages, now) {
                         touched.push(token);
                     }
                 }
@@ -410,6 +422,7 @@ impl EventLoop {
         &mut self,
         output: Output,
         stages: Option<rzk_metrics::CoreStages>,
+        (now, wall_ms): (Instant, u64),
     ) -> Option<Token> {
         match output {
             Output::Send {
@@ -422,7 +435,6 @@ impl EventLoop {
                 let c = self.conns.get_mut(&token)?;
                 if reply {
                     if let Some(request) = c.at_core.pop_front() {
-                        let now = Instant::now();
                         let total = now.saturating_duration_since(request.arrived);
                         let ms = total.as_millis() as u64;
                         self.shared.stats.latency.record(ms);
@@ -446,7 +458,7 @@ impl EventLoop {
                         .queued
                         .store(c.at_core.len() as u64, Ordering::Relaxed);
                     c.stats.last_zxid.store(zxid, Ordering::Relaxed);
-                    c.stats.last_response_ms.store(now_ms(), Ordering::Relaxed);
+                    c.stats.last_response_ms.store(wall_ms, Ordering::Relaxed);
                 }
                 // Events count too: a client that got an event for a change must not read a
                 // tree without it.
@@ -716,7 +728,7 @@ impl EventLoop {
                     && !read::sets_watch(&request)
                     && c.at_core.is_empty() =>
             {
-                let started = Instant::now();
+                let started = self.round_started;
                 // Load the tree, then check its outputs are queued, then drain: the
                 // version's events reach the client before this reply.
                 let tree = self.shared.published.load_full();
@@ -758,7 +770,7 @@ impl EventLoop {
     fn forward(&mut self, token: Token, xid: i32, request: Request) -> Result<(), &'static str> {
         let c = self.conns.get_mut(&token).expect("caller checked");
         c.at_core.push_back(InFlight {
-            arrived: Instant::now(),
+            arrived: self.round_started,
             xid,
             op: request.op(),
             write: request.is_write(),

@@ -83,8 +83,9 @@ impl CoreHost for RunToCompletion {
             // Replies to durable writes leave before new requests are prepped.
             driver.carry_out(&mut actions, Some(caller_loop));
         }
+        let now = (Instant::now(), now_ms());
         for message in messages.drain(..) {
-            driver.handle(message, &mut actions);
+            driver.handle(message, now, &mut actions);
         }
         driver.carry_out(&mut actions, Some(caller_loop));
         true
@@ -201,9 +202,11 @@ impl CoreThread {
                 default(timeout) => Event::Timeout,
             };
             let mut d = driver.lock();
+            // One clock read for all messages taken in this pass.
+            let now = (Instant::now(), now_ms());
             match event {
                 Event::Net(message) => {
-                    d.handle(message, &mut actions);
+                    d.handle(message, now, &mut actions);
                     from_net.handled();
                 }
                 Event::Durable(message) => d.durable(message, &mut actions),
@@ -220,7 +223,7 @@ impl CoreThread {
             // Take everything already queued before handing a batch to the log: this is where
             // group commit gets its batches when the log is busy.
             while let Ok(message) = from_net.rx.try_recv() {
-                d.handle(message, &mut actions);
+                d.handle(message, now, &mut actions);
                 from_net.handled();
             }
             if Instant::now() >= next_tick {
@@ -288,15 +291,17 @@ impl Driver {
             .step(now_ms(), Input::Durable { zxid: durable.zxid }, actions);
     }
 
-    fn handle(&mut self, message: ToCore, actions: &mut Actions) {
+    /// Handles one message from a loop; `now` (monotonic, and wall-clock ms) is when the pass
+    /// that took it began.
+    fn handle(&mut self, message: ToCore, (now, wall_ms): (Instant, u64), actions: &mut Actions) {
         match message {
             ToCore::Input(input) => {
                 match &input {
-                    Input::Request { conn, .. } => self.clock.taken(*conn, Instant::now()),
+                    Input::Request { conn, .. } => self.clock.taken(*conn, now),
                     Input::Disconnected { conn } => self.clock.disconnected(*conn),
                     _ => {}
                 }
-                self.core.step(now_ms(), input, actions)
+                self.core.step(wall_ms, input, actions)
             }
             ToCore::FourLetter {
                 conn,
