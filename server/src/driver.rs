@@ -74,12 +74,7 @@ impl CoreHost for RunToCompletion {
             return false;
         }
         let mut actions = Actions::default();
-        let mut replied = false;
-        while let Ok(durable) = self.durable.try_recv() {
-            driver.durable(durable, &mut actions);
-            replied = true;
-        }
-        if replied {
+        if driver.take_durable(&self.durable, &mut actions) {
             // Replies to durable writes leave before new requests are prepped.
             driver.carry_out(&mut actions, Some(caller_loop));
         }
@@ -216,9 +211,7 @@ impl CoreThread {
             }
             // Replies to durable writes leave before newly queued requests are prepped: their
             // clients have waited longest.
-            while let Ok(message) = durable.try_recv() {
-                d.durable(message, &mut actions);
-            }
+            d.take_durable(&durable, &mut actions);
             d.carry_out(&mut actions, None);
             // Take everything already queued before handing a batch to the log: this is where
             // group commit gets its batches when the log is busy.
@@ -289,6 +282,16 @@ impl Driver {
         self.clock.durable(durable.zxid, durable.at, Instant::now());
         self.core
             .step(now_ms(), Input::Durable { zxid: durable.zxid }, actions);
+    }
+
+    /// Releases whatever the log reported durable meanwhile; false if it reported nothing.
+    fn take_durable(&mut self, reports: &Receiver<Durable>, actions: &mut Actions) -> bool {
+        let mut any = false;
+        while let Ok(durable) = reports.try_recv() {
+            self.durable(durable, actions);
+            any = true;
+        }
+        any
     }
 
     /// Handles one message from a loop; `now` (monotonic, and wall-clock ms) is when the pass

@@ -152,8 +152,7 @@ type NodeMap = imbl::GenericHashMap<
 /// One version of the whole tree. Cloning is O(1); the clone shares every node.
 #[derive(Clone)]
 pub struct Tree {
-    /// ahash with per-process random keys: several times faster than SipHash on paths, and
-    /// still resistant to clients choosing colliding paths.
+    /// Keyed by path, hashed by `NodeHasher`.
     nodes: NodeMap,
     ephemerals: HashMap<i64, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
@@ -352,7 +351,7 @@ impl Tree {
     /// /zookeeper/config (read-only to the world, as ZooKeeper creates it).
     pub fn new() -> Self {
         let mut tree = Tree {
-            nodes: NodeMap::with_hasher(ahash::RandomState::new()),
+            nodes: NodeMap::with_hasher(NodeHasher::new().0),
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
