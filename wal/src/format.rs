@@ -141,9 +141,8 @@ pub fn check_segment_header(image: &[u8]) -> Result<i64, String> {
 struct Skip {
     /// Records whose zxid is at most this, up to the first that is not, are checksummed but
     /// not decoded: a restart after a snapshot would otherwise decode a segment's worth of
-    /// transactions only to drop them.
-    through: i64,
-    done: bool,
+    /// transactions only to drop them. `None` once a record above it was seen.
+    through: Option<i64>,
     first_zxid: Option<i64>,
     max_zxid: i64,
 }
@@ -173,13 +172,13 @@ fn decode_batch_body(
         }
         let zxid = be_i64(zxid_bytes);
         skip.first_zxid.get_or_insert(zxid);
-        if !skip.done {
-            if zxid <= skip.through {
+        if let Some(through) = skip.through {
+            if zxid <= through {
                 skip.max_zxid = skip.max_zxid.max(zxid);
                 at = payload_start + len;
                 continue;
             }
-            skip.done = true;
+            skip.through = None;
         }
         let mut r = Reader::new(payload);
         let txn = Txn::decode(&mut r).map_err(|e| (at, format!("record does not decode: {e}")))?;
@@ -221,7 +220,7 @@ fn find_valid_frame(image: &[u8], from: usize) -> Option<usize> {
 
 /// Scans a whole segment image. Never panics; every problem is reported with an offset.
 pub fn scan_segment(image: &[u8]) -> Result<ScannedSegment, (usize, String)> {
-    scan_segment_after(image, i64::MIN)
+    scan(image, None)
 }
 
 /// Scans a whole segment image as `scan_segment` does, checking every frame and record, but
@@ -231,10 +230,13 @@ pub fn scan_segment_after(
     image: &[u8],
     skip_through: i64,
 ) -> Result<ScannedSegment, (usize, String)> {
+    scan(image, Some(skip_through))
+}
+
+fn scan(image: &[u8], skip_through: Option<i64>) -> Result<ScannedSegment, (usize, String)> {
     let base_zxid = check_segment_header(image).map_err(|e| (0, e))?;
     let mut skip = Skip {
         through: skip_through,
-        done: false,
         first_zxid: None,
         max_zxid: 0,
     };

@@ -130,21 +130,22 @@ pub fn recover(storage: &dyn Storage, after_zxid: i64) -> Result<Recovered, Reco
     let last_index = segments.len() - 1;
     for (index, (base, name)) in segments.iter().enumerate().skip(first_needed) {
         let path = storage.describe(name);
-        let image = match last_image.take() {
-            Some(image) if index == last_index => image,
-            _ => read(name)?,
+        let image = match last_image.take_if(|_| index == last_index) {
+            Some(image) => image,
+            None => read(name)?,
         };
         // Until a transaction past the snapshot has been seen, older ones are only
-        // checksummed: exactly the ones the loop below would drop.
-        let skip_through = if seen_any { i64::MIN } else { after_zxid };
-        let scanned =
-            format::scan_segment_after(&image, skip_through).map_err(|(offset, reason)| {
-                RecoverError::Corrupt {
-                    path: path.clone(),
-                    offset: offset as u64,
-                    reason,
-                }
-            })?;
+        // checksummed, not decoded: the snapshot holds them.
+        let scanned = if seen_any {
+            format::scan_segment(&image)
+        } else {
+            format::scan_segment_after(&image, after_zxid)
+        }
+        .map_err(|(offset, reason)| RecoverError::Corrupt {
+            path: path.clone(),
+            offset: offset as u64,
+            reason,
+        })?;
         if scanned.base_zxid != *base {
             return Err(RecoverError::Corrupt {
                 path,
@@ -167,9 +168,8 @@ pub fn recover(storage: &dyn Storage, after_zxid: i64) -> Result<Recovered, Reco
         max_seen = max_seen.max(scanned.skipped_max_zxid);
         for (offset, txn) in scanned.txns {
             max_seen = max_seen.max(txn.zxid);
-            if txn.zxid <= after_zxid && !seen_any {
-                continue;
-            }
+            // The scan left out the leading transactions at or below the snapshot's zxid.
+            debug_assert!(seen_any || txn.zxid > after_zxid);
             // Zxids are consecutive within an epoch; a new epoch restarts the counter.
             let consecutive = txn.zxid == prev + 1 || (txn.zxid >> 32) > (prev >> 32);
             if !consecutive {
