@@ -176,9 +176,17 @@ pub fn envi_pairs() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// `mntr`'s figures in ZooKeeper's order and names; the AdminServer's `monitor` and the
-/// Prometheus endpoint read the same list, so the three never disagree.
+/// `mntr`'s figures in ZooKeeper's order and names; the AdminServer's `monitor` reads the
+/// same list, so the two never disagree.
 pub fn mntr_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
+    let mut pairs = mntr_core_pairs(ctx);
+    pairs.extend(rzk_metrics::metrics().mntr_lines());
+    pairs
+}
+
+/// The figures of `mntr` that need the core's state (asked of the thread running it), without
+/// the latency summaries, which the Prometheus endpoint renders from the metrics itself.
+pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
     let s = &ctx.shared.stats;
     let w = ctx.core.watches();
     let tree = ctx.core.released();
@@ -233,10 +241,7 @@ pub fn mntr_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
             s.bytes_received.load(Ordering::Relaxed).to_string(),
         ),
     ];
-    let mut pairs: Vec<(String, String)> =
-        lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    pairs.extend(rzk_metrics::metrics().mntr_lines());
-    pairs
+    lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) -> String {

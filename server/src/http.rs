@@ -111,7 +111,7 @@ pub fn spawn_metrics(config: &Config, calls: Sender<CoreCall>) -> Option<Endpoin
         if path != "/metrics" && path != "/" {
             return respond(request, 404, "text/plain", "try /metrics\n".into());
         }
-        match ask_core(&calls, fourlw::mntr_pairs) {
+        match ask_core(&calls, fourlw::mntr_core_pairs) {
             Some(mntr) => respond(
                 request,
                 200,

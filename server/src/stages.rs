@@ -54,11 +54,9 @@ impl StageClock {
 
     /// A reply to `conn` reflecting `zxid` is handed to its event loop at `now`.
     pub fn reply(&mut self, conn: ConnId, zxid: i64, now: Instant) -> Option<CoreStages> {
-        let queue = self.taken.get_mut(&conn)?;
-        let taken = queue.pop_front()?;
-        if queue.is_empty() {
-            self.taken.remove(&conn);
-        }
+        // The connection's (empty) queue stays until it disconnects: removing it here made
+        // every request of a one-at-a-time client allocate a new one.
+        let taken = self.taken.get_mut(&conn)?.pop_front()?;
         let index = self.batches.partition_point(|b| b.last_zxid < zxid);
         let carried = self
             .batches
