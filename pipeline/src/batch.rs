@@ -105,16 +105,8 @@ impl<T> Batcher<T> {
         }
     }
 
-    pub fn limits(&self) -> BatchLimits {
-        self.limits
-    }
-
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.queue.len()
     }
 
     /// Queues an item. `ready_us` is when it could first have been written: items that queued

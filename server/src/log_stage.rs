@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use rzk_pipeline::batch::{txn_bytes, BatchLimits, Batcher, Decision};
 use rzk_proto::Txn;
-use rzk_wal::WalWriter;
+use rzk_wal::{WalError, WalWriter};
 use tracing::{error, info, warn};
 
 /// What the core thread and the snapshotter ask of the log stage.
@@ -64,7 +64,6 @@ pub fn spawn(
 /// lock is never contended by writes, and zxid order holds.
 pub struct LogWriter {
     wal: WalWriter,
-    poisoned: bool,
     fsync_warning_ms: u64,
 }
 
@@ -73,7 +72,6 @@ pub type SharedLog = Arc<Mutex<LogWriter>>;
 pub fn shared(wal: WalWriter, fsync_warning_ms: u64) -> SharedLog {
     Arc::new(Mutex::new(LogWriter {
         wal,
-        poisoned: false,
         fsync_warning_ms,
     }))
 }
@@ -89,19 +87,17 @@ impl LogWriter {
     /// or the log is poisoned (a failed write or sync: never retried, never acknowledged).
     pub fn write(&mut self, group: &[Txn]) -> Option<Durable> {
         let last = group.last()?.zxid;
-        if self.poisoned {
-            return None;
-        }
         let started = Instant::now();
         let written = self.wal.append(group);
         let finished = Instant::now();
         let bytes = match written {
             Ok(bytes) => bytes,
+            // Said when it was poisoned; the WAL writes nothing more.
+            Err(WalError::Poisoned(_)) => return None,
             Err(e) => {
                 // A failed sync may have lost pages the kernel claimed to hold: never retry,
                 // never acknowledge. The core stops hearing `Durable`.
                 error!(error = %e, "transaction log write failed: the server no longer acknowledges writes; restart it after fixing the disk");
-                self.poisoned = true;
                 return None;
             }
         };
@@ -172,7 +168,7 @@ impl LogStage {
                 }
             }
             // Once the core is gone nothing more can join a batch: write the rest at once.
-            let decision = match self.batcher.decide(self.now_us()) {
+            let decision = match self.batcher.decide(now_us) {
                 Decision::WaitUntil(_) if !open => Decision::Close,
                 decision => decision,
             };
