@@ -227,6 +227,12 @@ fn batch_delay_us(value: &str) -> Result<u64, ValueError> {
     Ok(us)
 }
 
+fn ip(value: &str) -> Result<std::net::IpAddr, ValueError> {
+    value
+        .parse()
+        .map_err(|e| ValueError(format!("not an IP address: {e}")))
+}
+
 fn boolean(value: &str) -> Result<bool, ValueError> {
     match value.to_ascii_lowercase().as_str() {
         "yes" | "true" => Ok(true),
@@ -302,9 +308,7 @@ impl Config {
                 }
                 "clientPort" => config.client_port = num(&value).map_err(bad)?,
                 "clientPortAddress" => {
-                    config.client_port_address = value
-                        .parse()
-                        .map_err(|e| bad(ValueError(format!("not an IP address: {e}"))))?
+                    config.client_port_address = ip(&value).map_err(bad)?
                 }
                 "maxClientCnxns" => config.max_client_cnxns = num(&value).map_err(bad)?,
                 "minSessionTimeout" => config.min_session_timeout_ms = num(&value).map_err(bad)?,
@@ -356,9 +360,7 @@ impl Config {
                     config.admin_enabled = boolean(&value).map_err(bad)?
                 }
                 "admin.serverAddress" | "zookeeper.admin.serverAddress" => {
-                    config.admin_address = value
-                        .parse()
-                        .map_err(|e| bad(ValueError(format!("not an IP address: {e}"))))?
+                    config.admin_address = ip(&value).map_err(bad)?
                 }
                 "admin.serverPort" | "zookeeper.admin.serverPort" => {
                     config.admin_port = num(&value).map_err(bad)?
@@ -377,9 +379,7 @@ impl Config {
                 }
                 "metricsProvider.httpPort" => config.metrics_port = num(&value).map_err(bad)?,
                 "metricsProvider.httpHost" => {
-                    config.metrics_address = value
-                        .parse()
-                        .map_err(|e| bad(ValueError(format!("not an IP address: {e}"))))?
+                    config.metrics_address = ip(&value).map_err(bad)?
                 }
                 "slowRequest.thresholdMs" => config.slow_request_ms = num(&value).map_err(bad)?,
                 "secureClientPort" | "peerType" => warnings.push(Warning(format!(

@@ -87,7 +87,19 @@ fn server_lines(ctx: &Context<'_>, out: &mut String) {
     let _ = writeln!(out, "Node count: {}", node_count(ctx));
 }
 
-pub fn dir_size(path: &Path) -> u64 {
+/// The sizes of the data and the log directory, walking once when they are the same one
+/// (dataLogDir defaults to dataDir).
+pub fn dir_sizes(data_dir: &Path, data_log_dir: &Path) -> (u64, u64) {
+    let data = dir_size(data_dir);
+    let log = if data_log_dir == data_dir {
+        data
+    } else {
+        dir_size(data_log_dir)
+    };
+    (data, log)
+}
+
+fn dir_size(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };
@@ -271,9 +283,10 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
             let _ = writeln!(out, "clientPortAddress={}", c.client_port_address);
             let _ = writeln!(out, "secureClientPort=-1");
             let _ = writeln!(out, "dataDir={}", c.data_dir.display());
-            let _ = writeln!(out, "dataDirSize={}", dir_size(&c.data_dir));
+            let (data_size, log_size) = dir_sizes(&c.data_dir, &c.data_log_dir);
+            let _ = writeln!(out, "dataDirSize={data_size}");
             let _ = writeln!(out, "dataLogDir={}", c.data_log_dir.display());
-            let _ = writeln!(out, "dataLogSize={}", dir_size(&c.data_log_dir));
+            let _ = writeln!(out, "dataLogSize={log_size}");
             let _ = writeln!(out, "tickTime={}", c.tick_time_ms);
             let _ = writeln!(out, "maxClientCnxns={}", c.max_client_cnxns);
             let _ = writeln!(out, "minSessionTimeout={}", c.min_session_timeout());
@@ -353,8 +366,9 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
             }
         }
         FourLetterWord::Dirs => {
-            let _ = writeln!(out, "datadir_size: {}", dir_size(&ctx.config.data_dir));
-            let _ = writeln!(out, "logdir_size: {}", dir_size(&ctx.config.data_log_dir));
+            let (data_size, log_size) = dir_sizes(&ctx.config.data_dir, &ctx.config.data_log_dir);
+            let _ = writeln!(out, "datadir_size: {data_size}");
+            let _ = writeln!(out, "logdir_size: {log_size}");
         }
         FourLetterWord::Crst => {
             for (_, c) in ctx.shared.conns.lock().iter() {

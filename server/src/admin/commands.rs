@@ -203,18 +203,19 @@ pub(super) fn dirs(_: &Context<'_>, _: &Params) -> Fields {
 /// What the data directories say, read on the HTTP thread after the core answered: the
 /// sizes in server_stats/stats/dirs and the newest snapshot for last_snapshot.
 pub(super) fn fill_files(command: &str, fields: &mut Fields, files: &super::Files) {
-    let data = || json!(fourlw::dir_size(&files.data_dir));
-    let log = || json!(fourlw::dir_size(&files.data_log_dir));
+    let sizes = || fourlw::dir_sizes(&files.data_dir, &files.data_log_dir);
     match command {
         "server_stats" | "stats" => {
             if let Some(Value::Object(stats)) = fields.get_mut("server_stats") {
-                stats.insert("data_dir_size".into(), data());
-                stats.insert("log_dir_size".into(), log());
+                let (data, log) = sizes();
+                stats.insert("data_dir_size".into(), json!(data));
+                stats.insert("log_dir_size".into(), json!(log));
             }
         }
         "dirs" => {
-            fields.insert("datadir_size".into(), data());
-            fields.insert("logdir_size".into(), log());
+            let (data, log) = sizes();
+            fields.insert("datadir_size".into(), json!(data));
+            fields.insert("logdir_size".into(), json!(log));
         }
         "last_snapshot" => fields.extend(newest_snapshot(&files.data_dir)),
         _ => {}
