@@ -459,8 +459,9 @@ impl Metrics {
         }
     }
 
-    /// The summaries ZooKeeper keeps, by its name, with the factor from seconds to its unit.
-    fn zk_summaries(&self) -> [(&'static str, &Distribution, f64); 6] {
+    /// The summaries ZooKeeper keeps, by its name, with the factor from the recorded unit
+    /// (seconds, or a plain count) to ZooKeeper's.
+    fn zk_summaries(&self) -> [(&'static str, &Distribution, f64); 7] {
         [
             ("fsynctime", &self.log_write, 1e3),
             ("sync_processor_batch_size", &self.batch_txns, 1.0),
@@ -468,6 +469,7 @@ impl Metrics {
             ("updatelatency", &self.update_latency, 1e3),
             ("snapshottime", &self.snapshot_time, 1e3),
             ("dbinittime", &self.db_init_time, 1e3),
+            ("startup_txns_loaded", &self.startup_txns_loaded, 1.0),
         ]
     }
 
@@ -477,8 +479,6 @@ impl Metrics {
         for (name, distribution, scale) in self.zk_summaries() {
             distribution.zk_mntr(name, scale, &mut out);
         }
-        self.startup_txns_loaded
-            .zk_mntr("startup_txns_loaded", 1.0, &mut out);
         out
     }
 
@@ -504,11 +504,6 @@ impl Metrics {
         for (name, distribution, scale) in self.zk_summaries() {
             families.push(distribution.zk_summary(name, name, scale));
         }
-        families.push(self.startup_txns_loaded.zk_summary(
-            "startup_txns_loaded",
-            "startup_txns_loaded",
-            1.0,
-        ));
         families.extend(self.registry.gather());
         let mut out = Vec::new();
         prometheus::TextEncoder::new()
@@ -520,10 +515,8 @@ impl Metrics {
     /// mntr's avg/min/max/cnt/sum lines are already exported as summaries.
     fn is_zk_summary_line(&self, name: &str) -> bool {
         ["avg_", "min_", "max_", "cnt_", "sum_"].iter().any(|p| {
-            name.strip_prefix(p).is_some_and(|rest| {
-                rest == "startup_txns_loaded"
-                    || self.zk_summaries().iter().any(|(n, _, _)| *n == rest)
-            })
+            name.strip_prefix(p)
+                .is_some_and(|rest| self.zk_summaries().iter().any(|(n, _, _)| *n == rest))
         })
     }
 }
