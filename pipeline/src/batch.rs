@@ -13,8 +13,6 @@
 
 use std::collections::VecDeque;
 
-use rzk_proto::{Acl, Txn, TxnBody};
-
 /// Default cap on transactions per batch: above what one core step produces under the
 /// default globalOutstandingLimit (1000), so it does not limit the default server, yet it
 /// bounds how much one sync carries.
@@ -170,46 +168,12 @@ impl<T> Batcher<T> {
     }
 }
 
-/// A transaction's size as the log record body and a proposal carry it (jute encoding).
-pub fn txn_bytes(txn: &Txn) -> usize {
-    const HEADER: usize = 8 + 8 + 8 + 4; // zxid, time, session id, cxid
-    HEADER + body_bytes(&txn.body)
-}
-
-fn body_bytes(body: &TxnBody) -> usize {
-    fn buffer(b: Option<&[u8]>) -> usize {
-        4 + b.map_or(0, <[u8]>::len)
-    }
-    fn acls(acl: &[Acl]) -> usize {
-        4 + acl
-            .iter()
-            .map(|a| 4 + 4 + a.id.scheme.len() + 4 + a.id.id.len())
-            .sum::<usize>()
-    }
-    const TAG: usize = 4;
-    TAG + match body {
-        TxnBody::CreateSession { passwd, .. } => 4 + buffer(Some(passwd)),
-        TxnBody::CloseSession => 0,
-        TxnBody::Create {
-            path, data, acl, ..
-        } => buffer(Some(path.as_bytes())) + buffer(data.as_deref()) + acls(acl) + 8 + 4 + 1,
-        TxnBody::Delete { path } | TxnBody::Check { path } => buffer(Some(path.as_bytes())),
-        TxnBody::SetData { path, data, .. } => {
-            buffer(Some(path.as_bytes())) + buffer(data.as_deref()) + 4
-        }
-        TxnBody::SetAcl { path, acl, .. } => buffer(Some(path.as_bytes())) + acls(acl) + 4,
-        TxnBody::Multi(ops) => 4 + ops.iter().map(body_bytes).sum::<usize>(),
-        TxnBody::Error { .. } => 4,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Goal: the closing rule as the issue states it (caps split, delay closes early at caps,
     //! zero delay never waits), checked on plain values: no threads, no sleeps, no clock.
 
     use super::*;
-    use rzk_proto::{Id, Writer};
 
     fn limits(max_txns: usize, max_bytes: usize, max_delay_us: u64) -> BatchLimits {
         BatchLimits {
@@ -325,67 +289,5 @@ mod tests {
         assert!(limits(1, 0, 0).check().is_err());
         assert!(limits(1, 1, BATCH_DELAY_US_LIMIT).check().is_ok());
         assert!(limits(1, 1, BATCH_DELAY_US_LIMIT + 1).check().is_err());
-    }
-
-    #[test]
-    fn txn_bytes_is_the_encoded_size() {
-        let acl = vec![Acl {
-            perms: 31,
-            id: Id {
-                scheme: "world".into(),
-                id: "anyone".into(),
-            },
-        }];
-        let bodies = vec![
-            TxnBody::CreateSession {
-                timeout_ms: 30_000,
-                passwd: [7; 16],
-            },
-            TxnBody::CloseSession,
-            TxnBody::Create {
-                path: "/a/b".into(),
-                data: Some(vec![1; 100]),
-                acl: acl.clone(),
-                ephemeral_owner: 0,
-                parent_cversion: 3,
-                reply_stat: true,
-            },
-            TxnBody::Create {
-                path: "/c".into(),
-                data: None,
-                acl: vec![],
-                ephemeral_owner: 9,
-                parent_cversion: 1,
-                reply_stat: false,
-            },
-            TxnBody::Delete { path: "/a".into() },
-            TxnBody::Check {
-                path: "/abc".into(),
-            },
-            TxnBody::SetData {
-                path: "/a".into(),
-                data: Some(vec![0; 33]),
-                version: 2,
-            },
-            TxnBody::SetAcl {
-                path: "/a".into(),
-                acl: acl.clone(),
-                aversion: 1,
-            },
-            TxnBody::Error { err: -101 },
-        ];
-        let multi = TxnBody::Multi(bodies.clone());
-        for body in bodies.into_iter().chain([multi]) {
-            let txn = Txn {
-                zxid: 5,
-                time_ms: 6,
-                session_id: 7,
-                cxid: 8,
-                body,
-            };
-            let mut w = Writer::new();
-            txn.encode(&mut w);
-            assert_eq!(txn_bytes(&txn), w.bytes.len(), "{:?}", txn.body);
-        }
     }
 }

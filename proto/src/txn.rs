@@ -205,6 +205,13 @@ impl Txn {
         self.body.encode(w);
     }
 
+    /// The length of `encode`'s output: the log record body and a proposal's payload, sized
+    /// without encoding (the batcher caps batches by bytes).
+    pub fn encoded_len(&self) -> usize {
+        const HEADER: usize = 8 + 8 + 8 + 4; // zxid, time, session id, cxid
+        HEADER + encoded_body_len(&self.body)
+    }
+
     pub fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Txn {
             zxid: r.long()?,
@@ -213,6 +220,33 @@ impl Txn {
             cxid: r.int()?,
             body: TxnBody::decode(r)?,
         })
+    }
+}
+
+fn encoded_body_len(body: &TxnBody) -> usize {
+    fn buffer(b: Option<&[u8]>) -> usize {
+        4 + b.map_or(0, <[u8]>::len)
+    }
+    fn acls(acl: &[Acl]) -> usize {
+        4 + acl
+            .iter()
+            .map(|a| 4 + 4 + a.id.scheme.len() + 4 + a.id.id.len())
+            .sum::<usize>()
+    }
+    const TAG: usize = 4;
+    TAG + match body {
+        TxnBody::CreateSession { passwd, .. } => 4 + buffer(Some(passwd)),
+        TxnBody::CloseSession => 0,
+        TxnBody::Create {
+            path, data, acl, ..
+        } => buffer(Some(path.as_bytes())) + buffer(data.as_deref()) + acls(acl) + 8 + 4 + 1,
+        TxnBody::Delete { path } | TxnBody::Check { path } => buffer(Some(path.as_bytes())),
+        TxnBody::SetData { path, data, .. } => {
+            buffer(Some(path.as_bytes())) + buffer(data.as_deref()) + 4
+        }
+        TxnBody::SetAcl { path, acl, .. } => buffer(Some(path.as_bytes())) + acls(acl) + 4,
+        TxnBody::Multi(ops) => 4 + ops.iter().map(encoded_body_len).sum::<usize>(),
+        TxnBody::Error { .. } => 4,
     }
 }
 
@@ -244,5 +278,68 @@ mod tests {
         let mut r = Reader::new(&w.bytes);
         assert_eq!(Txn::decode(&mut r).unwrap(), txn);
         r.finish().unwrap();
+    }
+
+    #[test]
+    fn encoded_len_is_the_encoded_size() {
+        use crate::records::Id;
+        let acl = vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }];
+        let bodies = vec![
+            TxnBody::CreateSession {
+                timeout_ms: 30_000,
+                passwd: [7; 16],
+            },
+            TxnBody::CloseSession,
+            TxnBody::Create {
+                path: "/a/b".into(),
+                data: Some(vec![1; 100]),
+                acl: acl.clone(),
+                ephemeral_owner: 0,
+                parent_cversion: 3,
+                reply_stat: true,
+            },
+            TxnBody::Create {
+                path: "/c".into(),
+                data: None,
+                acl: vec![],
+                ephemeral_owner: 9,
+                parent_cversion: 1,
+                reply_stat: false,
+            },
+            TxnBody::Delete { path: "/a".into() },
+            TxnBody::Check {
+                path: "/abc".into(),
+            },
+            TxnBody::SetData {
+                path: "/a".into(),
+                data: Some(vec![0; 33]),
+                version: 2,
+            },
+            TxnBody::SetAcl {
+                path: "/a".into(),
+                acl: acl.clone(),
+                aversion: 1,
+            },
+            TxnBody::Error { err: -101 },
+        ];
+        let multi = TxnBody::Multi(bodies.clone());
+        for body in bodies.into_iter().chain([multi]) {
+            let txn = Txn {
+                zxid: 5,
+                time_ms: 6,
+                session_id: 7,
+                cxid: 8,
+                body,
+            };
+            let mut w = Writer::new();
+            txn.encode(&mut w);
+            assert_eq!(txn.encoded_len(), w.bytes.len(), "{:?}", txn.body);
+        }
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
 use rzk_net::{loop_of, now_ms, CoreHost, CoreInbox, LoopHandle, Shared, ToCore, ToLoop};
-use rzk_pipeline::batch::{txn_bytes, BatchLimits};
+use rzk_pipeline::batch::BatchLimits;
 use rzk_pipeline::{Actions, Input, Output, Standalone};
 use tracing::{info, warn};
 
@@ -274,7 +274,8 @@ impl Driver {
 
     fn fits_inline(&self, batch: &[rzk_proto::Txn]) -> bool {
         batch.len() <= INLINE_MAX_TXNS.min(self.batch_limits.max_txns)
-            && batch.iter().map(txn_bytes).sum::<usize>() <= self.batch_limits.max_bytes
+            && batch.iter().map(rzk_proto::Txn::encoded_len).sum::<usize>()
+                <= self.batch_limits.max_bytes
     }
 
     fn durable(&mut self, durable: Durable, actions: &mut Actions) {

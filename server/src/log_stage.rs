@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use rzk_pipeline::batch::{txn_bytes, BatchLimits, Batcher, Decision};
+use rzk_pipeline::batch::{BatchLimits, Batcher, Decision};
 use rzk_proto::Txn;
 use rzk_wal::{WalError, WalWriter};
 use tracing::{error, info, warn};
@@ -147,7 +147,7 @@ impl LogStage {
         match command {
             LogCommand::Append(txns) => {
                 for txn in txns {
-                    let bytes = txn_bytes(&txn);
+                    let bytes = txn.encoded_len();
                     self.batcher.push(txn, bytes, now_us);
                 }
             }

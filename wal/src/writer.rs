@@ -143,11 +143,11 @@ impl WalWriter {
             let mut end = start;
             let mut size = format::BATCH_HEADER_BYTES;
             while end < txns.len() {
-                let estimate = estimate_bytes(&txns[end]);
-                if end > start && size + estimate > BATCH_BYTES_MAX / 2 {
+                let record = format::RECORD_HEADER_BYTES + txns[end].encoded_len();
+                if end > start && size + record > BATCH_BYTES_MAX / 2 {
                     break;
                 }
-                size += estimate;
+                size += record;
                 end += 1;
             }
             for txn in &txns[start..end] {
@@ -247,21 +247,4 @@ impl Drop for WalWriter {
             let _ = spare.join();
         }
     }
-}
-
-fn estimate_bytes(txn: &Txn) -> usize {
-    use rzk_proto::TxnBody as B;
-    fn body(b: &B) -> usize {
-        64 + match b {
-            B::Create {
-                path, data, acl, ..
-            } => path.len() + data.as_ref().map_or(0, Vec::len) + acl.len() * 64,
-            B::SetData { path, data, .. } => path.len() + data.as_ref().map_or(0, Vec::len),
-            B::SetAcl { path, acl, .. } => path.len() + acl.len() * 64,
-            B::Delete { path } | B::Check { path } => path.len(),
-            B::Multi(ops) => ops.iter().map(body).sum(),
-            _ => 0,
-        }
-    }
-    format::RECORD_HEADER_BYTES + body(&txn.body)
 }
