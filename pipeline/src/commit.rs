@@ -48,11 +48,18 @@ impl SessionQueues {
         self.queues.entry(session_id).or_default().push_back(item);
     }
 
-    /// A write was released: removes it from the head of its session's queue and returns the
-    /// requests that waited only for it.
-    pub fn release_write(&mut self, session_id: i64, zxid: i64) -> Vec<(ConnId, i32, Request)> {
+    /// A write was released: removes it from the head of its session's queue and moves the
+    /// requests that waited only for it to `ready` (with their session). The emptied queue
+    /// stays until the session ends: dropping it made every write of a one-at-a-time client
+    /// allocate a new one.
+    pub fn release_write(
+        &mut self,
+        session_id: i64,
+        zxid: i64,
+        ready: &mut Vec<(ConnId, i64, i32, Request)>,
+    ) {
         let Some(queue) = self.queues.get_mut(&session_id) else {
-            return Vec::new();
+            return;
         };
         match queue.pop_front() {
             Some(Queued::Write { zxid: head }) => {
@@ -60,16 +67,11 @@ impl SessionQueues {
             }
             other => panic!("released write {zxid:#x} but queue head is {other:?}"),
         }
-        let mut ready = Vec::new();
         while let Some(Queued::Request { .. }) = queue.front() {
             if let Some(Queued::Request { conn, xid, request }) = queue.pop_front() {
-                ready.push((conn, xid, *request));
+                ready.push((conn, session_id, xid, *request));
             }
         }
-        if queue.is_empty() {
-            self.queues.remove(&session_id);
-        }
-        ready
     }
 
     pub fn remove_session(&mut self, session_id: i64) {

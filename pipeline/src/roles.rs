@@ -808,12 +808,8 @@ impl Standalone {
         if closed {
             self.end_session(session_id, actions);
         } else {
-            let ready = self.queues.release_write(session_id, zxid);
-            self.deferred.extend(
-                ready
-                    .into_iter()
-                    .map(|(conn, xid, request)| (conn, session_id, xid, request)),
-            );
+            self.queues
+                .release_write(session_id, zxid, &mut self.deferred);
         }
         // Requests that waited for a write are answered at the next seal, against its tree:
         // it has their write and not their session's next one (submit seals before that),
