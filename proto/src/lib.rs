@@ -14,6 +14,7 @@ mod records;
 mod request;
 mod response;
 mod txn;
+mod zxid;
 
 pub use codec::{DecodeError, Reader, Writer};
 pub use consts::*;
@@ -21,6 +22,7 @@ pub use records::*;
 pub use request::*;
 pub use response::*;
 pub use txn::*;
+pub use zxid::Zxid;
 
 /// ZooKeeper's default `jute.maxbuffer`: the largest frame a server accepts (1 MiB - 1).
 pub const JUTE_MAXBUFFER_DEFAULT_BYTES: usize = 0xfffff;

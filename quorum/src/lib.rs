@@ -1,0 +1,1 @@
+//! ZAB as sans-IO state machines.
