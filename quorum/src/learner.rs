@@ -263,11 +263,11 @@ impl Peer {
                 }
                 _ => {}
             },
-            DiskKind::Append(zxid) => {
-                if f.acks_enabled && !f.observer && self.cfg.plant != Plant::AckBeforeFsync {
-                    // Acks are cumulative: all before `zxid` was appended earlier, in order.
-                    self.send(leader, Message::Ack { zxid }, out);
-                }
+            // Acks are cumulative: all before `zxid` was appended earlier, in order.
+            DiskKind::Append(zxid)
+                if f.acks_enabled && !f.observer && self.cfg.plant != Plant::AckBeforeFsync =>
+            {
+                self.send(leader, Message::Ack { zxid }, out);
             }
             _ => {}
         }

@@ -301,3 +301,6 @@ pub enum Action {
         sessions: Vec<i64>,
     },
 }
+
+#[cfg(test)]
+mod tests;
