@@ -68,7 +68,7 @@ impl Peer {
 
     /// Leaves whatever role runs now. The old role's connections are closed, so its peers
     /// notice at once rather than after a timeout.
-    pub(crate) fn become_looking(&mut self, _reason: &'static str, out: &mut Vec<Action>) {
+    pub(crate) fn become_looking(&mut self, reason: &'static str, out: &mut Vec<Action>) {
         match &mut self.role {
             RoleState::Looking(_) => return,
             RoleState::Leading(l) => {
@@ -88,7 +88,7 @@ impl Peer {
         }
         self.next_term();
         self.role = RoleState::Looking(Looking::new(&self.cfg, self.now_ms));
-        out.push(Action::Role(crate::Role::Looking));
+        out.push(Action::Role(crate::Role::Looking { reason }));
         self.looking_tick(out);
     }
 

@@ -777,6 +777,8 @@ impl Peer {
                 }
                 self.maybe_finish_rollover(out);
             }
+            // Late: the rollover finished on the others' acks. Nothing to count.
+            None if epoch == l.epoch && fresh => {}
             _ => out.push(Action::Disconnect { peer: from }),
         }
     }

@@ -253,7 +253,8 @@ pub enum DiskRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
     /// No leader: stop serving writes, drop what the pipeline proposed but was not applied.
-    Looking,
+    /// `reason` says why the last role ended, for the log.
+    Looking { reason: &'static str },
     /// Leading `epoch`: the pipeline may propose from `next_zxid` on.
     Leading { epoch: u32, next_zxid: Zxid },
     /// Following (or observing) `leader` in `epoch`, synced: serve reads, forward writes.

@@ -88,7 +88,9 @@ fn follower(p: Persisted) -> Peer {
 fn a_learner_refuses_a_leader_of_an_older_epoch() {
     let mut peer = follower(persisted(5, 3));
     let out = message(&mut peer, 1, Message::LeaderInfo { epoch: 4 });
-    assert!(out.iter().any(|a| matches!(a, Action::Role(Role::Looking))));
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Role(Role::Looking { .. }))));
     assert!(!out.iter().any(|a| matches!(a, Action::Disk(_))));
 }
 
@@ -306,7 +308,9 @@ fn a_follower_diverging_across_epochs_gets_a_snapshot() {
 #[test]
 fn a_leader_behind_a_follower_steps_down() {
     let (_, out) = leader_with_follower(persisted(5, 4), Zxid::new(5, 9));
-    assert!(out.iter().any(|a| matches!(a, Action::Role(Role::Looking))));
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Role(Role::Looking { .. }))));
     assert!(!sends(&out)
         .iter()
         .any(|(_, m)| matches!(m, Message::Diff { .. } | Message::Trunc { .. })));
@@ -355,7 +359,9 @@ fn votes_name_only_the_durable_tail_and_wait_for_the_disk_queue() {
     );
     // The leader goes away while the append is outstanding.
     let out = step(&mut peer, Input::Disconnected { peer: 1 });
-    assert!(out.iter().any(|a| matches!(a, Action::Role(Role::Looking))));
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::Role(Role::Looking { .. }))));
     assert!(
         !sends(&out)
             .iter()
