@@ -4,8 +4,8 @@
 #      clients, Curator, a JDK), only those that are missing;
 #   2. makes the Python venv .venv-test/ with the pinned tests/requirements.txt;
 #   3. cargo build --workspace --bins, then cargo test --workspace, then every criterion
-#      bench once on tiny inputs so the benches keep compiling and running
-#      (skipped only when RZK_SKIP_CARGO=1);
+#      bench once on tiny inputs so the benches keep compiling and running, then 300 seeds
+#      of the ensemble simulator (`rzk sim`) (all skipped only when RZK_SKIP_CARGO=1);
 #   4. runs pytest tests/ against the server chosen by ZK_TARGET (default rzk, the
 #      binary at RZK_BIN=target/debug/rzk; ZK_TARGET=apache runs the same tests
 #      against Apache ZooKeeper, the reference).
@@ -79,6 +79,10 @@ else
   # `--bench '*'` picks the bench targets only (`--benches` would run the unit tests again).
   step "cargo test --workspace --bench '*'"
   cargo test --workspace --bench '*'
+  # The ensemble simulator over a bounded range of fresh seeds (sim/tests/ covers others and
+  # the plants); about a minute on 2 cores with the debug build.
+  step "rzk sim --seeds 300"
+  "${CARGO_TARGET_DIR:-$ROOT/target}/debug/rzk" sim --seeds 300
 fi
 
 step "pytest tests/ (ZK_TARGET=${ZK_TARGET:-rzk})"

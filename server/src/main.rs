@@ -65,6 +65,9 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommandArgs,
     },
+    /// The deterministic ensemble simulator: explore seeds with faults and checkers, or replay
+    /// one (docs/SIMULATION.md).
+    Sim(rzk_sim::cli::SimArgs),
 }
 
 #[derive(Subcommand)]
@@ -422,6 +425,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Bench(args) => tools::exit(rzk_loadgen::run_cli(&args)),
+        Command::Sim(args) => {
+            if rzk_sim::cli::run_cli(&args) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
         Command::Log {
             command: LogCommandArgs::Dump { dir },
         } => tools::exit(tools::dump_log(&dir)),
