@@ -10,7 +10,7 @@
 //!
 //! Observers never vote; they ask the voters and follow the leader one of them names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::peer::{Peer, RoleState};
 use crate::{Action, Config, Message, PeerState, Sid, Vote};
@@ -19,6 +19,9 @@ pub(crate) struct Looking {
     vote: Vote,
     /// Votes of LOOKING voters in this round.
     votes: BTreeMap<Sid, Vote>,
+    /// Every leader each voter has named in this round: a voter that switched to a better
+    /// vote after a quorum had already chosen still helped choose it.
+    named: BTreeMap<Sid, BTreeSet<Sid>>,
     /// Whether this peer has voted yet (it waits for its disk queue to drain first).
     started: bool,
     /// When the current vote may win, if a quorum agrees with it.
@@ -27,6 +30,9 @@ pub(crate) struct Looking {
     notify_interval_ms: u64,
     /// FOLLOWERINFOs that arrived before this peer knew it leads; replayed if it does.
     pub(crate) stash: BTreeMap<Sid, Message>,
+    /// What servers outside the election say they do: whom they follow or that they lead
+    /// (ZooKeeper's outofelection set), with the round they decided in.
+    established: BTreeMap<Sid, (Sid, PeerState, u64)>,
 }
 
 /// The notification interval backs off up to this many times the configured one.
@@ -41,11 +47,13 @@ impl Looking {
                 leader: cfg.me,
             },
             votes: BTreeMap::new(),
+            named: BTreeMap::new(),
             started: false,
             decide_at_ms: None,
             next_notify_ms: now_ms,
             notify_interval_ms: cfg.notify_interval_ms,
             stash: BTreeMap::new(),
+            established: BTreeMap::new(),
         }
     }
 }
@@ -107,8 +115,10 @@ impl Peer {
             l.started = true;
             l.vote = own;
             l.votes.clear();
+            l.named.clear();
             if me_voter {
                 l.votes.insert(own.leader, own);
+                l.named.entry(own.leader).or_default().insert(own.leader);
             }
             self.round += 1;
             self.broadcast_vote(out);
@@ -203,12 +213,8 @@ impl Peer {
         if !self.looking().started {
             return;
         }
-        match state {
-            PeerState::Leading if vote.leader == from => {
-                return self.decide(from, out);
-            }
-            PeerState::Leading | PeerState::Following | PeerState::Observing => return,
-            PeerState::Looking => {}
+        if state != PeerState::Looking {
+            return self.established_notification(from, vote.leader, round, state, out);
         }
         let me_voter = self.cfg.is_voter(self.cfg.me);
         if !self.cfg.is_voter(from) || !me_voter {
@@ -237,19 +243,23 @@ impl Peer {
             self.round = round;
             let l = self.looking();
             l.votes.clear();
+            l.named.clear();
             l.vote = own.max(vote);
             l.votes.insert(me, l.vote);
+            l.named.entry(me).or_default().insert(l.vote.leader);
             changed = true;
         } else {
             let l = self.looking();
             if vote > l.vote {
                 l.vote = vote;
                 l.votes.insert(me, vote);
+                l.named.entry(me).or_default().insert(vote.leader);
                 changed = true;
             }
         }
         let l = self.looking();
         l.votes.insert(from, vote);
+        l.named.entry(from).or_default().insert(vote.leader);
         let agreeing = l.votes.values().filter(|v| **v == l.vote).count();
         if agreeing >= quorum {
             if changed || l.decide_at_ms.is_none() {
@@ -260,6 +270,59 @@ impl Peer {
         }
         if changed {
             self.broadcast_vote(out);
+        }
+    }
+
+    /// A notification from a server that is not LOOKING. This peer joins an ensemble that
+    /// already formed when the leader itself says it leads and a quorum of voters (the leader
+    /// included) follows it or named it in this round: one server's claim alone may be a
+    /// deposed leader's, and following it would only make it discover that it is behind, step
+    /// down, and be followed again.
+    /// Voters that say they follow *this* peer, having decided in this very round, mean this
+    /// peer leads: they counted its vote, which a late notification may have undone here.
+    fn established_notification(
+        &mut self,
+        from: Sid,
+        leader: Sid,
+        round: u64,
+        state: PeerState,
+        out: &mut Vec<Action>,
+    ) {
+        let me = self.cfg.me;
+        let my_round = self.round;
+        let quorum = self.cfg.quorum_size();
+        let voters = self.cfg.voters.clone();
+        let l = self.looking();
+        l.established.insert(from, (leader, state, round));
+        let naming = |target: Sid, same_round: bool| {
+            l.established
+                .iter()
+                .filter(|(sid, (named, _, r))| {
+                    voters.contains(sid) && *named == target && (!same_round || *r == my_round)
+                })
+                .count()
+        };
+        if leader == me {
+            if voters.contains(&me) && naming(me, true) + 1 >= quorum {
+                self.decide(me, out);
+            }
+            return;
+        }
+        let leader_says_so = l
+            .established
+            .get(&leader)
+            .is_some_and(|(named, state, _)| *named == leader && *state == PeerState::Leading);
+        let supporters = voters
+            .iter()
+            .filter(|sid| {
+                l.established
+                    .get(sid)
+                    .is_some_and(|(named, _, _)| *named == leader)
+                    || l.named.get(sid).is_some_and(|n| n.contains(&leader))
+            })
+            .count();
+        if leader_says_so && supporters >= quorum {
+            self.decide(leader, out);
         }
     }
 

@@ -59,7 +59,8 @@ fn message(peer: &mut Peer, from: Sid, message: Message) -> Vec<Action> {
     step(peer, Input::Message { from, message })
 }
 
-/// A peer (sid 2) that has decided to follow sid 1: it hears 1 say it leads.
+/// A peer (sid 2) that has decided to follow sid 1: 3 says it follows 1, then 1 says it
+/// leads (one server's claim alone is not enough: it could be a deposed leader's).
 fn follower(p: Persisted) -> Peer {
     let mut peer = Peer::new(config(2), p, 0);
     step(&mut peer, Input::Tick { now_ms: 1 });
@@ -75,6 +76,16 @@ fn follower(p: Persisted) -> Peer {
             vote,
             round: 1,
             state: PeerState::Leading,
+        },
+    );
+    assert!(sends(&out).is_empty(), "one claim alone is not followed");
+    let out = message(
+        &mut peer,
+        3,
+        Message::Notification {
+            vote,
+            round: 1,
+            state: PeerState::Following,
         },
     );
     assert!(matches!(

@@ -35,6 +35,10 @@ pub struct SimConfig {
     pub counter_limit: u32,
     pub plant: Plant,
     pub trace: bool,
+    /// The random fault schedule (off for scripted scenarios).
+    pub random_faults: bool,
+    /// Crash whoever leads at this simulated time.
+    pub kill_leader_at_ms: Option<u64>,
 }
 
 impl SimConfig {
@@ -55,6 +59,8 @@ impl SimConfig {
             },
             plant,
             trace: false,
+            random_faults: true,
+            kill_leader_at_ms: None,
         }
     }
 }

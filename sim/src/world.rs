@@ -95,6 +95,8 @@ enum Event {
         id: u64,
     },
     HealAll,
+    /// A scripted crash of whoever leads (restarted a second later).
+    KillLeader,
     End,
 }
 
@@ -205,7 +207,7 @@ pub(crate) struct World {
     servers: BTreeMap<Sid, Server>,
     members: (BTreeSet<Sid>, BTreeSet<Sid>),
     links: BTreeMap<(Sid, Sid), Link>,
-    fifo: BTreeMap<(Sid, Sid), u64>,
+    fifo: BTreeMap<(Sid, Sid, Channel), u64>,
     partition: Option<Partition>,
     next_partition_id: u64,
     clients: Vec<Client>,
@@ -298,8 +300,13 @@ impl World {
             let at = world.rand(0, 50 * MS);
             world.at(at, Event::ClientNext { client });
         }
-        let first_fault = world.rand(100 * MS, 400 * MS);
-        world.at(first_fault, Event::Fault);
+        if world.cfg.random_faults {
+            let first_fault = world.rand(100 * MS, 400 * MS);
+            world.at(first_fault, Event::Fault);
+        }
+        if let Some(at_ms) = world.cfg.kill_leader_at_ms {
+            world.at(at_ms * MS, Event::KillLeader);
+        }
         world.at(world.cfg.fault_ms * MS, Event::HealAll);
         world.at((world.cfg.fault_ms + world.cfg.settle_ms) * MS, Event::End);
         world
@@ -481,6 +488,17 @@ impl World {
                 }
             }
             Event::HealAll => self.heal_all(),
+            Event::KillLeader => {
+                let leader = self
+                    .servers
+                    .values()
+                    .find(|s| s.up && s.leading)
+                    .map(|s| s.sid);
+                if let Some(leader) = leader {
+                    self.crash(leader);
+                    self.after(1_000 * MS, Event::Restart { server: leader });
+                }
+            }
             Event::End => unreachable!("handled in run"),
         }
     }
@@ -565,12 +583,11 @@ impl World {
         if self.chance(3) {
             delay += self.rand(5 * MS, 30 * MS);
         }
-        let mut time = now + delay;
-        if channel == Channel::Quorum {
-            let last = self.fifo.entry((from, to)).or_default();
-            time = time.max(*last + 1);
-            *last = time;
-        }
+        // Both kinds ride TCP connections: FIFO per sender and channel, never reordered
+        // within one (election messages may be lost, and overtake quorum ones).
+        let last = self.fifo.entry((from, to, channel)).or_default();
+        let time = (now + delay).max(*last + 1);
+        *last = time;
         let incarnation = self.servers[&to].incarnation;
         let generation = self.link(from, to).generation;
         self.at(
