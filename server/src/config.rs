@@ -30,6 +30,17 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error(
+        "{path}:{line}: {key}: {count} servers are listed, and rzk does not run ensembles yet: \
+         each would accept writes alone and their data would diverge; list one server (or \
+         none) to run standalone"
+    )]
+    Ensemble {
+        path: String,
+        line: usize,
+        key: String,
+        count: usize,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -280,6 +291,7 @@ impl Config {
         let mut warnings = Vec::new();
         let mut data_log_dir_set = false;
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut servers: Vec<(usize, String)> = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let Some((key, value)) = parse_line(raw) else {
@@ -385,7 +397,13 @@ impl Config {
                 "secureClientPort" | "peerType" => warnings.push(Warning(format!(
                     "{origin}:{line}: {key} is not supported yet; ignored"
                 ))),
-                k if k.starts_with("server.") || k.starts_with("group.") || k.starts_with("weight.") => {
+                k if k.starts_with("server.") => {
+                    servers.push((line, key.clone()));
+                    warnings.push(Warning(format!(
+                        "{origin}:{line}: {key}: one server listed; running standalone"
+                    )));
+                }
+                k if k.starts_with("group.") || k.starts_with("weight.") => {
                     warnings.push(Warning(format!(
                         "{origin}:{line}: {key}: ensembles are not supported yet; running standalone"
                     )))
@@ -397,6 +415,16 @@ impl Config {
                     "{origin}:{line}: unknown key {key}; ignored (ZooKeeper would set it as system property zookeeper.{key})"
                 ))),
             }
+        }
+        // One listed server runs standalone, as ZooKeeper does; two or more would each serve
+        // writes on their own until the ensemble exists.
+        if let [_, (line, key), ..] = servers.as_slice() {
+            return Err(ConfigError::Ensemble {
+                path: origin.to_owned(),
+                line: *line,
+                key: key.clone(),
+                count: servers.len(),
+            });
         }
         if !data_log_dir_set {
             config.data_log_dir = config.data_dir.clone();
@@ -499,6 +527,30 @@ mystery.key=1
         assert!(err
             .to_string()
             .starts_with("zoo.cfg:1: bad value for admin.commandURL"));
+    }
+
+    #[test]
+    fn two_or_more_servers_stop_the_server_and_one_stays_standalone() {
+        let base = "tickTime=2000\ndataDir=/tmp/zk\n";
+        let (_, warnings) = Config::from_text(base, "zoo.cfg").unwrap();
+        assert!(warnings.is_empty());
+        let one = format!("{base}server.1=127.0.0.1:2888:3888\n");
+        let (_, warnings) = Config::from_text(&one, "zoo.cfg").unwrap();
+        assert!(warnings[0]
+            .0
+            .contains("zoo.cfg:3: server.1: one server listed; running standalone"));
+        for count in [2, 3] {
+            let mut text = base.to_owned();
+            for n in 1..=count {
+                text.push_str(&format!("server.{n}=127.0.0.{n}:2888:3888\n"));
+            }
+            let err = Config::from_text(&text, "zoo.cfg").unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("zoo.cfg:4: server.2: {count} servers are listed")),
+                "{err}"
+            );
+            assert!(err.contains("does not run ensembles yet"), "{err}");
+        }
     }
 
     #[test]
