@@ -9,6 +9,7 @@
 //! - linearizability: the clients' history of writes, compare-and-sets and sync-then-reads
 //!   (lib.rs, with linearizability.rs).
 //! - acked-write-lost: every acknowledged write is applied by the final leader.
+//! - state-agreement: once healed, servers that applied as far as the leader hold its state.
 //! - liveness: after the faults heal, a write invoked afterwards completes within
 //!   `LIVENESS_BOUND_MS`.
 

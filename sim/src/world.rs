@@ -1271,6 +1271,22 @@ impl World {
                 );
             }
         }
+        // Healed and quiet: every server that applied as far as the leader holds the same
+        // state (a snapshot installed by SNAP included), as ZooKeeper's digests would show.
+        let leader_state = leader.state.clone();
+        let leader_applied = leader.applied;
+        let diverged: Vec<Sid> = self
+            .servers
+            .values()
+            .filter(|s| s.up && s.applied == leader_applied && s.state != leader_state)
+            .map(|s| s.sid)
+            .collect();
+        if let Some(sid) = diverged.first() {
+            self.checks.violation(
+                "state-agreement",
+                format!("s{sid} and the leader both applied up to {leader_applied} but hold different states"),
+            );
+        }
     }
 
     pub(crate) fn plant(&self) -> Plant {
