@@ -656,9 +656,8 @@ impl EventLoop {
                 (header, Request::Malformed(header.op))
             }
         };
-        let now = now_ms();
         if let Some(touch) = &c.touch {
-            touch.store(now, Ordering::Relaxed);
+            touch.store(crate::mono_ms(), Ordering::Relaxed);
         }
         *c.stats.last_op.lock() = op_name(header.op);
         c.stats.last_cxid.store(header.xid, Ordering::Relaxed);

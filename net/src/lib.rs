@@ -26,7 +26,7 @@ pub mod stats;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
@@ -38,13 +38,27 @@ use rzk_tree::Tree;
 pub use event_loop::{spawn_loops, LoopHandle};
 pub use stats::{ConnStats, ServerStats};
 
-/// Wall-clock milliseconds: the one clock both the loops (session touches) and the core
-/// (expiry, ctime/mtime) read, so they agree.
+/// Wall-clock milliseconds: what clients see (ctime/mtime, uptime, dump's expiry times).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Monotonic milliseconds since the process's first call: the clock the loops store session
+/// touches in and the core expires sessions by, so a step of the wall clock expires nothing.
+pub fn mono_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Both clocks, read once, as the core takes them.
+pub fn clocks() -> rzk_session::Now {
+    rzk_session::Now {
+        mono_ms: mono_ms(),
+        wall_ms: now_ms(),
+    }
 }
 
 #[derive(Debug, Clone)]

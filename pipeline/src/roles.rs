@@ -26,7 +26,7 @@ use rzk_proto::{
     ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, Id, OpCode, ReplyHeader, Request,
     Response, Txn, TxnBody, WatcherEvent, WatcherType,
 };
-use rzk_session::{DurableSession, SessionTable, TimeoutLimits, Touch};
+use rzk_session::{DurableSession, Now, SessionTable, TimeoutLimits, Touch};
 use rzk_tree::watch::{Fired, WatchRegistry};
 use rzk_tree::{Applied, NodeKind, Tree};
 
@@ -47,6 +47,8 @@ pub struct CoreConfig {
     pub container_check_interval_ms: u64,
     pub server_id: u8,
     pub seed: u64,
+    /// Session expiry is checked per this interval (ZooKeeper's tickTime).
+    pub tick_ms: u64,
 }
 
 #[derive(Debug)]
@@ -155,7 +157,7 @@ struct Pending {
 
 pub struct Standalone {
     config: CoreConfig,
-    now_ms: u64,
+    now: Now,
     working: Tree,
     released: Tree,
     pending: VecDeque<Pending>,
@@ -184,12 +186,13 @@ fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
 }
 
 impl Standalone {
-    pub fn new(config: CoreConfig, tree: Tree, now_ms: u64) -> Self {
-        let sessions = SessionTable::new(config.server_id, now_ms, config.seed);
+    pub fn new(config: CoreConfig, tree: Tree, now: Now) -> Self {
+        let sessions =
+            SessionTable::new(config.server_id, now.wall_ms, config.seed, config.tick_ms);
         Standalone {
-            next_reap_ms: now_ms + config.container_check_interval_ms,
+            next_reap_ms: now.mono_ms + config.container_check_interval_ms,
             config,
-            now_ms,
+            now,
             working: tree.clone(),
             released: tree,
             pending: VecDeque::new(),
@@ -212,7 +215,7 @@ impl Standalone {
         mut tree: Tree,
         sessions: Vec<DurableSession>,
         txns: &[Txn],
-        now_ms: u64,
+        now: Now,
     ) -> Self {
         let mut durable: BTreeMap<i64, DurableSession> =
             sessions.into_iter().map(|s| (s.id, s)).collect();
@@ -226,9 +229,10 @@ impl Standalone {
             tree.apply(txn, &mut applied);
             track_session(&mut durable, txn);
         }
-        let mut core = Standalone::new(config, tree, now_ms);
+        let mut core = Standalone::new(config, tree, now);
         for s in durable.values() {
-            core.sessions.insert(s.id, s.timeout_ms, s.passwd, now_ms);
+            core.sessions
+                .insert(s.id, s.timeout_ms, s.passwd, now.mono_ms);
         }
         core.durable_sessions = durable;
         core
@@ -263,8 +267,11 @@ impl Standalone {
             .filter(|&s| s != 0)
     }
 
-    pub fn step(&mut self, now_ms: u64, input: Input, actions: &mut Actions) {
-        self.now_ms = self.now_ms.max(now_ms);
+    pub fn step(&mut self, now: Now, input: Input, actions: &mut Actions) {
+        // Neither clock goes back here: a wall clock stepped back must not give a txn an
+        // older time than the one before it.
+        self.now.mono_ms = self.now.mono_ms.max(now.mono_ms);
+        self.now.wall_ms = self.now.wall_ms.max(now.wall_ms);
         match input {
             Input::Connect {
                 conn,
@@ -301,7 +308,7 @@ impl Standalone {
         }
         let timeout_ms = self.config.limits.negotiate(request.timeout_ms);
         if request.session_id == 0 {
-            let session = self.sessions.create(timeout_ms, self.now_ms);
+            let session = self.sessions.create(timeout_ms, self.now.mono_ms);
             let (session_id, passwd) = (session.id, session.passwd);
             self.conns.insert(
                 conn,
@@ -368,9 +375,9 @@ impl Standalone {
                 auth_ids,
             },
         );
-        let session = self.sessions.get_mut(session_id).expect("checked above");
-        session.timeout_ms = timeout_ms;
-        session.touch.store(self.now_ms, Ordering::Relaxed);
+        self.sessions
+            .reattach(session_id, timeout_ms, self.now.mono_ms);
+        let session = self.sessions.get(session_id).expect("checked above");
         let response = ConnectResponse {
             protocol_version: 0,
             timeout_ms,
@@ -420,7 +427,7 @@ impl Standalone {
         let zxid = self.working.last_zxid() + 1;
         let txn = Txn {
             zxid,
-            time_ms: self.now_ms as i64,
+            time_ms: self.now.wall_ms as i64,
             session_id,
             cxid,
             body,
@@ -474,9 +481,13 @@ impl Standalone {
                         prep::set_acl(tree, path, acl, *version, &caller)
                     }
                     Request::Check { path, version } => prep::check(tree, path, *version, &caller),
-                    Request::Multi(ops) => {
-                        Ok(prep::multi(tree, ops, &caller, zxid, self.now_ms as i64))
-                    }
+                    Request::Multi(ops) => Ok(prep::multi(
+                        tree,
+                        ops,
+                        &caller,
+                        zxid,
+                        self.now.wall_ms as i64,
+                    )),
                     Request::CloseSession => Ok(TxnBody::CloseSession),
                     Request::Reconfig => Err(ErrorCode::ReconfigDisabled),
                     _ => unreachable!("not a write"),
@@ -765,7 +776,7 @@ impl Standalone {
                             passwd: session.passwd.to_vec(),
                             read_only: read_only.map(|_| false),
                         };
-                        session.touch.store(self.now_ms, Ordering::Relaxed);
+                        session.touch.store(self.now.mono_ms, Ordering::Relaxed);
                         actions.outputs.push(Output::Send {
                             conn,
                             frame: response.encode_frame(),
@@ -837,7 +848,7 @@ impl Standalone {
     }
 
     fn tick(&mut self, actions: &mut Actions) {
-        for session_id in self.sessions.expired(self.now_ms) {
+        for session_id in self.sessions.expired(self.now.mono_ms) {
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
                 actions.expired.push((session_id, s.timeout_ms));
@@ -850,8 +861,8 @@ impl Standalone {
                 actions,
             );
         }
-        if self.now_ms >= self.next_reap_ms {
-            self.next_reap_ms = self.now_ms + self.config.container_check_interval_ms;
+        if self.now.mono_ms >= self.next_reap_ms {
+            self.next_reap_ms = self.now.mono_ms + self.config.container_check_interval_ms;
             self.reap(actions);
         }
     }
@@ -859,7 +870,8 @@ impl Standalone {
     /// ZooKeeper's ContainerManager: deletes containers that had children and have none
     /// left, and TTL nodes without children not modified within their TTL.
     fn reap(&mut self, actions: &mut Actions) {
-        let now = self.now_ms as i64;
+        // TTLs compare with mtime, which is wall-clock time, as in ZooKeeper.
+        let now = self.now.wall_ms as i64;
         let mut candidates = Vec::new();
         for path in self.working.containers().iter() {
             if let Some(n) = self.working.get(path) {

@@ -13,9 +13,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver, Sender};
 use parking_lot::Mutex;
-use rzk_net::{loop_of, now_ms, CoreHost, CoreInbox, LoopHandle, Shared, ToCore, ToLoop};
+use rzk_net::{
+    clocks, loop_of, mono_ms, now_ms, CoreHost, CoreInbox, LoopHandle, Shared, ToCore, ToLoop,
+};
 use rzk_pipeline::batch::BatchLimits;
 use rzk_pipeline::{Actions, Input, Output, Standalone};
+use rzk_session::Now;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -78,7 +81,7 @@ impl CoreHost for RunToCompletion {
             // Replies to durable writes leave before new requests are prepped.
             driver.carry_out(&mut actions, Some(caller_loop));
         }
-        let now = (Instant::now(), now_ms());
+        let now = (Instant::now(), clocks());
         for message in messages.drain(..) {
             driver.handle(message, now, &mut actions);
         }
@@ -198,7 +201,7 @@ impl CoreThread {
             };
             let mut d = driver.lock();
             // One clock read for all messages taken in this pass.
-            let now = (Instant::now(), now_ms());
+            let now = (Instant::now(), clocks());
             match event {
                 Event::Net(message) => {
                     d.handle(message, now, &mut actions);
@@ -222,7 +225,7 @@ impl CoreThread {
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + tick_every;
                 if shutdown_started.is_none() {
-                    d.core.step(now_ms(), Input::Tick, &mut actions);
+                    d.core.step(clocks(), Input::Tick, &mut actions);
                 }
             }
             d.carry_out(&mut actions, None);
@@ -269,6 +272,7 @@ impl Driver {
             shared: &self.shared,
             config: &self.config,
             now_ms: now_ms(),
+            mono_ms: mono_ms(),
         }
     }
 
@@ -282,7 +286,7 @@ impl Driver {
         self.durable_zxid = self.durable_zxid.max(durable.zxid);
         self.clock.durable(durable.zxid, durable.at, Instant::now());
         self.core
-            .step(now_ms(), Input::Durable { zxid: durable.zxid }, actions);
+            .step(clocks(), Input::Durable { zxid: durable.zxid }, actions);
     }
 
     /// Releases whatever the log reported durable meanwhile; false if it reported nothing.
@@ -295,9 +299,9 @@ impl Driver {
         any
     }
 
-    /// Handles one message from a loop; `now` (monotonic, and wall-clock ms) is when the pass
-    /// that took it began.
-    fn handle(&mut self, message: ToCore, (now, wall_ms): (Instant, u64), actions: &mut Actions) {
+    /// Handles one message from a loop; `now` (an Instant for stage timing, and the core's two
+    /// clocks) is when the pass that took it began.
+    fn handle(&mut self, message: ToCore, (now, clocks): (Instant, Now), actions: &mut Actions) {
         match message {
             ToCore::Input(input) => {
                 match &input {
@@ -305,7 +309,7 @@ impl Driver {
                     Input::Disconnected { conn } => self.clock.disconnected(*conn),
                     _ => {}
                 }
-                self.core.step(wall_ms, input, actions)
+                self.core.step(clocks, input, actions)
             }
             ToCore::FourLetter {
                 conn,

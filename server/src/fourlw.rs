@@ -27,6 +27,8 @@ pub struct Context<'a> {
     pub shared: &'a Shared,
     pub config: &'a Config,
     pub now_ms: u64,
+    /// The monotonic clock session touches are kept in (`rzk_net::mono_ms`).
+    pub mono_ms: u64,
 }
 
 /// ZooKeeper counts the root twice (it is stored under "" and "/"), so its node count for an
@@ -350,7 +352,7 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
                     out,
                     "{:#x} expires in {} ms (timeout {} ms)",
                     s.id,
-                    (last + s.timeout_ms as u64).saturating_sub(ctx.now_ms),
+                    (last + s.timeout_ms as u64).saturating_sub(ctx.mono_ms),
                     s.timeout_ms
                 );
             }

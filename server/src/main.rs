@@ -262,13 +262,14 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         container_check_interval_ms: config.container_check_interval_ms,
         server_id: config.server_id,
         seed: now_ms() ^ u64::from(std::process::id()) << 32,
+        tick_ms: u64::from(config.tick_time_ms),
     };
     let core = Standalone::recover(
         core_config,
         loaded.tree,
         loaded.sessions,
         &loaded.recovered.txns,
-        now_ms(),
+        rzk_net::clocks(),
     );
     let metrics = rzk_metrics::metrics();
     metrics.db_init_time.observe_duration(started.elapsed());

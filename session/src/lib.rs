@@ -1,6 +1,6 @@
 //! Sessions: the table of live sessions, timeout negotiation, expiry driven by the driver's
-//! clock, session id and password generation, and the authentication schemes a client can
-//! add with `auth` (digest, ip).
+//! monotonic clock through expiry buckets (ZooKeeper's ExpiryQueue), session id and password
+//! generation, and the authentication schemes a client can add with `auth` (digest, ip).
 //!
 //! Owns: which sessions exist, their timeouts and passwords, when each was last heard from.
 //! Never: reads a clock (times come in as `now_ms`), touches sockets, or changes the tree —
@@ -8,13 +8,34 @@
 
 pub mod auth;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Last time (driver ms) a session was heard from. The event loop stores into it on every
-/// frame it reads, without a message to the core: the core only reads it when it ticks.
+/// Last time (monotonic ms, `Now::mono_ms`) a session was heard from. The event loop stores
+/// into it on every frame it reads, without a message to the core: the core reads it only when
+/// the session's expiry bucket comes due.
 pub type Touch = Arc<AtomicU64>;
+
+/// The two clocks a core is given. Expiry and every schedule run on `mono_ms`, which never
+/// jumps: on the wall clock, a step forward (NTP, a resumed VM) would expire every session at
+/// once. `wall_ms` is only what clients see: a transaction's time, hence ctime and mtime, and
+/// the TTL of TTL nodes, which ZooKeeper compares with mtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: u64,
+}
+
+impl Now {
+    /// One clock for both, for tests and simulations, which have no wall clock to step.
+    pub const fn both(ms: u64) -> Now {
+        Now {
+            mono_ms: ms,
+            wall_ms: ms,
+        }
+    }
+}
 
 /// A session as the log and snapshots hold it: what survives a restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +53,8 @@ pub struct Session {
     pub touch: Touch,
     /// A closeSession (by the client or by expiry) is in flight; nothing else may start.
     pub closing: bool,
+    /// The expiry bucket the session is filed under (see `SessionTable::expired`).
+    bucket_ms: u64,
 }
 
 /// Timeout limits as ZooKeeper derives them: min 2 × tickTime and max 20 × tickTime unless
@@ -70,19 +93,42 @@ impl Prng {
 
 pub struct SessionTable {
     sessions: HashMap<i64, Session>,
+    /// Sessions by the end of the interval their deadline falls in (ZooKeeper's ExpiryQueue,
+    /// bucketed by tickTime). A session moved to a later bucket stays listed in the old one;
+    /// its `bucket_ms` says which listing is current.
+    buckets: BTreeMap<u64, Vec<i64>>,
+    bucket_interval_ms: u64,
     next_id: i64,
     prng: Prng,
 }
 
 impl SessionTable {
-    /// Session ids start from the clock as ZooKeeper's do (`(now << 24) >>> 8 | sid << 56`),
-    /// so ids from before a restart are not reused.
-    pub fn new(server_id: u8, now_ms: u64, seed: u64) -> Self {
-        let base = ((now_ms << 24) >> 8) as i64 | ((server_id as i64) << 56);
+    /// Session ids start from the wall clock as ZooKeeper's do (`(now << 24) >>> 8 | sid <<
+    /// 56`), so ids from before a restart are not reused. Expiry is checked per
+    /// `bucket_interval_ms` (ZooKeeper's tickTime): a session expires at most that late.
+    pub fn new(server_id: u8, wall_ms: u64, seed: u64, bucket_interval_ms: u64) -> Self {
+        let base = ((wall_ms << 24) >> 8) as i64 | ((server_id as i64) << 56);
         SessionTable {
             sessions: HashMap::new(),
+            buckets: BTreeMap::new(),
+            bucket_interval_ms: bucket_interval_ms.max(1),
             next_id: base.max(1),
             prng: Prng::new(seed),
+        }
+    }
+
+    /// The bucket a deadline is filed under: the end of its interval, strictly after it, so a
+    /// bucket that is due holds only sessions whose deadline has passed or that were heard
+    /// from since.
+    fn bucket_of(&self, deadline_ms: u64) -> u64 {
+        (deadline_ms / self.bucket_interval_ms + 1) * self.bucket_interval_ms
+    }
+
+    fn file(&mut self, id: i64, deadline_ms: u64) {
+        let bucket = self.bucket_of(deadline_ms);
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.bucket_ms = bucket;
+            self.buckets.entry(bucket).or_default().push(id);
         }
     }
 
@@ -107,6 +153,7 @@ impl SessionTable {
     }
 
     /// Allocates an id and password for a new session; the session exists from here on.
+    /// `now_ms` is monotonic, as every time the table takes.
     pub fn create(&mut self, timeout_ms: i32, now_ms: u64) -> &Session {
         let id = self.next_id;
         self.next_id += 1;
@@ -128,28 +175,63 @@ impl SessionTable {
                 passwd,
                 touch: Arc::new(AtomicU64::new(now_ms)),
                 closing: false,
+                bucket_ms: 0,
             },
         );
+        self.file(id, now_ms + timeout_ms.max(0) as u64);
+    }
+
+    /// A client re-attached with `timeout_ms` (renegotiated) at `now_ms`: its deadline moves
+    /// with it, earlier or later.
+    pub fn reattach(&mut self, id: i64, timeout_ms: i32, now_ms: u64) {
+        if let Some(s) = self.sessions.get_mut(&id) {
+            s.timeout_ms = timeout_ms;
+            s.touch.store(now_ms, Ordering::Relaxed);
+            self.file(id, now_ms + timeout_ms.max(0) as u64);
+        }
     }
 
     pub fn remove(&mut self, id: i64) -> Option<Session> {
         self.sessions.remove(&id)
     }
 
-    /// Sessions not heard from within their timeout and not already closing, oldest first.
-    pub fn expired(&self, now_ms: u64) -> Vec<i64> {
-        let mut out: Vec<(u64, i64)> = self
-            .sessions
-            .values()
-            .filter(|s| !s.closing)
-            .filter_map(|s| {
-                let last = s.touch.load(Ordering::Relaxed);
-                let deadline = last + s.timeout_ms.max(0) as u64;
-                (now_ms > deadline).then_some((deadline, s.id))
-            })
-            .collect();
+    /// Sessions not heard from within their timeout and not already closing, oldest deadline
+    /// first. Only the buckets that came due are looked at: a session heard from since it was
+    /// filed moves to the bucket of its new deadline, so a call costs what expires and what
+    /// moves, not the number of sessions.
+    pub fn expired(&mut self, now_ms: u64) -> Vec<i64> {
+        let mut out: Vec<(u64, i64)> = Vec::new();
+        let mut refile: Vec<(i64, u64)> = Vec::new();
+        while let Some(entry) = self.buckets.first_entry() {
+            if *entry.key() > now_ms {
+                break;
+            }
+            let (bucket, ids) = entry.remove_entry();
+            for id in ids {
+                let Some(s) = self.sessions.get(&id) else {
+                    continue;
+                };
+                if s.bucket_ms != bucket || s.closing {
+                    continue;
+                }
+                let deadline = s.touch.load(Ordering::Relaxed) + s.timeout_ms.max(0) as u64;
+                if now_ms > deadline {
+                    out.push((deadline, id));
+                } else {
+                    refile.push((id, deadline));
+                }
+            }
+        }
+        for (id, deadline) in refile {
+            self.file(id, deadline);
+        }
         out.sort_unstable();
         out.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// How many bucket listings are held (moved sessions count until their old bucket is due).
+    pub fn bucket_listings(&self) -> usize {
+        self.buckets.values().map(Vec::len).sum()
     }
 }
 
@@ -170,7 +252,7 @@ mod tests {
 
     #[test]
     fn sessions_expire_after_their_timeout_unless_touched() {
-        let mut table = SessionTable::new(0, 1_000, 7);
+        let mut table = SessionTable::new(0, 1_000, 7, 1);
         let a = table.create(4000, 1_000).id;
         let b = table.create(4000, 1_000).id;
         assert_ne!(a, b);
@@ -181,9 +263,66 @@ mod tests {
         assert_eq!(table.expired(8_001), vec![b]);
     }
 
+    /// Never early, at most one interval late, whatever the interval.
+    #[test]
+    fn expiry_is_never_early_and_at_most_one_bucket_late() {
+        for interval in [1, 7, 100, 2000] {
+            let mut table = SessionTable::new(0, 0, 1, interval);
+            let id = table.create(4000, 1_234).id;
+            let deadline = 1_234 + 4000;
+            let mut expired_at = None;
+            for now in (0..deadline + interval + 10).step_by(1) {
+                if !table.expired(now).is_empty() {
+                    expired_at = Some(now);
+                    break;
+                }
+            }
+            let at = expired_at.unwrap_or_else(|| panic!("interval {interval}: never expired"));
+            assert!(at > deadline, "interval {interval}: expired early at {at}");
+            assert!(
+                at <= deadline + interval,
+                "interval {interval}: expired late at {at}"
+            );
+            assert!(table.get(id).is_some(), "expiry reports; the caller closes");
+        }
+    }
+
+    /// A touched session moves on; a tick looks only at the buckets that came due.
+    #[test]
+    fn a_tick_looks_only_at_due_buckets() {
+        let mut table = SessionTable::new(0, 0, 1, 100);
+        let ids: Vec<i64> = (0..1000).map(|i| table.create(10_000 + i, 0).id).collect();
+        assert_eq!(table.bucket_listings(), 1000);
+        // Every session spread over buckets 10_100..=11_000: nothing is due before 10_100.
+        assert!(table.expired(10_000).is_empty());
+        assert_eq!(
+            table.bucket_listings(),
+            1000,
+            "nothing was looked at or moved"
+        );
+        // Keep half alive; the other half expires bucket by bucket.
+        for id in ids.iter().step_by(2) {
+            table
+                .get(*id)
+                .unwrap()
+                .touch
+                .store(5_000, Ordering::Relaxed);
+        }
+        let expired = table.expired(11_000);
+        assert_eq!(expired.len(), 500);
+        assert!(expired
+            .iter()
+            .all(|id| (ids.iter().position(|x| x == id).unwrap()) % 2 == 1));
+        assert_eq!(
+            table.bucket_listings(),
+            500,
+            "the touched half was filed again"
+        );
+    }
+
     #[test]
     fn ids_are_distinct_and_passwords_differ() {
-        let mut table = SessionTable::new(0, 1_000, 7);
+        let mut table = SessionTable::new(0, 1_000, 7, 1);
         let p1 = table.create(4000, 0).passwd;
         let p2 = table.create(4000, 0).passwd;
         assert_ne!(p1, p2);

@@ -18,17 +18,18 @@ fn config(seed: u64) -> CoreConfig {
         container_check_interval_ms: 100,
         server_id: 0,
         seed,
+        tick_ms: 1,
     }
 }
 
 fn core() -> Standalone {
-    Standalone::new(config(1), Tree::new(), 1_000)
+    Standalone::new(config(1), Tree::new(), Now::both(1_000))
 }
 
 fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
     let mut actions = Actions::default();
     core.step(
-        now,
+        Now::both(now),
         Input::Connect {
             conn,
             request: ConnectRequest {
@@ -46,7 +47,7 @@ fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
     assert_eq!(actions.append.len(), 1, "createSession is a txn");
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(now, Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(now), Input::Durable { zxid }, &mut actions);
     actions
         .outputs
         .iter()
@@ -60,12 +61,16 @@ fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
 /// Sends a request and makes everything durable; returns the frames sent to `conn`.
 fn roundtrip(core: &mut Standalone, conn: ConnId, xid: i32, request: Request) -> Vec<Vec<u8>> {
     let mut actions = Actions::default();
-    core.step(2_000, Input::Request { conn, xid, request }, &mut actions);
+    core.step(
+        Now::both(2_000),
+        Input::Request { conn, xid, request },
+        &mut actions,
+    );
     let mut frames = sent_to(&actions, conn);
     if let Some(last) = actions.append.last() {
         let zxid = last.zxid;
         actions.clear();
-        core.step(2_000, Input::Durable { zxid }, &mut actions);
+        core.step(Now::both(2_000), Input::Durable { zxid }, &mut actions);
         frames.extend(sent_to(&actions, conn));
     }
     frames
@@ -99,7 +104,7 @@ fn nothing_is_visible_before_it_is_durable() {
     connect(&mut core, CONN, 1_000);
     let mut actions = Actions::default();
     core.step(
-        1_500,
+        Now::both(1_500),
         Input::Request {
             conn: CONN,
             xid: 1,
@@ -115,7 +120,7 @@ fn nothing_is_visible_before_it_is_durable() {
     assert!(core.released().get("/a").is_none());
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(1_500, Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(1_500), Input::Durable { zxid }, &mut actions);
     let frames = sent_to(&actions, CONN);
     assert_eq!(frames.len(), 1);
     let (header, response) = decode(&frames[0], OpCode::Create);
@@ -131,7 +136,7 @@ fn a_read_behind_a_write_waits_for_it_and_sees_it() {
     connect(&mut core, CONN, 1_000);
     let mut actions = Actions::default();
     core.step(
-        1_500,
+        Now::both(1_500),
         Input::Request {
             conn: CONN,
             xid: 1,
@@ -140,7 +145,7 @@ fn a_read_behind_a_write_waits_for_it_and_sees_it() {
         &mut actions,
     );
     core.step(
-        1_500,
+        Now::both(1_500),
         Input::Request {
             conn: CONN,
             xid: 2,
@@ -154,7 +159,7 @@ fn a_read_behind_a_write_waits_for_it_and_sees_it() {
     assert!(sent_to(&actions, CONN).is_empty());
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(1_500, Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(1_500), Input::Durable { zxid }, &mut actions);
     let frames = sent_to(&actions, CONN);
     assert_eq!(frames.len(), 2);
     let (h1, _) = decode(&frames[0], OpCode::Create);
@@ -285,12 +290,12 @@ fn expiry_deletes_ephemerals_and_notifies_watchers() {
         .touch
         .store(20_000, Ordering::Relaxed);
     let mut actions = Actions::default();
-    core.step(20_000, Input::Tick, &mut actions);
+    core.step(Now::both(20_000), Input::Tick, &mut actions);
     assert_eq!(actions.append.len(), 1);
     assert_eq!(actions.append[0].body, TxnBody::CloseSession);
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(20_000, Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(20_000), Input::Durable { zxid }, &mut actions);
     assert!(core.released().get("/e").is_none());
     let events = sent_to(&actions, OTHER);
     assert_eq!(events.len(), 1);
@@ -301,13 +306,53 @@ fn expiry_deletes_ephemerals_and_notifies_watchers() {
     assert!(core.sessions().get(owner).is_none());
 }
 
+/// A wall clock stepped forward by an hour (NTP, a resumed VM) expires nothing: expiry runs
+/// on the monotonic clock. The txn times follow the wall clock.
+#[test]
+fn a_wall_clock_jump_expires_no_session() {
+    let mut core = core();
+    let session = connect(&mut core, CONN, 1_000);
+    let mut actions = Actions::default();
+    let jumped = Now {
+        mono_ms: 2_000,
+        wall_ms: 1_000 + 3_600_000,
+    };
+    core.step(jumped, Input::Tick, &mut actions);
+    assert!(actions.append.is_empty(), "{:?}", actions.append);
+    assert!(actions.expired.is_empty());
+    core.step(
+        jumped,
+        Input::Request {
+            conn: CONN,
+            xid: 1,
+            request: create_request("/t", b"", 0),
+        },
+        &mut actions,
+    );
+    assert_eq!(
+        actions.append[0].time_ms, 3_601_000,
+        "ctime is wall-clock time"
+    );
+    // The monotonic clock passing the timeout does expire it.
+    actions.clear();
+    core.step(
+        Now {
+            mono_ms: 1_000 + 40_001,
+            wall_ms: 3_700_000,
+        },
+        Input::Tick,
+        &mut actions,
+    );
+    assert!(actions.expired.iter().any(|(id, _)| *id == session));
+}
+
 #[test]
 fn reattach_with_wrong_password_is_expired() {
     let mut core = core();
     let session_id = connect(&mut core, CONN, 1_000);
     let mut actions = Actions::default();
     core.step(
-        1_000,
+        Now::both(1_000),
         Input::Connect {
             conn: OTHER,
             request: ConnectRequest {
@@ -351,11 +396,11 @@ fn containers_are_reaped_after_their_last_child_goes() {
         .touch
         .store(5_000, Ordering::Relaxed);
     let mut actions = Actions::default();
-    core.step(5_000, Input::Tick, &mut actions);
+    core.step(Now::both(5_000), Input::Tick, &mut actions);
     assert_eq!(actions.append.len(), 1);
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(5_000, Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(5_000), Input::Durable { zxid }, &mut actions);
     assert!(core.released().get("/c").is_none());
 }
 
@@ -376,12 +421,16 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
     }];
     let mut step = |core: &mut Standalone, input: Input| {
         let mut actions = Actions::default();
-        core.step(2_000, input, &mut actions);
+        core.step(Now::both(2_000), input, &mut actions);
         let appended: Vec<Txn> = actions.append.clone();
         log.extend(appended.iter().cloned());
         if let Some(last) = appended.last() {
             actions.clear();
-            core.step(2_000, Input::Durable { zxid: last.zxid }, &mut actions);
+            core.step(
+                Now::both(2_000),
+                Input::Durable { zxid: last.zxid },
+                &mut actions,
+            );
         }
     };
     step(
@@ -400,7 +449,8 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
             request: create_request("/a/e", b"", 1),
         },
     );
-    let recovered = Standalone::recover(config(2), Tree::new(), Vec::new(), &log, 50_000);
+    let recovered =
+        Standalone::recover(config(2), Tree::new(), Vec::new(), &log, Now::both(50_000));
     assert_eq!(
         recovered.released().last_zxid(),
         core.released().last_zxid()
@@ -426,7 +476,11 @@ fn request_at(
     request: Request,
     actions: &mut Actions,
 ) {
-    core.step(2_000, Input::Request { conn, xid, request }, actions);
+    core.step(
+        Now::both(2_000),
+        Input::Request { conn, xid, request },
+        actions,
+    );
 }
 
 fn get_data(path: &str, watch: bool) -> Request {
@@ -465,7 +519,11 @@ fn a_queued_read_is_answered_between_its_sessions_writes_after_the_events_it_ref
     core.seal_batch();
     let last = actions.append[2].zxid;
     actions.clear();
-    core.step(2_000, Input::Durable { zxid: last }, &mut actions);
+    core.step(
+        Now::both(2_000),
+        Input::Durable { zxid: last },
+        &mut actions,
+    );
     let frames = sent_to(&actions, CONN);
     let xids: Vec<i32> = frames
         .iter()
@@ -515,7 +573,11 @@ fn releases_stop_at_seals() {
     core.seal_batch();
     let zxids: Vec<i64> = actions.append.iter().map(|t| t.zxid).collect();
     actions.clear();
-    core.step(2_000, Input::Durable { zxid: zxids[1] }, &mut actions);
+    core.step(
+        Now::both(2_000),
+        Input::Durable { zxid: zxids[1] },
+        &mut actions,
+    );
     assert_eq!(
         sent_to(&actions, CONN).len(),
         1,
@@ -528,7 +590,11 @@ fn releases_stop_at_seals() {
     assert_eq!(actions.publish.take().unwrap().last_zxid(), zxids[0]);
     assert!(core.released().get("/y").is_none());
     actions.clear();
-    core.step(2_000, Input::Durable { zxid: zxids[2] }, &mut actions);
+    core.step(
+        Now::both(2_000),
+        Input::Durable { zxid: zxids[2] },
+        &mut actions,
+    );
     assert_eq!(sent_to(&actions, OTHER).len(), 2);
     assert!(core.released().get("/z").is_some());
 }
@@ -616,7 +682,7 @@ fn check_random_batches(seed: u64) {
                 if handed_to > durable_to {
                     durable_to += 1 + next((handed_to - durable_to) as u64) as i64;
                     let zxid = durable_to;
-                    core.step(2_000, Input::Durable { zxid }, &mut actions);
+                    core.step(Now::both(2_000), Input::Durable { zxid }, &mut actions);
                 }
             }
         }
@@ -624,7 +690,7 @@ fn check_random_batches(seed: u64) {
     }
     core.seal_batch();
     let end = core.working.last_zxid();
-    core.step(2_000, Input::Durable { zxid: end }, &mut actions);
+    core.step(Now::both(2_000), Input::Durable { zxid: end }, &mut actions);
     collect(&mut actions, &mut frames);
 
     // Every write's zxid and value, from the write replies.

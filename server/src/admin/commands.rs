@@ -234,7 +234,10 @@ pub(super) fn dump(ctx: &Context<'_>, _: &Params) -> Fields {
     let tick = u64::from(ctx.config.tick_time_ms.max(1));
     let mut by_expiry: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
     for s in ctx.core.sessions().iter() {
-        let deadline = s.touch.load(Ordering::Relaxed) + s.timeout_ms.max(0) as u64;
+        // Touches are monotonic; dump shows wall-clock expiry times, as ZooKeeper does.
+        let deadline = (s.touch.load(Ordering::Relaxed) + s.timeout_ms.max(0) as u64)
+            .saturating_add(ctx.now_ms)
+            .saturating_sub(ctx.mono_ms);
         by_expiry
             .entry(expiry_bucket(deadline, tick))
             .or_default()
