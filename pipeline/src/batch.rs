@@ -22,7 +22,7 @@ pub const BATCH_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 /// A longer delay would hold writes for a sizeable part of a session timeout.
 pub const BATCH_DELAY_US_LIMIT: u64 = 1_000_000;
 
-/// The batching flags (`--batch-max-txns`, `--batch-max-bytes`, `--batch-max-delay-us`).
+/// The batching flags (`--batch-max-txns`, `--batch-max-bytes`, `--batch-max-delay-micros`).
 /// The log's group commit uses them now; a leader's proposals to followers will use the same
 /// limits, so one batch is one fsync and one proposal message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

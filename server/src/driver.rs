@@ -1,6 +1,7 @@
 //! The core thread: owns the sans-IO `Standalone` core and carries out its actions with real
 //! channels, the log stage and the event loops. Everything the core decides goes through here
-//! in one order: outputs to the loops first, then the new tree version is published.
+//! in one order: the new tree version is published, then the outputs go to the loops, then
+//! the version is marked delivered (the pipeline's roles.rs says why).
 //!
 //! The `Driver` sits behind a mutex so that an event loop can run it on its own thread while
 //! the core thread is idle (`RunToCompletion`): a lone write is then prepped, logged (inline,

@@ -22,6 +22,9 @@
 //! Run: `cargo bench -p rzk-tree --bench read`. `cargo test --benches` runs each case once
 //! (one read per thread) on a tree of 1000 nodes.
 
+// A timing harness, not the core: it reads the clock and may use threads and files.
+#![allow(clippy::disallowed_methods)]
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};

@@ -597,9 +597,10 @@ impl Tree {
         count
     }
 
-    /// Applies one transaction. Deterministic; idempotent enough for fuzzy-snapshot replay
-    /// (a create replayed onto a snapshot that already holds the node leaves the parent's
-    /// cversion/pzxid at the larger value, as ZooKeeper's `createNode` does).
+    /// Applies one transaction. Deterministic. rzk's snapshots are exact (a published
+    /// version) and recovery skips every txn at or below a snapshot's zxid, so nothing is
+    /// applied twice; a create still leaves the parent's cversion/pzxid at the larger value,
+    /// as ZooKeeper's `createNode` does for its fuzzy snapshots.
     pub fn apply(&mut self, txn: &Txn, out: &mut Applied) {
         assert!(
             txn.zxid > self.last_zxid,
@@ -853,8 +854,8 @@ impl Tree {
             return OpOutcome::Error(ErrorCode::NoNode);
         };
         let parent = Arc::make_mut(parent);
-        // Replay onto a fuzzy snapshot may see a create whose effect the snapshot already
-        // holds: keep the larger cversion so the parent never goes back in time.
+        // ZooKeeper's rule for replay onto a fuzzy snapshot, kept: the parent's cversion never
+        // goes back in time.
         if parent_cversion > parent.stat.cversion {
             parent.stat.cversion = parent_cversion;
             parent.stat.pzxid = txn.zxid;
