@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::peer::{DiskKind, Peer, RoleState};
 use crate::plant::Plant;
-use crate::{Action, DiskRequest, Entry, Message, Role, Sid, Zxid};
+use crate::{Action, Config, DiskRequest, Entry, Message, Role, Sid, Zxid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -84,6 +84,14 @@ pub(crate) struct Leading {
 }
 
 impl Leading {
+    /// How many voters among the learners satisfy `pred` (the leader itself not counted).
+    fn voters_where(&self, voters: &BTreeSet<Sid>, pred: impl Fn(&Learner) -> bool) -> usize {
+        self.learners
+            .iter()
+            .filter(|(sid, x)| voters.contains(sid) && pred(x))
+            .count()
+    }
+
     pub(crate) fn is_active(&self) -> bool {
         self.phase == Phase::Active
     }
@@ -110,8 +118,14 @@ impl Leading {
 
 impl Peer {
     fn leading(&mut self) -> &mut Leading {
+        self.leading_with_config().1
+    }
+
+    /// The leader's state beside the configuration, borrowed apart, so a count over voters
+    /// needs no copy of the voter set.
+    fn leading_with_config(&mut self) -> (&Config, &mut Leading) {
         match &mut self.role {
-            RoleState::Leading(l) => l,
+            RoleState::Leading(l) => (&self.cfg, l),
             _ => unreachable!("not leading"),
         }
     }
@@ -210,8 +224,8 @@ impl Peer {
     fn maybe_choose_epoch(&mut self, out: &mut Vec<Action>) {
         let quorum = self.cfg.quorum_size();
         let own_accepted = self.accepted_epoch;
-        let voters = self.cfg.voters.clone();
-        let l = self.leading();
+        let (cfg, l) = self.leading_with_config();
+        let voters = &cfg.voters;
         if l.epoch != 0 {
             return;
         }
@@ -299,18 +313,14 @@ impl Peer {
 
     fn maybe_establish(&mut self, out: &mut Vec<Action>) {
         let quorum = self.cfg.quorum_size();
-        let voters = self.cfg.voters.clone();
-        let l = self.leading();
+        let (cfg, l) = self.leading_with_config();
+        let voters = &cfg.voters;
         if l.phase != Phase::Discovery || !l.accepted_written {
             return;
         }
-        let fresh = l
-            .learners
-            .iter()
-            .filter(|(sid, x)| {
-                voters.contains(sid) && matches!(x.stage, Stage::EpochAcked { fresh: true, .. })
-            })
-            .count();
+        let fresh = l.voters_where(voters, |x| {
+            matches!(x.stage, Stage::EpochAcked { fresh: true, .. })
+        });
         if fresh + 1 < quorum {
             return;
         }
@@ -419,16 +429,12 @@ impl Peer {
 
     fn maybe_activate(&mut self, out: &mut Vec<Action>) {
         let quorum = self.cfg.quorum_size();
-        let voters = self.cfg.voters.clone();
-        let l = self.leading();
+        let (cfg, l) = self.leading_with_config();
+        let voters = &cfg.voters;
         if l.phase != Phase::Sync || !l.current_written {
             return;
         }
-        let acked = l
-            .learners
-            .iter()
-            .filter(|(sid, x)| voters.contains(sid) && x.stage == Stage::NewLeaderAcked)
-            .count();
+        let acked = l.voters_where(voters, |x| x.stage == Stage::NewLeaderAcked);
         if acked + 1 < quorum {
             return;
         }
@@ -526,8 +532,8 @@ impl Peer {
         if self.cfg.plant == Plant::CommitOutOfOrder {
             return self.planted_commit(out);
         }
-        let voters = self.cfg.voters.clone();
-        let l = self.leading();
+        let (cfg, l) = self.leading_with_config();
+        let voters = &cfg.voters;
         if l.phase != Phase::Active {
             return;
         }
@@ -640,23 +646,22 @@ impl Peer {
 
     fn complete_syncs(&mut self, out: &mut Vec<Action>) {
         let quorum = self.cfg.quorum_size();
-        let voters = self.cfg.voters.clone();
         let committed = self.committed;
-        let l = self.leading();
-        let answered = |round: u64| {
-            1 + l
-                .learners
-                .iter()
-                .filter(|(sid, x)| {
-                    voters.contains(sid)
-                        && x.stage == Stage::NewLeaderAcked
-                        && x.ping_round >= round
-                })
-                .count()
-        };
+        let (cfg, l) = self.leading_with_config();
+        let voters = &cfg.voters;
+        // The highest ping round a quorum (this leader included) has answered.
+        let mut rounds: Vec<u64> = l
+            .learners
+            .iter()
+            .filter(|(sid, x)| voters.contains(sid) && x.stage == Stage::NewLeaderAcked)
+            .map(|(_, x)| x.ping_round)
+            .chain([u64::MAX])
+            .collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed = rounds.get(quorum - 1).copied().unwrap_or(0);
         let mut done = Vec::new();
         l.syncs.retain(|s| {
-            let ready = committed >= s.zxid && answered(s.round) >= quorum;
+            let ready = committed >= s.zxid && s.round <= confirmed;
             if ready {
                 done.push((s.id, s.origin, s.zxid));
             }
@@ -687,8 +692,8 @@ impl Peer {
         let init_ms = self.cfg.init_limit_ticks * self.cfg.tick_ms;
         let sync_ms = self.cfg.sync_limit_ticks * self.cfg.tick_ms;
         let quorum = self.cfg.quorum_size();
-        let voters = self.cfg.voters.clone();
-        let l = self.leading();
+        let (cfg, l) = self.leading_with_config();
+        let voters = &cfg.voters;
         let mut dead = Vec::new();
         l.learners.retain(|&sid, x| {
             let limit = if x.stage == Stage::NewLeaderAcked {
@@ -710,11 +715,7 @@ impl Peer {
                 return self.step_down("no quorum synced within initLimit", out);
             }
         } else {
-            let synced = l
-                .learners
-                .iter()
-                .filter(|(sid, x)| voters.contains(sid) && x.stage == Stage::NewLeaderAcked)
-                .count();
+            let synced = l.voters_where(voters, |x| x.stage == Stage::NewLeaderAcked);
             if synced + 1 < quorum {
                 return self.step_down("not sufficient followers synced", out);
             }
