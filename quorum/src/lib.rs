@@ -81,8 +81,8 @@ pub struct Config {
     pub counter_limit: u32,
     /// Entries per DIFF message during synchronization.
     pub diff_chunk_txns: usize,
-    /// A deliberately wrong core, for proving the simulator's checkers. A server always runs
-    /// `Plant::None`; `Peer::new` refuses anything else unless the `plant` feature is on.
+    /// A deliberately wrong core, for proving the simulator's checkers. Only the simulator
+    /// sets it (`rzk sim --plant`); a server must build its `Config` with `Plant::None`.
     pub plant: Plant,
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Each plant breaks exactly one rule of lib.rs's list, in the place that enforces it. The
 //! simulator switches one on with `rzk sim --plant NAME` and a test asserts that it is caught
-//! within a stated number of seeds. A server has no flag or config key that sets one: its
-//! `Config` is built with `Plant::None`, and the server asserts that before it starts.
+//! within a stated number of seeds. A server has no flag or config key that sets one; the
+//! production ensemble must build its `Config` with `Plant::None` (and assert it).
 
 use std::fmt;
 use std::str::FromStr;
