@@ -61,6 +61,10 @@ pub fn run_cli(args: &SimArgs) -> bool {
         println!("sim: 1 seeds, {count} violations");
         return count == 0;
     }
+    // A core's failed assertion is a finding reported below with its seed, not noise on
+    // stderr. (Only here: the hook is process-wide, and tests run seeds on several threads.)
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let started = Instant::now();
     let mut failover_ms = Vec::new();
     let mut unjudged = 0;
@@ -70,6 +74,7 @@ pub fn run_cli(args: &SimArgs) -> bool {
         unjudged += o.unjudged_keys;
         acked += o.stats.acked_writes;
     });
+    std::panic::set_hook(hook);
     let secs = started.elapsed().as_secs_f64();
     for outcome in &failed {
         let v = &outcome.violations[0];
