@@ -141,6 +141,9 @@ fn a_missing_middle_segment_is_a_gap() {
     for z in 1..=12 {
         writer.append(&[big(z)]).unwrap();
     }
+    // Joins the thread preallocating the next segment: still writing when the directory is
+    // removed below, it made remove_dir_all fail now and then (DirectoryNotEmpty).
+    drop(writer);
     let storage = FileStorage::open(&dir, SyncMode::None).unwrap();
     let segments = recover(&storage, 0).unwrap().segments;
     assert!(segments.len() >= 3, "{segments:?}");
