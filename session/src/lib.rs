@@ -53,9 +53,14 @@ pub struct Session {
     pub touch: Touch,
     /// A closeSession (by the client or by expiry) is in flight; nothing else may start.
     pub closing: bool,
-    /// The expiry bucket the session is filed under (see `SessionTable::expired`).
+    /// The expiry bucket the session is filed under (see `SessionTable::expired`), or
+    /// `UNFILED` once its bucket came due and it was reported expired or is closing.
     bucket_ms: u64,
 }
+
+/// `Session::bucket_ms` of a session in no bucket. Never a real bucket: those are multiples of
+/// the interval strictly after a deadline, so at least the interval (>= 1).
+const UNFILED: u64 = 0;
 
 /// Timeout limits as ZooKeeper derives them: min 2 × tickTime and max 20 × tickTime unless
 /// configured.
@@ -94,10 +99,15 @@ impl Prng {
 pub struct SessionTable {
     sessions: HashMap<i64, Session>,
     /// Sessions by the end of the interval their deadline falls in (ZooKeeper's ExpiryQueue,
-    /// bucketed by tickTime). A session moved to a later bucket stays listed in the old one;
-    /// its `bucket_ms` says which listing is current.
+    /// bucketed by tickTime). A session moved to another bucket (re-attach) or removed stays
+    /// listed in the old one until it comes due: its `bucket_ms` says which listing is
+    /// current, and a listing that is not current is dropped then. A session is listed at
+    /// most once under its current bucket.
     buckets: BTreeMap<u64, Vec<i64>>,
     bucket_interval_ms: u64,
+    /// Bucket listings `expired` has looked at, over the table's life: the cost of expiry,
+    /// which tests compare with the number of sessions.
+    examined_count: u64,
     next_id: i64,
     prng: Prng,
 }
@@ -112,6 +122,7 @@ impl SessionTable {
             sessions: HashMap::new(),
             buckets: BTreeMap::new(),
             bucket_interval_ms: bucket_interval_ms.max(1),
+            examined_count: 0,
             next_id: base.max(1),
             prng: Prng::new(seed),
         }
@@ -126,7 +137,13 @@ impl SessionTable {
 
     fn file(&mut self, id: i64, deadline_ms: u64) {
         let bucket = self.bucket_of(deadline_ms);
+        debug_assert_ne!(bucket, UNFILED);
         if let Some(s) = self.sessions.get_mut(&id) {
+            // Already listed there (a re-attach within the same interval): a second listing
+            // would report the session expired twice, and twice the closeSession.
+            if s.bucket_ms == bucket {
+                return;
+            }
             s.bucket_ms = bucket;
             self.buckets.entry(bucket).or_default().push(id);
         }
@@ -175,7 +192,7 @@ impl SessionTable {
                 passwd,
                 touch: Arc::new(AtomicU64::new(now_ms)),
                 closing: false,
-                bucket_ms: 0,
+                bucket_ms: UNFILED,
             },
         );
         self.file(id, now_ms + timeout_ms.max(0) as u64);
@@ -196,9 +213,14 @@ impl SessionTable {
     }
 
     /// Sessions not heard from within their timeout and not already closing, oldest deadline
-    /// first. Only the buckets that came due are looked at: a session heard from since it was
-    /// filed moves to the bucket of its new deadline, so a call costs what expires and what
-    /// moves, not the number of sessions.
+    /// first (then by id, so the order never depends on the hash map). Only the buckets that
+    /// came due are looked at: a session heard from since it was filed moves to the bucket of
+    /// its new deadline, so a call costs what expires and what moves, not the number of
+    /// sessions. Each expired session is reported once and leaves the buckets: the caller
+    /// closes it (marks it `closing` and proposes closeSession).
+    ///
+    /// Never early: a bucket is due only once `now_ms` reaches it, and it lies strictly after
+    /// every deadline filed in it. At most one interval late, plus the caller's tick period.
     pub fn expired(&mut self, now_ms: u64) -> Vec<i64> {
         let mut out: Vec<(u64, i64)> = Vec::new();
         let mut refile: Vec<(i64, u64)> = Vec::new();
@@ -207,12 +229,19 @@ impl SessionTable {
                 break;
             }
             let (bucket, ids) = entry.remove_entry();
+            self.examined_count += ids.len() as u64;
             for id in ids {
-                let Some(s) = self.sessions.get(&id) else {
-                    continue;
+                let Some(s) = self.sessions.get_mut(&id) else {
+                    continue; // removed since it was filed
                 };
-                if s.bucket_ms != bucket || s.closing {
-                    continue;
+                if s.bucket_ms != bucket {
+                    continue; // moved (listed under its current bucket) or unfiled since
+                }
+                // Out of the bucket before anything else, so that a second listing under the
+                // same bucket (an id removed and inserted again) cannot match.
+                s.bucket_ms = UNFILED;
+                if s.closing {
+                    continue; // its closeSession is in flight; it leaves the table with it
                 }
                 let deadline = s.touch.load(Ordering::Relaxed) + s.timeout_ms.max(0) as u64;
                 if now_ms > deadline {
@@ -232,6 +261,11 @@ impl SessionTable {
     /// How many bucket listings are held (moved sessions count until their old bucket is due).
     pub fn bucket_listings(&self) -> usize {
         self.buckets.values().map(Vec::len).sum()
+    }
+
+    /// Bucket listings `expired` has looked at so far (what its calls cost in total).
+    pub fn examined_count(&self) -> u64 {
+        self.examined_count
     }
 }
 
@@ -318,6 +352,115 @@ mod tests {
             500,
             "the touched half was filed again"
         );
+    }
+
+    /// Clients that reconnect quickly re-attach several times within one interval: the
+    /// session stays listed once, and expires once (one closeSession, not one per re-attach).
+    #[test]
+    fn reattaching_within_one_bucket_lists_the_session_once() {
+        let mut table = SessionTable::new(0, 0, 1, 2000);
+        let id = table.create(4000, 100).id;
+        table.reattach(id, 4000, 200);
+        table.reattach(id, 4000, 300);
+        assert_eq!(table.bucket_listings(), 1);
+        // Heard from until 5_000: filed again once, not once per re-attach.
+        table.get(id).unwrap().touch.store(5_000, Ordering::Relaxed);
+        assert!(table.expired(6_000).is_empty());
+        assert_eq!(table.bucket_listings(), 1);
+        assert_eq!(table.expired(10_000), vec![id]);
+        assert!(table.expired(100_000).is_empty(), "reported once");
+        assert_eq!(table.bucket_listings(), 0);
+    }
+
+    /// A re-attach with a shorter timeout moves the deadline earlier; the old listing is
+    /// dropped when its bucket comes due.
+    #[test]
+    fn a_reattach_can_move_the_deadline_earlier() {
+        let mut table = SessionTable::new(0, 0, 1, 1000);
+        let id = table.create(30_000, 0).id;
+        table.reattach(id, 4_000, 1_000);
+        assert!(table.expired(5_000).is_empty(), "never early");
+        assert_eq!(table.expired(6_000), vec![id]);
+        assert!(
+            table.expired(40_000).is_empty(),
+            "the stale listing reports nothing"
+        );
+    }
+
+    /// An id removed and inserted again (a closed session replayed) is reported once, even
+    /// when its stale listing shares the bucket of its new one.
+    #[test]
+    fn an_id_inserted_again_expires_once() {
+        let mut table = SessionTable::new(0, 0, 1, 1000);
+        table.insert(42, 4000, [0; 16], 100);
+        assert!(table.remove(42).is_some());
+        table.insert(42, 4000, [0; 16], 200);
+        assert_eq!(table.bucket_listings(), 2);
+        assert_eq!(table.expired(5_000), vec![42]);
+        assert_eq!(table.bucket_listings(), 0);
+    }
+
+    /// Many sessions share a bucket; one tick expires them all, oldest deadline first, then by
+    /// id, whatever order the hash map holds them in.
+    #[test]
+    fn many_sessions_in_one_bucket_expire_in_one_tick_in_a_fixed_order() {
+        let mut table = SessionTable::new(0, 0, 1, 2000);
+        // Ids in reverse order of deadline: 10_000 sessions, deadlines 4_000..=5_999 (one
+        // bucket: 6_000), inserted so that hash order, id order and deadline order differ.
+        let mut want: Vec<(u64, i64)> = Vec::new();
+        for i in 0..10_000i64 {
+            let id = 50_000 - i;
+            let created = (i as u64 * 7919) % 2000;
+            table.insert(id, 4000, [0; 16], created);
+            want.push((created + 4000, id));
+        }
+        assert_eq!(table.buckets.len(), 1, "one bucket holds them all");
+        assert!(table.expired(5_999).is_empty());
+        assert_eq!(
+            table.examined_count(),
+            0,
+            "a bucket not yet due is not looked at"
+        );
+        want.sort_unstable();
+        let want: Vec<i64> = want.into_iter().map(|(_, id)| id).collect();
+        assert_eq!(table.expired(6_000), want);
+        assert_eq!(table.examined_count(), 10_000);
+    }
+
+    /// A session heard from often lives on, however long; each tick looks only at the bucket
+    /// that came due, not at every session.
+    #[test]
+    fn a_touched_session_lives_and_ticks_do_not_scan_every_session() {
+        let interval = 2000;
+        let mut table = SessionTable::new(0, 0, 1, interval);
+        let live = table.create(4000, 0).id;
+        // Idle sessions far from expiry: a tick must not look at them.
+        for _ in 0..10_000 {
+            table.create(1_000_000, 0);
+        }
+        let mut now = 0;
+        while now < 300_000 {
+            now += 500; // the driver ticks at tickTime / 4
+            table.get(live).unwrap().touch.store(now, Ordering::Relaxed);
+            assert!(
+                table.expired(now).is_empty(),
+                "touched, yet expired at {now}"
+            );
+        }
+        assert!(table.get(live).is_some());
+        // The live session was looked at about once per interval, the others never.
+        let looked = table.examined_count();
+        assert!(
+            looked <= 300_000 / interval + 1,
+            "{looked} listings looked at for one live session"
+        );
+        // Untouched from now on: it expires after its timeout, rounded up to the interval.
+        let mut at = now;
+        while table.expired(at).is_empty() {
+            at += 1;
+        }
+        assert!(at > now + 4000, "early: {at}");
+        assert!(at <= now + 4000 + interval, "late: {at}");
     }
 
     #[test]
