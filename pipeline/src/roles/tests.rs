@@ -346,6 +346,242 @@ fn a_wall_clock_jump_expires_no_session() {
     assert!(actions.expired.iter().any(|(id, _)| *id == session));
 }
 
+/// ZooKeeper's default tickTime: sessions are bucketed by it, unlike `config`'s 1 ms.
+const TICK_MS: u64 = 2_000;
+
+/// The timeout `connect` asks for (within `config`'s limits).
+const TIMEOUT_MS: u64 = 10_000;
+
+fn ticked_core(seed: u64) -> Standalone {
+    let config = CoreConfig {
+        tick_ms: TICK_MS,
+        ..config(seed)
+    };
+    Standalone::new(config, Tree::new(), Now::both(1_000))
+}
+
+/// Re-attaches `session_id` on `conn` at `now` (no txn: the session exists).
+fn reconnect(core: &mut Standalone, conn: ConnId, session_id: i64, now: Now) {
+    let passwd = core.sessions().get(session_id).unwrap().passwd.to_vec();
+    let mut actions = Actions::default();
+    core.step(
+        now,
+        Input::Connect {
+            conn,
+            request: ConnectRequest {
+                protocol_version: 0,
+                last_zxid_seen: 0,
+                timeout_ms: TIMEOUT_MS as i32,
+                session_id,
+                passwd,
+                read_only: None,
+            },
+            auth_ids: vec![],
+        },
+        &mut actions,
+    );
+    assert!(actions.append.is_empty());
+    assert!(actions
+        .outputs
+        .iter()
+        .any(|o| matches!(o, Output::Established { conn: c, .. } if *c == conn)));
+}
+
+/// A tick at `now`; returns the sessions it closed, in the order of their closeSession txns,
+/// after checking that each closed session has exactly one.
+fn tick(core: &mut Standalone, now: Now) -> Vec<i64> {
+    let mut actions = Actions::default();
+    core.step(now, Input::Tick, &mut actions);
+    let closed: Vec<i64> = actions
+        .append
+        .iter()
+        .filter(|t| t.body == TxnBody::CloseSession)
+        .map(|t| t.session_id)
+        .collect();
+    let reported: Vec<i64> = actions.expired.iter().map(|(id, _)| *id).collect();
+    assert_eq!(closed, reported, "one closeSession per expired session");
+    closed
+}
+
+/// The event loop heard from `session` at `mono_ms`.
+fn heard_from(core: &Standalone, session: i64, mono_ms: u64) {
+    core.sessions()
+        .get(session)
+        .unwrap()
+        .touch
+        .store(mono_ms, Ordering::Relaxed);
+}
+
+/// A session the event loop keeps hearing from lives on through many timeouts, while the wall
+/// clock is stepped forward by an hour every minute.
+#[test]
+fn a_session_heard_from_keeps_living() {
+    let mut core = ticked_core(1);
+    let session = connect(&mut core, CONN, 1_000);
+    let mut mono_ms = 1_000;
+    while mono_ms < 1_000 + 30 * TIMEOUT_MS {
+        mono_ms += TICK_MS / 4; // the driver's tick period
+        heard_from(&core, session, mono_ms);
+        let wall_ms = mono_ms + (mono_ms / 60_000) * 3_600_000;
+        let closed = tick(&mut core, Now { mono_ms, wall_ms });
+        assert!(closed.is_empty(), "expired at {mono_ms} though heard from");
+    }
+    assert!(core.sessions().get(session).is_some());
+}
+
+/// A session not heard from expires after its timeout, never before, and at most one tick
+/// late, whatever the wall clock does (here it runs backwards).
+#[test]
+fn a_silent_session_expires_after_its_timeout_at_most_one_tick_late() {
+    for created_ms in [1_000, 1_999, 2_000, 2_001, 3_333] {
+        let mut core = ticked_core(1);
+        let session = connect(&mut core, CONN, created_ms);
+        let deadline_ms = created_ms + TIMEOUT_MS;
+        let mut mono_ms = created_ms;
+        let expired_at = loop {
+            mono_ms += 10;
+            let now = Now {
+                mono_ms,
+                wall_ms: 1_000_000 - (mono_ms - created_ms) / 2,
+            };
+            let closed = tick(&mut core, now);
+            if !closed.is_empty() {
+                assert_eq!(closed, vec![session]);
+                break mono_ms;
+            }
+            assert!(mono_ms < deadline_ms + 2 * TICK_MS, "never expired");
+        };
+        assert!(
+            expired_at > deadline_ms,
+            "early: {expired_at} for {created_ms}"
+        );
+        assert!(
+            expired_at <= deadline_ms + TICK_MS,
+            "late: {expired_at} for {created_ms}"
+        );
+        // Expired once: the next ticks close nothing more.
+        assert!(tick(&mut core, Now::both(mono_ms + 10 * TICK_MS)).is_empty());
+    }
+}
+
+/// Sessions created within one tick share a bucket and close in one tick, in deadline then
+/// id order: the same txns whatever order the core's hash maps hold them in.
+#[test]
+fn many_sessions_in_one_bucket_close_in_one_tick_in_a_fixed_order() {
+    let run = |seed: u64| -> Vec<Txn> {
+        let mut core = ticked_core(seed);
+        let mut sessions = Vec::new();
+        for i in 0..200u64 {
+            // Created at 1_000..=1_199: deadlines 11_000..=11_199, all in bucket 12_000.
+            sessions.push(connect(&mut core, 100 + i, 1_000 + i));
+        }
+        assert!(tick(&mut core, Now::both(11_999)).is_empty());
+        let mut actions = Actions::default();
+        core.step(Now::both(12_000), Input::Tick, &mut actions);
+        let closed: Vec<i64> = actions.append.iter().map(|t| t.session_id).collect();
+        assert_eq!(
+            closed, sessions,
+            "in deadline order, which is creation order"
+        );
+        actions.append.clone()
+    };
+    let first = run(1);
+    for seed in 2..5 {
+        let again = run(seed);
+        assert_eq!(again.len(), first.len());
+        for (a, b) in first.iter().zip(&again) {
+            assert_eq!(
+                (a.zxid, a.session_id, &a.body),
+                (b.zxid, b.session_id, &b.body)
+            );
+        }
+    }
+}
+
+/// A tick costs what expires and what moves: sessions whose bucket is not due are not looked
+/// at, however many there are.
+#[test]
+fn a_tick_does_not_look_at_every_session() {
+    let mut core = ticked_core(1);
+    let sessions: Vec<i64> = (0..1_000)
+        .map(|i| connect(&mut core, 100 + i, 1_000))
+        .collect();
+    let mut mono_ms = 1_000;
+    while mono_ms < 11_500 {
+        mono_ms += TICK_MS / 4;
+        assert!(tick(&mut core, Now::both(mono_ms)).is_empty());
+    }
+    assert_eq!(
+        core.sessions().examined_count(),
+        0,
+        "no bucket came due, so no session was looked at"
+    );
+    // Half were heard from: the due bucket moves them and closes the rest.
+    for s in sessions.iter().step_by(2) {
+        heard_from(&core, *s, 11_000);
+    }
+    let closed = tick(&mut core, Now::both(12_000));
+    assert_eq!(closed.len(), 500);
+    assert_eq!(core.sessions().examined_count(), 1_000);
+    // Their next bucket (22_000) is not due for a while: ticks until then look at nothing.
+    while mono_ms < 21_500 {
+        mono_ms += TICK_MS / 4;
+        tick(&mut core, Now::both(mono_ms));
+    }
+    assert_eq!(core.sessions().examined_count(), 1_000);
+}
+
+/// A client that reconnects twice within one tick still has one session: it expires once,
+/// with one closeSession.
+#[test]
+fn reconnecting_within_one_tick_expires_the_session_once() {
+    let mut core = ticked_core(1);
+    let session = connect(&mut core, CONN, 1_000);
+    reconnect(&mut core, OTHER, session, Now::both(1_100));
+    reconnect(&mut core, CONN, session, Now::both(1_200));
+    assert_eq!(tick(&mut core, Now::both(13_000)), vec![session]);
+    assert!(tick(&mut core, Now::both(30_000)).is_empty());
+}
+
+/// After a restart every session gets a full timeout from the monotonic clock at recovery,
+/// however old its createSession's wall-clock time is.
+#[test]
+fn recovery_gives_every_session_a_full_timeout_from_the_monotonic_now() {
+    let log: Vec<Txn> = [7i64, 8]
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| Txn {
+            zxid: i as i64 + 1,
+            time_ms: 1_000,
+            session_id: id,
+            cxid: 0,
+            body: TxnBody::CreateSession {
+                timeout_ms: TIMEOUT_MS as i32,
+                passwd: [id as u8; 16],
+            },
+        })
+        .collect();
+    let config = CoreConfig {
+        tick_ms: TICK_MS,
+        ..config(1)
+    };
+    // A fresh process: its monotonic clock starts near 0, the wall clock is days later.
+    let at = Now {
+        mono_ms: 50,
+        wall_ms: 1_000 + 5 * 86_400_000,
+    };
+    let mut core = Standalone::recover(config, Tree::new(), Vec::new(), &log, at);
+    let later = |mono_ms: u64| Now {
+        mono_ms,
+        wall_ms: at.wall_ms + mono_ms,
+    };
+    assert!(tick(&mut core, later(50 + TIMEOUT_MS)).is_empty());
+    assert_eq!(
+        tick(&mut core, later(50 + TIMEOUT_MS + TICK_MS)),
+        vec![7, 8]
+    );
+}
+
 #[test]
 fn reattach_with_wrong_password_is_expired() {
     let mut core = core();
