@@ -3,7 +3,8 @@
 //! generation, and the authentication schemes a client can add with `auth` (digest, ip).
 //!
 //! Owns: which sessions exist, their timeouts and passwords, when each was last heard from.
-//! Never: reads a clock (times come in as `now_ms`), touches sockets, or changes the tree —
+//! Never: reads a clock (times come in as arguments: `Now::mono_ms` for everything here but
+//! the id base, which is wall-clock time), touches sockets, or changes the tree —
 //! an expired session becomes a closeSession transaction that prep turns into deletes.
 
 pub mod auth;
@@ -170,19 +171,19 @@ impl SessionTable {
     }
 
     /// Allocates an id and password for a new session; the session exists from here on.
-    /// `now_ms` is monotonic, as every time the table takes.
-    pub fn create(&mut self, timeout_ms: i32, now_ms: u64) -> &Session {
+    /// `mono_ms` is `Now::mono_ms`, as every time the table takes after `new`.
+    pub fn create(&mut self, timeout_ms: i32, mono_ms: u64) -> &Session {
         let id = self.next_id;
         self.next_id += 1;
         let mut passwd = [0u8; 16];
         passwd[..8].copy_from_slice(&self.prng.next_u64().to_be_bytes());
         passwd[8..].copy_from_slice(&self.prng.next_u64().to_be_bytes());
-        self.insert(id, timeout_ms, passwd, now_ms);
+        self.insert(id, timeout_ms, passwd, mono_ms);
         &self.sessions[&id]
     }
 
     /// Re-creates a session with a known id (log replay, followers).
-    pub fn insert(&mut self, id: i64, timeout_ms: i32, passwd: [u8; 16], now_ms: u64) {
+    pub fn insert(&mut self, id: i64, timeout_ms: i32, passwd: [u8; 16], mono_ms: u64) {
         self.next_id = self.next_id.max(id + 1);
         self.sessions.insert(
             id,
@@ -190,21 +191,21 @@ impl SessionTable {
                 id,
                 timeout_ms,
                 passwd,
-                touch: Arc::new(AtomicU64::new(now_ms)),
+                touch: Arc::new(AtomicU64::new(mono_ms)),
                 closing: false,
                 bucket_ms: UNFILED,
             },
         );
-        self.file(id, now_ms + timeout_ms.max(0) as u64);
+        self.file(id, mono_ms + timeout_ms.max(0) as u64);
     }
 
-    /// A client re-attached with `timeout_ms` (renegotiated) at `now_ms`: its deadline moves
+    /// A client re-attached with `timeout_ms` (renegotiated) at `mono_ms`: its deadline moves
     /// with it, earlier or later.
-    pub fn reattach(&mut self, id: i64, timeout_ms: i32, now_ms: u64) {
+    pub fn reattach(&mut self, id: i64, timeout_ms: i32, mono_ms: u64) {
         if let Some(s) = self.sessions.get_mut(&id) {
             s.timeout_ms = timeout_ms;
-            s.touch.store(now_ms, Ordering::Relaxed);
-            self.file(id, now_ms + timeout_ms.max(0) as u64);
+            s.touch.store(mono_ms, Ordering::Relaxed);
+            self.file(id, mono_ms + timeout_ms.max(0) as u64);
         }
     }
 
@@ -219,13 +220,13 @@ impl SessionTable {
     /// sessions. Each expired session is reported once and leaves the buckets: the caller
     /// closes it (marks it `closing` and proposes closeSession).
     ///
-    /// Never early: a bucket is due only once `now_ms` reaches it, and it lies strictly after
+    /// Never early: a bucket is due only once `mono_ms` reaches it, and it lies strictly after
     /// every deadline filed in it. At most one interval late, plus the caller's tick period.
-    pub fn expired(&mut self, now_ms: u64) -> Vec<i64> {
+    pub fn expired(&mut self, mono_ms: u64) -> Vec<i64> {
         let mut out: Vec<(u64, i64)> = Vec::new();
         let mut refile: Vec<(i64, u64)> = Vec::new();
         while let Some(entry) = self.buckets.first_entry() {
-            if *entry.key() > now_ms {
+            if *entry.key() > mono_ms {
                 break;
             }
             let (bucket, ids) = entry.remove_entry();
@@ -244,7 +245,7 @@ impl SessionTable {
                     continue; // its closeSession is in flight; it leaves the table with it
                 }
                 let deadline = s.touch.load(Ordering::Relaxed) + s.timeout_ms.max(0) as u64;
-                if now_ms > deadline {
+                if mono_ms > deadline {
                     out.push((deadline, id));
                 } else {
                     refile.push((id, deadline));
