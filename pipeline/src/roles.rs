@@ -1,12 +1,25 @@
-//! How the stages are wired for a standalone server (read this first).
+//! How the stages are wired into one server's core, for every role (read this first).
 //!
-//! One `Standalone` value is the whole core: the driver feeds it `Input`s and the current time
-//! and carries out the `Actions` it returns:
-//! 1. `actions.append`: txns to make durable, in zxid order; the driver group-commits them and
-//!    later reports `Input::Durable { zxid }`.
-//! 2. `actions.outputs`: frames for connections (watch events, replies), connections to mark
+//! One `Core` value is the whole core: the driver feeds it `Input`s and the current time and
+//! carries out the `Actions` it returns. It is composed of three parts:
+//! - the **front end** (`front.rs`), which every role runs: connections, session attach,
+//!   reads, watches and each session's reply order;
+//! - the **proposer** (`proposer.rs`), which only a leader runs: prep, zxid assignment, the
+//!   speculative tree, session expiry and the reaper;
+//! - the **release path** (here): committed transactions are applied (a learner) or their
+//!   prepared results taken (a leader), watches fire, and each is matched to the request
+//!   waiting for it by (session id, cxid).
+//!
+//! A standalone server is a leader whose quorum is itself: its log's "durable" is the
+//! quorum's "committed", so every existing test runs the leader's code. The actions:
+//! 1. `actions.append` (leader): txns to propose, in zxid order; the driver has them
+//!    committed (standalone: group-committed to its own log) and later reports
+//!    `Input::Committed { zxid }`.
+//! 2. `actions.forward` (learner): writes and session creations for the leader, which
+//!    replicates them back as `Input::Replicated`.
+//! 3. `actions.outputs`: frames for connections (watch events, replies), connections to mark
 //!    established or to close, in the order they must happen per connection.
-//! 3. `actions.publish`: a new tree version for the event loops' lock-free reads. The driver
+//! 4. `actions.publish`: a new tree version for the event loops' lock-free reads. The driver
 //!    publishes it BEFORE handing out the outputs, so that any client that has a reply can
 //!    read what it acknowledged, from any connection; and it marks the version "delivered"
 //!    only after the outputs are queued, so an event loop answers a read from a version only
@@ -14,26 +27,30 @@
 //!    core). An event thus always reaches its client before the reply of a read that
 //!    observes the change.
 //!
-//! Prep applies each txn to the speculative `working` tree at once (so the next request is
-//! validated against it, ZooKeeper's "outstanding changes") and keeps an O(1) clone of the
-//! tree after it; `Durable` releases those clones in order as the visible `released` tree.
-//! Nothing a client can observe happens before its txn is durable.
+//! A leader's prep applies each txn to the speculative `working` tree at once (so the next
+//! request is validated against it, ZooKeeper's "outstanding changes") and keeps an O(1)
+//! clone of the tree at each seal; `Committed` releases those clones in order as the visible
+//! `released` tree. A learner applies each replicated txn to its `released` tree in place.
+//! Nothing a client can observe happens before its txn is committed.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+mod front;
+mod proposer;
+
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use rzk_proto::{
     ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, Id, OpCode, ReplyHeader, Request,
-    Response, Txn, TxnBody, WatcherEvent, WatcherType,
+    Response, Txn, TxnBody,
 };
 use rzk_session::{DurableSession, Now, SessionTable, TimeoutLimits, Touch};
-use rzk_tree::watch::{Fired, WatchRegistry};
-use rzk_tree::{Applied, NodeKind, Tree};
+use rzk_tree::watch::WatchRegistry;
+use rzk_tree::{Applied, OpOutcome, Tree};
 
 use crate::apply;
-use crate::commit::{Queued, SessionQueues};
-use crate::prep::{self, Caller};
-use crate::read::{self, WatchRegistration};
+use crate::commit::{Queued, TxnKind, WriteReply};
+use front::Front;
+use proposer::Proposer;
 
 /// A connection, named by the driver (unique for the server's lifetime).
 pub type ConnId = u64;
@@ -49,6 +66,27 @@ pub struct CoreConfig {
     pub seed: u64,
     /// Session expiry is checked per this interval (ZooKeeper's tickTime).
     pub tick_ms: u64,
+}
+
+/// A learner's write (or new session) for the leader, with what the leader needs to prep it
+/// as if the client had sent it there: the session, the client's cxid and its identities.
+#[derive(Debug)]
+pub struct Forwarded {
+    pub session_id: i64,
+    pub cxid: i32,
+    pub auth_ids: Vec<Id>,
+    pub op: ForwardedOp,
+}
+
+#[derive(Debug)]
+pub enum ForwardedOp {
+    Request(Request),
+    /// The learner allocated the id and password (ids carry its server id, so they never
+    /// collide); the leader makes it a transaction and starts tracking its expiry.
+    CreateSession {
+        timeout_ms: i32,
+        passwd: [u8; 16],
+    },
 }
 
 #[derive(Debug)]
@@ -73,11 +111,21 @@ pub enum Input {
     Disconnected {
         conn: ConnId,
     },
-    /// The log made every txn up to `zxid` durable.
-    Durable {
+    /// Leader: every txn up to `zxid` is committed (standalone: durable in its own log).
+    Committed {
         zxid: i64,
     },
-    /// Time passed: expire sessions, reap containers and TTL nodes.
+    /// Learner: txns the leader committed, in zxid order, to apply and answer.
+    Replicated {
+        txns: Vec<Txn>,
+    },
+    /// Leader: a learner's write or new session.
+    Forwarded(Forwarded),
+    /// Leader: learners heard from these sessions (carried in their pings).
+    Touches {
+        session_ids: Vec<i64>,
+    },
+    /// Time passed: a leader expires sessions and reaps containers and TTL nodes.
     Tick,
 }
 
@@ -105,6 +153,7 @@ pub enum Output {
 #[derive(Default)]
 pub struct Actions {
     pub append: Vec<Txn>,
+    pub forward: Vec<Forwarded>,
     pub outputs: Vec<Output>,
     pub publish: Option<Tree>,
     /// Sessions whose timeout passed this step, with that timeout in ms: the driver logs
@@ -115,63 +164,66 @@ pub struct Actions {
 impl Actions {
     pub fn clear(&mut self) {
         self.append.clear();
+        self.forward.clear();
         self.outputs.clear();
         self.publish = None;
         self.expired.clear();
     }
 }
 
-struct Conn {
-    session_id: i64,
-    auth_ids: Vec<Id>,
+/// What a committed transaction does to the set of sessions. One function derives it, for
+/// the leader's release, a learner's apply and recovery alike, so every server's session set
+/// follows the same transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionChange {
+    Created(DurableSession),
+    Closed(i64),
 }
 
-#[derive(Debug)]
-enum Origin {
-    Request {
-        conn: ConnId,
-        xid: i32,
-        is_multi: bool,
-        is_close: bool,
-    },
-    Connect {
-        conn: ConnId,
-        timeout_ms: i32,
-        read_only: Option<bool>,
-    },
-    Expiry,
-    Reaper,
+impl SessionChange {
+    pub fn of(txn: &Txn) -> Option<SessionChange> {
+        match &txn.body {
+            TxnBody::CreateSession { timeout_ms, passwd } => {
+                Some(SessionChange::Created(DurableSession {
+                    id: txn.session_id,
+                    timeout_ms: *timeout_ms,
+                    passwd: *passwd,
+                }))
+            }
+            TxnBody::CloseSession => Some(SessionChange::Closed(txn.session_id)),
+            _ => None,
+        }
+    }
+
+    pub fn apply(self, sessions: &mut BTreeMap<i64, DurableSession>) {
+        match self {
+            SessionChange::Created(s) => {
+                sessions.insert(s.id, s);
+            }
+            SessionChange::Closed(id) => {
+                sessions.remove(&id);
+            }
+        }
+    }
 }
 
-struct Pending {
-    zxid: i64,
-    session_id: i64,
-    /// The tree right after this txn, kept only at a *seal*: the end of a batch handed to the
-    /// log, or a point a queued read must be answered at. Cloning per txn made every apply
-    /// copy the persistent map's path (about 10x the apply itself); per seal it is once per
-    /// batch. Releases stop only at seals, so the released tree is always one of these.
-    tree_after: Option<Tree>,
-    applied: Applied,
-    origin: Origin,
+enum Role {
+    Leader(Box<Proposer>),
+    Learner,
 }
 
-pub struct Standalone {
+pub struct Core {
     config: CoreConfig,
     now: Now,
-    working: Tree,
+    /// Every committed txn applied: what clients see.
     released: Tree,
-    pending: VecDeque<Pending>,
+    /// Live sessions: on the leader the authority for expiry, on a learner a mirror of the
+    /// committed ones plus those it is creating (for re-attach checks).
     sessions: SessionTable,
-    conns: HashMap<ConnId, Conn>,
-    session_conn: HashMap<i64, ConnId>,
-    queues: SessionQueues,
-    watches: WatchRegistry,
-    next_reap_ms: u64,
-    fired: Vec<Fired>,
-    /// Requests whose write was released, waiting for the seal that ends the release.
-    deferred: Vec<(ConnId, i64, i32, Request)>,
     /// Sessions as of the released tree: what a snapshot of `released` must hold.
-    durable_sessions: BTreeMap<i64, DurableSession>,
+    committed_sessions: BTreeMap<i64, DurableSession>,
+    front: Front,
+    role: Role,
 }
 
 fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
@@ -185,25 +237,26 @@ fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
     )
 }
 
-impl Standalone {
+impl Core {
+    /// A standalone server: the leader of a quorum of itself, numbering txns in the epoch of
+    /// its history (ZooKeeper's standalone zxids stay in epoch 0).
     pub fn new(config: CoreConfig, tree: Tree, now: Now) -> Self {
+        let epoch = rzk_proto::Zxid::from_i64(tree.last_zxid()).epoch;
         let sessions =
             SessionTable::new(config.server_id, now.wall_ms, config.seed, config.tick_ms);
-        Standalone {
-            next_reap_ms: now.mono_ms + config.container_check_interval_ms,
+        let proposer = Proposer::new(
+            &tree,
+            epoch,
+            now.mono_ms + config.container_check_interval_ms,
+        );
+        Core {
             config,
             now,
-            working: tree.clone(),
             released: tree,
-            pending: VecDeque::new(),
             sessions,
-            conns: HashMap::new(),
-            session_conn: HashMap::new(),
-            queues: SessionQueues::default(),
-            watches: WatchRegistry::new(),
-            fired: Vec::new(),
-            deferred: Vec::new(),
-            durable_sessions: BTreeMap::new(),
+            committed_sessions: BTreeMap::new(),
+            front: Front::default(),
+            role: Role::Leader(Box::new(proposer)),
         }
     }
 
@@ -217,7 +270,7 @@ impl Standalone {
         txns: &[Txn],
         now: Now,
     ) -> Self {
-        let mut durable: BTreeMap<i64, DurableSession> =
+        let mut committed: BTreeMap<i64, DurableSession> =
             sessions.into_iter().map(|s| (s.id, s)).collect();
         let mut applied = Applied::default();
         for txn in txns {
@@ -227,20 +280,107 @@ impl Standalone {
             applied.outcomes.clear();
             applied.triggers.clear();
             tree.apply(txn, &mut applied);
-            track_session(&mut durable, txn);
+            if let Some(change) = SessionChange::of(txn) {
+                change.apply(&mut committed);
+            }
         }
-        let mut core = Standalone::new(config, tree, now);
-        for s in durable.values() {
+        let mut core = Core::new(config, tree, now);
+        for s in committed.values() {
             core.sessions
                 .insert(s.id, s.timeout_ms, s.passwd, now.mono_ms);
         }
-        core.durable_sessions = durable;
+        core.committed_sessions = committed;
         core
     }
 
-    /// Sessions that exist in the released tree's history, for a snapshot of it.
-    pub fn durable_sessions(&self) -> Vec<DurableSession> {
-        self.durable_sessions.values().copied().collect()
+    /// Stops leading (the quorum elected another leader, or lost its quorum): txns prepped
+    /// and not committed are dropped (the new leader commits or truncates them and
+    /// replicates what it commits), and every client connection closes, as ZooKeeper's do
+    /// when their server changes role; clients reconnect and re-register their watches.
+    pub fn become_learner(&mut self, actions: &mut Actions) {
+        self.role = Role::Learner;
+        self.front
+            .close_all("server changed role: reconnect", actions);
+        for s in self.sessions.iter_mut() {
+            s.closing = false;
+        }
+    }
+
+    /// Starts leading in `epoch` from the committed state: every session gets a full timeout
+    /// from now (its heartbeats went to servers this one did not hear from), as a new
+    /// ZooKeeper leader's session tracker does.
+    pub fn become_leader(&mut self, epoch: u32, actions: &mut Actions) {
+        self.front
+            .close_all("server changed role: reconnect", actions);
+        let next_reap_ms = self.now.mono_ms + self.config.container_check_interval_ms;
+        self.role = Role::Leader(Box::new(Proposer::new(&self.released, epoch, next_reap_ms)));
+        let ids: Vec<(i64, i32)> = self
+            .committed_sessions
+            .values()
+            .map(|s| (s.id, s.timeout_ms))
+            .collect();
+        // Sessions a learner was still creating never committed: they do not exist.
+        let stale: Vec<i64> = self
+            .sessions
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| !self.committed_sessions.contains_key(id))
+            .collect();
+        for id in stale {
+            self.sessions.remove(id);
+        }
+        for (id, timeout_ms) in ids {
+            self.sessions.reattach(id, timeout_ms, self.now.mono_ms);
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.closing = false;
+            }
+        }
+    }
+
+    /// Moves a leader's numbering to `epoch` (the quorum rolled the epoch over).
+    pub fn set_epoch(&mut self, epoch: u32) {
+        if let Role::Leader(p) = &mut self.role {
+            assert!(
+                epoch >= p.epoch,
+                "epochs only grow: {} after {}",
+                epoch,
+                p.epoch
+            );
+            p.epoch = epoch;
+        }
+    }
+
+    /// A learner takes the leader's snapshot (SNAP): the released tree and sessions are
+    /// replaced, and every client connection closes (what it saw may be gone).
+    pub fn install(&mut self, tree: Tree, sessions: Vec<DurableSession>, actions: &mut Actions) {
+        assert!(
+            matches!(self.role, Role::Learner),
+            "only a learner installs a snapshot"
+        );
+        self.front
+            .close_all("server resynchronised with its leader: reconnect", actions);
+        self.released = tree;
+        self.committed_sessions = sessions.into_iter().map(|s| (s.id, s)).collect();
+        self.sessions = SessionTable::new(
+            self.config.server_id,
+            self.now.wall_ms,
+            self.config.seed,
+            self.config.tick_ms,
+        );
+        for s in self.committed_sessions.values() {
+            self.sessions
+                .insert(s.id, s.timeout_ms, s.passwd, self.now.mono_ms);
+        }
+        actions.publish = Some(self.released.clone());
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// Sessions as of the released tree, for a snapshot of it.
+    pub fn committed_sessions(&self) -> Vec<DurableSession> {
+        self.committed_sessions.values().copied().collect()
     }
 
     pub fn released(&self) -> &Tree {
@@ -252,19 +392,42 @@ impl Standalone {
     }
 
     pub fn watches(&self) -> &WatchRegistry {
-        &self.watches
+        &self.front.watches
     }
 
-    /// Requests prepped but not yet released, plus requests queued behind them.
+    /// Requests prepped (or forwarded) but not yet released, plus requests queued behind them.
     pub fn outstanding_count(&self) -> usize {
-        self.pending.len() + self.queues.queued_count()
+        let pending = match &self.role {
+            Role::Leader(p) => p.pending.len(),
+            Role::Learner => 0,
+        };
+        pending + self.front.queues.queued_count()
     }
 
     pub fn session_of(&self, conn: ConnId) -> Option<i64> {
-        self.conns
+        self.front
+            .conns
             .get(&conn)
             .map(|c| c.session_id)
             .filter(|&s| s != 0)
+    }
+
+    /// A learner's sessions whose clients were heard from after `mono_ms`, in id order: what
+    /// its next ping tells the leader, which alone expires sessions.
+    pub fn local_sessions_heard_since(&self, mono_ms: u64) -> Vec<i64> {
+        let mut ids: Vec<i64> = self
+            .front
+            .session_conn
+            .keys()
+            .copied()
+            .filter(|id| {
+                self.sessions
+                    .get(*id)
+                    .is_some_and(|s| s.touch.load(Ordering::Relaxed) > mono_ms)
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     pub fn step(&mut self, now: Now, input: Input, actions: &mut Actions) {
@@ -280,12 +443,23 @@ impl Standalone {
             } => self.connect(conn, request, auth_ids, actions),
             Input::Request { conn, xid, request } => self.request(conn, xid, request, actions),
             Input::AuthChanged { conn, auth_ids } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
+                if let Some(c) = self.front.conns.get_mut(&conn) {
                     c.auth_ids = auth_ids;
                 }
             }
-            Input::Disconnected { conn } => self.disconnected(conn),
-            Input::Durable { zxid } => self.durable(zxid, actions),
+            Input::Disconnected { conn } => self.front.disconnected(conn),
+            Input::Committed { zxid } => self.committed(zxid, actions),
+            Input::Replicated { txns } => self.replicated(txns, actions),
+            Input::Forwarded(forwarded) => self.forwarded(forwarded, actions),
+            Input::Touches { session_ids } => {
+                if self.is_leader() {
+                    for id in session_ids {
+                        if let Some(s) = self.sessions.get(id) {
+                            s.touch.store(self.now.mono_ms, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
             Input::Tick => self.tick(actions),
         }
     }
@@ -310,25 +484,31 @@ impl Standalone {
         if request.session_id == 0 {
             let session = self.sessions.create(timeout_ms, self.now.mono_ms);
             let (session_id, passwd) = (session.id, session.passwd);
-            self.conns.insert(
-                conn,
-                Conn {
+            self.front.attach(conn, session_id, auth_ids);
+            let reply = WriteReply::Connect {
+                timeout_ms,
+                read_only: request.read_only,
+            };
+            match self.role {
+                Role::Leader(_) => self.submit(
                     session_id,
-                    auth_ids,
-                },
-            );
-            self.session_conn.insert(session_id, conn);
-            self.submit(
-                session_id,
-                0,
-                TxnBody::CreateSession { timeout_ms, passwd },
-                Origin::Connect {
+                    0,
+                    TxnBody::CreateSession { timeout_ms, passwd },
+                    Some((conn, reply)),
+                    actions,
+                ),
+                Role::Learner => self.forward(
+                    Forwarded {
+                        session_id,
+                        cxid: 0,
+                        auth_ids: Vec::new(),
+                        op: ForwardedOp::CreateSession { timeout_ms, passwd },
+                    },
                     conn,
-                    timeout_ms,
-                    read_only: request.read_only,
-                },
-                actions,
-            );
+                    reply,
+                    actions,
+                ),
+            }
             return;
         }
         let valid = self
@@ -356,25 +536,7 @@ impl Standalone {
             return;
         }
         let session_id = request.session_id;
-        if let Some(old) = self.session_conn.insert(session_id, conn) {
-            if old != conn {
-                // The old connection's watches die with it; the client re-registers them on
-                // this one with setWatches.
-                self.conns.remove(&old);
-                self.watches.remove_session(session_id);
-                actions.outputs.push(Output::Close {
-                    conn: old,
-                    reason: "session moved to a new connection",
-                });
-            }
-        }
-        self.conns.insert(
-            conn,
-            Conn {
-                session_id,
-                auth_ids,
-            },
-        );
+        self.front.move_session(conn, session_id, auth_ids, actions);
         self.sessions
             .reattach(session_id, timeout_ms, self.now.mono_ms);
         let session = self.sessions.get(session_id).expect("checked above");
@@ -400,118 +562,94 @@ impl Standalone {
         });
     }
 
-    fn disconnected(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.remove(&conn) else {
-            return;
-        };
-        if self.session_conn.get(&c.session_id) == Some(&conn) {
-            self.session_conn.remove(&c.session_id);
-            self.watches.remove_session(c.session_id);
-        }
-    }
-
-    /// Preps `body`, applies it to the speculative tree and queues it for the log.
+    /// Leader: preps `body`, applies it to the speculative tree and queues it for the log.
+    /// `waiter` is the connection here that the txn answers, if any.
     fn submit(
         &mut self,
         session_id: i64,
         cxid: i32,
         body: TxnBody,
-        origin: Origin,
+        waiter: Option<(ConnId, WriteReply)>,
         actions: &mut Actions,
     ) {
+        let Role::Leader(proposer) = &mut self.role else {
+            unreachable!("only a leader submits");
+        };
         // A request of this session waits behind its earlier write and must be answered
         // against a tree without this txn (it was sent first): seal the tree as it is now.
-        if self.queues.tail_is_request(session_id) {
-            self.seal_batch();
+        if self.front.queues.tail_is_request(session_id) {
+            proposer.seal();
         }
-        let zxid = self.working.last_zxid() + 1;
-        let txn = Txn {
-            zxid,
-            time_ms: self.now.wall_ms as i64,
-            session_id,
-            cxid,
-            body,
-        };
-        let mut applied = Applied::default();
-        self.working.apply(&txn, &mut applied);
-        if matches!(origin, Origin::Request { .. } | Origin::Connect { .. }) {
-            self.queues.push(session_id, Queued::Write { zxid });
+        if let Some((conn, reply)) = waiter {
+            self.front
+                .queues
+                .push(session_id, Queued::Write { cxid, conn, reply });
         }
-        self.pending.push_back(Pending {
-            zxid,
-            session_id,
-            tree_after: None,
-            applied,
-            origin,
-        });
+        let txn = proposer.push(session_id, cxid, body, self.now.wall_ms, waiter.is_some());
         actions.append.push(txn);
     }
 
+    /// Learner: hands a write to the leader; `conn` waits for it in its session's order.
+    fn forward(
+        &mut self,
+        forwarded: Forwarded,
+        conn: ConnId,
+        reply: WriteReply,
+        actions: &mut Actions,
+    ) {
+        self.front.queues.push(
+            forwarded.session_id,
+            Queued::Write {
+                cxid: forwarded.cxid,
+                conn,
+                reply,
+            },
+        );
+        actions.forward.push(forwarded);
+    }
+
     fn request(&mut self, conn: ConnId, xid: i32, request: Request, actions: &mut Actions) {
-        let Some(c) = self.conns.get(&conn) else {
+        let Some(c) = self.front.conns.get(&conn) else {
             return;
         };
         let session_id = c.session_id;
-        let closing = self.sessions.get(session_id).is_none_or(|s| s.closing);
         if request.is_write() || matches!(request, Request::Reconfig) {
-            let caller = Caller {
-                session_id,
-                auth_ids: &c.auth_ids,
-                extended_types: self.config.extended_types,
-            };
             let is_close = matches!(request, Request::CloseSession);
-            let body = if closing && !is_close {
-                TxnBody::Error {
-                    err: ErrorCode::SessionExpired.code(),
-                }
-            } else {
-                let zxid = self.working.last_zxid() + 1;
-                let tree = &self.working;
-                let prepped = match &request {
-                    Request::Create(req) => prep::create(tree, req, &caller),
-                    Request::Delete { path, version } => {
-                        prep::delete(tree, path, *version, &caller)
-                    }
-                    Request::SetData {
-                        path,
-                        data,
-                        version,
-                    } => prep::set_data(tree, path, data, *version, &caller),
-                    Request::SetAcl { path, acl, version } => {
-                        prep::set_acl(tree, path, acl, *version, &caller)
-                    }
-                    Request::Check { path, version } => prep::check(tree, path, *version, &caller),
-                    Request::Multi(ops) => Ok(prep::multi(
-                        tree,
-                        ops,
-                        &caller,
-                        zxid,
-                        self.now.wall_ms as i64,
-                    )),
-                    Request::CloseSession => Ok(TxnBody::CloseSession),
-                    Request::Reconfig => Err(ErrorCode::ReconfigDisabled),
-                    _ => unreachable!("not a write"),
-                };
-                prepped.unwrap_or_else(|err| TxnBody::Error { err: err.code() })
-            };
-            if is_close {
-                if let Some(s) = self.sessions.get_mut(session_id) {
-                    s.closing = true;
-                }
-            }
-            let origin = Origin::Request {
-                conn,
-                xid,
+            let reply = WriteReply::Request {
                 is_multi: matches!(request, Request::Multi(_)),
                 is_close,
             };
-            self.submit(session_id, xid, body, origin, actions);
+            match &self.role {
+                Role::Leader(proposer) => {
+                    let body = proposer.prep(
+                        &self.sessions,
+                        session_id,
+                        &c.auth_ids,
+                        &request,
+                        self.config.extended_types,
+                        self.now.wall_ms,
+                    );
+                    self.mark_closing(session_id, is_close);
+                    self.submit(session_id, xid, body, Some((conn, reply)), actions);
+                }
+                Role::Learner => {
+                    let forwarded = Forwarded {
+                        session_id,
+                        cxid: xid,
+                        auth_ids: c.auth_ids.clone(),
+                        op: ForwardedOp::Request(request),
+                    };
+                    self.mark_closing(session_id, is_close);
+                    self.forward(forwarded, conn, reply, actions);
+                }
+            }
             return;
         }
-        if self.queues.is_idle(session_id) {
-            self.answer(conn, session_id, xid, request, actions);
+        if self.front.queues.is_idle(session_id) {
+            self.front
+                .answer(&self.released, conn, session_id, xid, request, actions);
         } else {
-            self.queues.push(
+            self.front.queues.push(
                 session_id,
                 Queued::Request {
                     conn,
@@ -522,253 +660,188 @@ impl Standalone {
         }
     }
 
-    /// Answers a request that changes no data, against the released tree.
-    fn answer(
-        &mut self,
-        conn: ConnId,
-        session_id: i64,
-        xid: i32,
-        request: Request,
-        actions: &mut Actions,
-    ) {
-        let Some(c) = self.conns.get(&conn) else {
-            // The connection went away while the request waited; nobody to answer.
-            return;
-        };
-        let zxid = self.released.last_zxid();
-        let reply = |err: ErrorCode, response: &Response| Output::Send {
-            conn,
-            frame: frame(xid, zxid, err, response),
-            reply: true,
-            zxid,
-        };
-        if read::is_read(&request) {
-            let result = read::serve(&self.released, &request, session_id, &c.auth_ids);
-            match &result.watch {
-                Some(WatchRegistration::Data(path)) => {
-                    self.watches.add_data_watch(path, session_id)
-                }
-                Some(WatchRegistration::Child(path)) => {
-                    self.watches.add_child_watch(path, session_id)
-                }
-                None => {}
+    fn mark_closing(&mut self, session_id: i64, is_close: bool) {
+        if is_close {
+            if let Some(s) = self.sessions.get_mut(session_id) {
+                s.closing = true;
             }
-            actions.outputs.push(reply(result.err, &result.response));
-            return;
         }
-        let (err, response) = match request {
-            Request::Sync { path } => (ErrorCode::Ok, Response::Sync { path }),
-            Request::Ping => (ErrorCode::Ok, Response::Empty),
-            Request::AddWatch { path, mode } => match mode {
-                0 | 1 => {
-                    self.watches.add_persistent(&path, session_id, mode == 1);
-                    (ErrorCode::Ok, Response::ErrorResponse(0))
-                }
-                // ZooKeeper's WatcherMode.fromZooDef throws, which surfaces as MarshallingError.
-                _ => (ErrorCode::MarshallingError, Response::Empty),
-            },
-            Request::CheckWatches { path, watcher_type } => {
-                let found = WatcherType::from_i32(watcher_type)
-                    .and_then(|t| self.watches.contains(&path, session_id, t));
-                watch_answer(found)
-            }
-            Request::RemoveWatches { path, watcher_type } => {
-                let removed = WatcherType::from_i32(watcher_type)
-                    .and_then(|t| self.watches.remove(&path, session_id, t));
-                watch_answer(removed)
-            }
-            Request::SetWatches(sw) => {
-                self.set_watches(conn, session_id, &sw, actions);
-                (ErrorCode::Ok, Response::Empty)
-            }
-            Request::Sasl => (ErrorCode::Unimplemented, Response::Empty),
-            Request::Malformed(_) => (ErrorCode::MarshallingError, Response::Empty),
-            Request::Unknown(_) => {
-                // ZooKeeper's UnimplementedRequestProcessor: answer with the request's unset
-                // zxid (-1), then close.
-                actions.outputs.push(Output::Send {
-                    conn,
-                    frame: frame(xid, -1, ErrorCode::Unimplemented, &Response::Empty),
-                    reply: true,
-                    zxid,
-                });
-                actions.outputs.push(Output::Close {
-                    conn,
-                    reason: "unknown request type",
-                });
-                return;
-            }
-            other => unreachable!("not answered by the core: {other:?}"),
-        };
-        actions.outputs.push(reply(err, &response));
     }
 
-    /// setWatches/setWatches2 after a reconnect: fires what the client missed since
-    /// `relative_zxid` and registers the rest (DataTree.setWatches).
-    fn set_watches(
-        &mut self,
-        conn: ConnId,
-        session_id: i64,
-        sw: &rzk_proto::SetWatchesRequest,
-        actions: &mut Actions,
-    ) {
-        use rzk_proto::EventType as E;
-        let mut events: Vec<(E, &str)> = Vec::new();
-        for path in &sw.data {
-            match self.released.get(path) {
-                None => events.push((E::NodeDeleted, path)),
-                Some(n) if n.stat.mzxid > sw.relative_zxid => {
-                    events.push((E::NodeDataChanged, path))
-                }
-                Some(_) => self.watches.add_data_watch(path, session_id),
+    /// Leader: a learner's write, prepped as if its client had sent it here; the learner
+    /// answers the client once the txn comes back committed.
+    fn forwarded(&mut self, forwarded: Forwarded, actions: &mut Actions) {
+        let Role::Leader(proposer) = &self.role else {
+            // Sent to this server while it led; the learner closes its clients' connections
+            // when it hears of the new leader, so nobody waits for it.
+            return;
+        };
+        let Forwarded {
+            session_id,
+            cxid,
+            auth_ids,
+            op,
+        } = forwarded;
+        let body = match op {
+            ForwardedOp::CreateSession { timeout_ms, passwd } => {
+                self.sessions
+                    .insert(session_id, timeout_ms, passwd, self.now.mono_ms);
+                TxnBody::CreateSession { timeout_ms, passwd }
             }
-        }
-        for path in &sw.exist {
-            match self.released.get(path) {
-                Some(_) => events.push((E::NodeCreated, path)),
-                None => self.watches.add_data_watch(path, session_id),
+            ForwardedOp::Request(request) => {
+                let body = proposer.prep(
+                    &self.sessions,
+                    session_id,
+                    &auth_ids,
+                    &request,
+                    self.config.extended_types,
+                    self.now.wall_ms,
+                );
+                self.mark_closing(session_id, matches!(request, Request::CloseSession));
+                body
             }
-        }
-        for path in &sw.child {
-            match self.released.get(path) {
-                None => events.push((E::NodeDeleted, path)),
-                Some(n) if n.stat.pzxid > sw.relative_zxid => {
-                    events.push((E::NodeChildrenChanged, path))
-                }
-                Some(_) => self.watches.add_child_watch(path, session_id),
-            }
-        }
-        for path in &sw.persistent {
-            self.watches.add_persistent(path, session_id, false);
-        }
-        for path in &sw.persistent_recursive {
-            self.watches.add_persistent(path, session_id, true);
-        }
-        for (event_type, path) in events {
-            actions.outputs.push(Output::Send {
-                conn,
-                frame: WatcherEvent {
-                    event_type: event_type.code(),
-                    state: rzk_proto::KeeperState::SyncConnected.code(),
-                    path: path.to_owned(),
-                }
-                .encode_frame(-1),
-                reply: false,
-                zxid: self.released.last_zxid(),
-            });
-        }
+        };
+        self.submit(session_id, cxid, body, None, actions);
     }
 
     /// Marks the end of a batch: the driver calls it before handing the batch to the log, so
-    /// every zxid the log reports durable ends at a seal.
+    /// every zxid the log reports committed ends at a seal.
     pub fn seal_batch(&mut self) {
-        if let Some(last) = self.pending.back_mut() {
-            if last.tree_after.is_none() {
-                debug_assert_eq!(last.zxid, self.working.last_zxid());
-                last.tree_after = Some(self.working.clone());
-            }
+        if let Role::Leader(proposer) = &mut self.role {
+            proposer.seal();
         }
     }
 
-    fn durable(&mut self, zxid: i64, actions: &mut Actions) {
-        if self.pending.back().is_some_and(|p| p.zxid <= zxid) {
-            // Everything pending is durable, and the working tree is exactly its end.
-            self.seal_batch();
-        }
-        let covered = self.pending.partition_point(|p| p.zxid <= zxid);
-        let Some(end) = self
-            .pending
-            .range(..covered)
-            .rposition(|p| p.tree_after.is_some())
-        else {
-            return;
+    /// Leader: releases its own txns up to `zxid`, at the last seal that covers.
+    fn committed(&mut self, zxid: i64, actions: &mut Actions) {
+        let Role::Leader(proposer) = &mut self.role else {
+            panic!("a learner was told its own txns up to {zxid:#x} committed");
         };
-        for _ in 0..=end {
-            let pending = self.pending.pop_front().expect("counted above");
-            self.release(pending, actions);
+        let count = proposer.releasable(zxid);
+        if count == 0 {
+            return;
         }
-        debug_assert!(self.deferred.is_empty(), "a release range ends at a seal");
+        for _ in 0..count {
+            let Role::Leader(proposer) = &mut self.role else {
+                unreachable!("checked above");
+            };
+            let pending = proposer.pending.pop_front().expect("counted above");
+            let found = self.release(
+                pending.zxid,
+                pending.session_id,
+                pending.cxid,
+                pending.kind,
+                pending.change,
+                &pending.applied,
+                pending.queued,
+                actions,
+            );
+            assert_eq!(
+                found, pending.queued,
+                "txn {:#x} of session {:#x} (cxid {}) was queued but not matched in order",
+                pending.zxid, pending.session_id, pending.cxid
+            );
+            // Requests that waited for a write are answered at the next seal, against its
+            // tree: it has their write and not their session's next one (submit seals
+            // before that), and every event of the txns up to it is already queued ahead.
+            if let Some(tree) = pending.tree_after {
+                debug_assert_eq!(tree.last_zxid(), pending.zxid);
+                self.released = tree;
+                self.front.answer_deferred(&self.released, actions);
+            }
+        }
+        debug_assert!(
+            self.front.deferred.is_empty(),
+            "a release range ends at a seal"
+        );
         actions.publish = Some(self.released.clone());
     }
 
-    /// Queues the events `zxid` fired. Labelled with that zxid, not the released tree's:
-    /// between seals the released tree lags the txn being released.
-    fn deliver_events(&mut self, zxid: i64, actions: &mut Actions) {
-        for fired in self.fired.drain(..) {
-            let Some(&conn) = self.session_conn.get(&fired.session_id) else {
-                continue;
-            };
-            // Only sessions that may read the node hear about it (CVE-2024-23944).
-            let may_read = self.conns.get(&conn).is_some_and(|c| {
-                rzk_tree::acl::allowed(&fired.acl, rzk_proto::perms::READ, &c.auth_ids)
-            });
-            if !may_read {
-                continue;
-            }
-            actions.outputs.push(Output::Send {
-                conn,
-                frame: WatcherEvent {
-                    event_type: fired.event_type.code(),
-                    state: rzk_proto::KeeperState::SyncConnected.code(),
-                    path: fired.path.to_string(),
-                }
-                .encode_frame(-1),
-                reply: false,
-                zxid,
-            });
+    /// Learner: applies txns the leader committed, in order, through the same release path.
+    fn replicated(&mut self, txns: Vec<Txn>, actions: &mut Actions) {
+        assert!(
+            !self.is_leader(),
+            "a leader was sent replicated txns; it commits its own"
+        );
+        if txns.is_empty() {
+            return;
         }
+        let mut applied = Applied::default();
+        for txn in &txns {
+            assert!(
+                txn.zxid > self.released.last_zxid(),
+                "zxids only grow: replicated {:#x} after {:#x}",
+                txn.zxid,
+                self.released.last_zxid()
+            );
+            applied.outcomes.clear();
+            applied.triggers.clear();
+            self.released.apply(txn, &mut applied);
+            let change = SessionChange::of(txn);
+            if let Some(SessionChange::Created(s)) = change {
+                // Created elsewhere: this server must know it so the client can move here.
+                if self.sessions.get(s.id).is_none() {
+                    self.sessions
+                        .insert(s.id, s.timeout_ms, s.passwd, self.now.mono_ms);
+                }
+            }
+            self.release(
+                txn.zxid,
+                txn.session_id,
+                txn.cxid,
+                TxnKind::of(&txn.body),
+                change,
+                &applied,
+                true,
+                actions,
+            );
+            // The released tree is exactly this txn's end: what waited for it is answered
+            // now, before the session's next write is applied.
+            self.front.answer_deferred(&self.released, actions);
+        }
+        actions.publish = Some(self.released.clone());
     }
 
-    fn release(&mut self, pending: Pending, actions: &mut Actions) {
-        let Pending {
-            zxid,
-            session_id,
-            tree_after,
-            applied,
-            origin,
-        } = pending;
-        if let Some(txn_body) = applied.outcomes.iter().find(|o| {
-            matches!(
-                o,
-                rzk_tree::OpOutcome::SessionCreated | rzk_tree::OpOutcome::SessionClosed
-            )
-        }) {
-            match txn_body {
-                rzk_tree::OpOutcome::SessionCreated => {
-                    if let Some(s) = self.sessions.get(session_id) {
-                        self.durable_sessions.insert(
-                            session_id,
-                            DurableSession {
-                                id: session_id,
-                                timeout_ms: s.timeout_ms,
-                                passwd: s.passwd,
-                            },
-                        );
-                    }
-                }
-                _ => {
-                    self.durable_sessions.remove(&session_id);
-                }
-            }
+    /// The part of releasing one committed txn that every role shares: session bookkeeping,
+    /// watches, and the reply to whoever waits for it here. Returns whether someone did.
+    #[allow(clippy::too_many_arguments)]
+    fn release(
+        &mut self,
+        zxid: i64,
+        session_id: i64,
+        cxid: i32,
+        kind: TxnKind,
+        change: Option<SessionChange>,
+        applied: &Applied,
+        may_wait: bool,
+        actions: &mut Actions,
+    ) -> bool {
+        if let Some(change) = change {
+            change.apply(&mut self.committed_sessions);
         }
         // Events first: ZooKeeper queues them on the connections while applying, before the
         // reply of the request that caused them.
         for trigger in &applied.triggers {
-            self.watches.fire(trigger, &mut self.fired);
+            self.front.watches.fire(trigger, &mut self.front.fired);
         }
-        self.deliver_events(zxid, actions);
-        let closed = applied
-            .outcomes
-            .iter()
-            .any(|o| matches!(o, rzk_tree::OpOutcome::SessionClosed));
-        match origin {
-            Origin::Connect {
+        self.front.deliver_events(zxid, actions);
+        let waiter = if may_wait {
+            self.front
+                .queues
+                .release_write(session_id, cxid, kind, &mut self.front.deferred)
+        } else {
+            None
+        };
+        match waiter {
+            Some((
                 conn,
-                timeout_ms,
-                read_only,
-            } => {
+                WriteReply::Connect {
+                    timeout_ms,
+                    read_only,
+                },
+            )) => {
                 if let Some(session) = self.sessions.get(session_id) {
-                    if self.session_conn.get(&session_id) == Some(&conn) {
+                    if self.front.session_conn.get(&session_id) == Some(&conn) {
                         let response = ConnectResponse {
                             protocol_version: 0,
                             timeout_ms,
@@ -792,137 +865,60 @@ impl Standalone {
                     }
                 }
             }
-            Origin::Request {
-                conn,
-                xid,
-                is_multi,
-                is_close,
-            } => {
-                if self.conns.contains_key(&conn) {
-                    let (err, response) = apply::reply(&applied.outcomes, is_multi);
-                    actions.outputs.push(Output::Send {
+            Some((conn, WriteReply::Request { is_multi, is_close }))
+                if self.front.conns.contains_key(&conn) =>
+            {
+                let (err, response) = apply::reply(&applied.outcomes, is_multi);
+                actions.outputs.push(Output::Send {
+                    conn,
+                    frame: frame(cxid, zxid, err, &response),
+                    reply: true,
+                    zxid,
+                });
+                if is_close {
+                    actions.outputs.push(Output::Close {
                         conn,
-                        frame: frame(xid, zxid, err, &response),
-                        reply: true,
-                        zxid,
+                        reason: "client closed its session",
                     });
-                    if is_close {
-                        actions.outputs.push(Output::Close {
-                            conn,
-                            reason: "client closed its session",
-                        });
-                    }
                 }
             }
-            Origin::Expiry | Origin::Reaper => {}
+            Some(_) | None => {}
         }
+        let closed = applied
+            .outcomes
+            .iter()
+            .any(|o| matches!(o, OpOutcome::SessionClosed));
         if closed {
-            self.end_session(session_id, actions);
-        } else {
-            self.queues
-                .release_write(session_id, zxid, &mut self.deferred);
+            self.sessions.remove(session_id);
+            self.front.end_session(session_id, actions);
         }
-        // Requests that waited for a write are answered at the next seal, against its tree:
-        // it has their write and not their session's next one (submit seals before that),
-        // and every event of the txns up to it is already queued ahead of the answer.
-        if let Some(tree) = tree_after {
-            debug_assert_eq!(tree.last_zxid(), zxid);
-            self.released = tree;
-            for (conn, session_id, xid, request) in std::mem::take(&mut self.deferred) {
-                self.answer(conn, session_id, xid, request, actions);
-            }
-        }
-    }
-
-    fn end_session(&mut self, session_id: i64, actions: &mut Actions) {
-        self.sessions.remove(session_id);
-        self.queues.remove_session(session_id);
-        self.watches.remove_session(session_id);
-        if let Some(conn) = self.session_conn.remove(&session_id) {
-            self.conns.remove(&conn);
-            actions.outputs.push(Output::Close {
-                conn,
-                reason: "session closed",
-            });
-        }
+        waiter.is_some()
     }
 
     fn tick(&mut self, actions: &mut Actions) {
-        for session_id in self.sessions.expired(self.now.mono_ms) {
+        let expired = self.sessions.expired(self.now.mono_ms);
+        let Role::Leader(proposer) = &mut self.role else {
+            // Only the leader expires sessions; a learner drains its expiry buckets so they
+            // do not grow, and keeps every session until the leader's closeSession arrives.
+            return;
+        };
+        let reap = self.now.mono_ms >= proposer.next_reap_ms;
+        for session_id in expired {
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
                 actions.expired.push((session_id, s.timeout_ms));
             }
-            self.submit(
-                session_id,
-                0,
-                TxnBody::CloseSession,
-                Origin::Expiry,
-                actions,
-            );
+            self.submit(session_id, 0, TxnBody::CloseSession, None, actions);
         }
-        if self.now.mono_ms >= self.next_reap_ms {
-            self.next_reap_ms = self.now.mono_ms + self.config.container_check_interval_ms;
-            self.reap(actions);
-        }
-    }
-
-    /// ZooKeeper's ContainerManager: deletes containers that had children and have none
-    /// left, and TTL nodes without children not modified within their TTL.
-    fn reap(&mut self, actions: &mut Actions) {
-        // TTLs compare with mtime, which is wall-clock time, as in ZooKeeper.
-        let now = self.now.wall_ms as i64;
-        let mut candidates = Vec::new();
-        for path in self.working.containers().iter() {
-            if let Some(n) = self.working.get(path) {
-                if n.children.is_empty() && n.stat.cversion > 0 {
-                    candidates.push(path.clone());
-                }
+        if reap {
+            let Role::Leader(proposer) = &mut self.role else {
+                unreachable!("checked above");
+            };
+            proposer.next_reap_ms = self.now.mono_ms + self.config.container_check_interval_ms;
+            for body in proposer.reapable(self.now.wall_ms) {
+                self.submit(0, 0, body, None, actions);
             }
         }
-        for path in self.working.ttls().iter() {
-            if let Some(n) = self.working.get(path) {
-                if let NodeKind::Ttl { ttl_ms } = n.kind() {
-                    if n.children.is_empty() && now - n.stat.mtime > ttl_ms {
-                        candidates.push(path.clone());
-                    }
-                }
-            }
-        }
-        for path in candidates {
-            if let Ok(body) = prep::delete_container(&self.working, &path) {
-                self.submit(0, 0, body, Origin::Reaper, actions);
-            }
-        }
-    }
-}
-
-/// Keeps the session set in step with a logged transaction during recovery.
-fn track_session(sessions: &mut BTreeMap<i64, DurableSession>, txn: &Txn) {
-    match &txn.body {
-        TxnBody::CreateSession { timeout_ms, passwd } => {
-            sessions.insert(
-                txn.session_id,
-                DurableSession {
-                    id: txn.session_id,
-                    timeout_ms: *timeout_ms,
-                    passwd: *passwd,
-                },
-            );
-        }
-        TxnBody::CloseSession => {
-            sessions.remove(&txn.session_id);
-        }
-        _ => {}
-    }
-}
-
-/// checkWatches/removeWatches: found, not found, or a watcher type ZooKeeper 3.8 rejects.
-fn watch_answer(found: Option<bool>) -> (ErrorCode, Response) {
-    match found {
-        Some(true) => (ErrorCode::Ok, Response::Empty),
-        Some(false) => (ErrorCode::NoWatcher, Response::Empty),
-        None => (ErrorCode::MarshallingError, Response::Empty),
     }
 }
 
@@ -938,5 +934,7 @@ pub fn create_request(path: &str, data: &[u8], flags: i32) -> Request {
     })
 }
 
+#[cfg(test)]
+mod learner_tests;
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,4 @@
-//! The core thread: owns the sans-IO `Standalone` core and carries out its actions with real
+//! The core thread: owns the sans-IO pipeline `Core` and carries out its actions with real
 //! channels, the log stage and the event loops. Everything the core decides goes through here
 //! in one order: the new tree version is published, then the outputs go to the loops, then
 //! the version is marked delivered (the pipeline's roles.rs says why).
@@ -18,7 +18,7 @@ use rzk_net::{
     clocks, loop_of, mono_ms, now_ms, CoreHost, CoreInbox, LoopHandle, Shared, ToCore, ToLoop,
 };
 use rzk_pipeline::batch::BatchLimits;
-use rzk_pipeline::{Actions, Input, Output, Standalone};
+use rzk_pipeline::{Actions, Core, Input, Output};
 use rzk_session::Now;
 use tracing::{info, warn};
 
@@ -30,7 +30,7 @@ use crate::stages::StageClock;
 use crate::storage::{SnapshotJob, Snapshotter};
 
 pub struct Driver {
-    pub core: Standalone,
+    pub core: Core,
     pub config: Config,
     pub shared: Arc<Shared>,
     pub to_log: Sender<LogCommand>,
@@ -94,7 +94,7 @@ impl CoreHost for RunToCompletion {
 /// Batches up to this size are written by the thread running the core (the core thread, or
 /// an event loop under `RunToCompletion`) when the log is idle. A larger batch means load,
 /// and then overlapping the next batch's prep with this one's sync (on the log thread) is
-/// worth two thread hand-offs. Standalone only: a leader's core must keep taking acks and
+/// worth two thread hand-offs. Core only: a leader's core must keep taking acks and
 /// heartbeats while a sync runs, so the ensemble turns this (and run-to-completion) off.
 const INLINE_MAX_TXNS: usize = 8;
 
@@ -135,7 +135,7 @@ impl SnapshotPolicy {
     }
 
     /// Hands a snapshot job to the snapshot thread if one is due and none is running.
-    pub fn maybe_snapshot(&mut self, core: &Standalone, force: bool) {
+    pub fn maybe_snapshot(&mut self, core: &Core, force: bool) {
         let zxid = core.released().last_zxid();
         let due = (zxid - self.last_snapshot_zxid) as u64 >= self.threshold;
         if !(due || force) || zxid == self.last_snapshot_zxid {
@@ -146,7 +146,7 @@ impl SnapshotPolicy {
         }
         let job = SnapshotJob {
             tree: core.released().clone(),
-            sessions: core.durable_sessions(),
+            sessions: core.committed_sessions(),
         };
         if self.snapshotter.jobs.try_send(job).is_err() {
             self.snapshotter.busy.store(false, Ordering::Release);
@@ -283,11 +283,13 @@ impl Driver {
                 <= self.batch_limits.max_bytes
     }
 
+    /// The server is standalone, a leader whose quorum is itself: what its log made durable
+    /// is committed.
     fn durable(&mut self, durable: Durable, actions: &mut Actions) {
         self.durable_zxid = self.durable_zxid.max(durable.zxid);
         self.clock.durable(durable.zxid, durable.at, Instant::now());
         self.core
-            .step(clocks(), Input::Durable { zxid: durable.zxid }, actions);
+            .step(clocks(), Input::Committed { zxid: durable.zxid }, actions);
     }
 
     /// Releases whatever the log reported durable meanwhile; false if it reported nothing.

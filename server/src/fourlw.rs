@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use rzk_net::Shared;
-use rzk_pipeline::Standalone;
+use rzk_pipeline::Core;
 use rzk_proto::FourLetterWord;
 
 use crate::config::Config;
@@ -23,7 +23,7 @@ pub fn version_line() -> String {
 }
 
 pub struct Context<'a> {
-    pub core: &'a Standalone,
+    pub core: &'a Core,
     pub shared: &'a Shared,
     pub config: &'a Config,
     pub now_ms: u64,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rzk_net::{now_ms, NetConfig, Shared};
-use rzk_pipeline::{CoreConfig, Standalone};
+use rzk_pipeline::{Core, CoreConfig};
 use rzk_session::TimeoutLimits;
 use tracing::{error, info, warn};
 
@@ -264,7 +264,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         seed: now_ms() ^ u64::from(std::process::id()) << 32,
         tick_ms: u64::from(config.tick_time_ms),
     };
-    let core = Standalone::recover(
+    let core = Core::recover(
         core_config,
         loaded.tree,
         loaded.sessions,

@@ -170,6 +170,10 @@ impl SessionTable {
         self.sessions.values()
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Session> {
+        self.sessions.values_mut()
+    }
+
     /// Allocates an id and password for a new session; the session exists from here on.
     /// `mono_ms` is `Now::mono_ms`, as every time the table takes after `new`.
     pub fn create(&mut self, timeout_ms: i32, mono_ms: u64) -> &Session {

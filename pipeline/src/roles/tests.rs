@@ -1,14 +1,16 @@
 //! Goal: the standalone core keeps ZooKeeper's ordering and session rules.
-//! Method: drive `Standalone` with inputs, deliver `Durable` by hand, decode the frames it
+//! Method: drive `Core` with inputs, deliver `Durable` by hand, decode the frames it
 //! sends with the proto codec.
 
 use super::*;
-use rzk_proto::{decode_response, EventType, MultiOp, Reader};
+use std::collections::HashMap;
+
+use rzk_proto::{decode_response, EventType, MultiOp, Reader, WatcherEvent};
 
 const CONN: ConnId = 1;
 const OTHER: ConnId = 2;
 
-fn config(seed: u64) -> CoreConfig {
+pub(super) fn config(seed: u64) -> CoreConfig {
     CoreConfig {
         limits: TimeoutLimits {
             min_ms: 4000,
@@ -22,11 +24,11 @@ fn config(seed: u64) -> CoreConfig {
     }
 }
 
-fn core() -> Standalone {
-    Standalone::new(config(1), Tree::new(), Now::both(1_000))
+fn core() -> Core {
+    Core::new(config(1), Tree::new(), Now::both(1_000))
 }
 
-fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
+fn connect(core: &mut Core, conn: ConnId, now: u64) -> i64 {
     let mut actions = Actions::default();
     core.step(
         Now::both(now),
@@ -47,7 +49,7 @@ fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
     assert_eq!(actions.append.len(), 1, "createSession is a txn");
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(Now::both(now), Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(now), Input::Committed { zxid }, &mut actions);
     actions
         .outputs
         .iter()
@@ -59,7 +61,7 @@ fn connect(core: &mut Standalone, conn: ConnId, now: u64) -> i64 {
 }
 
 /// Sends a request and makes everything durable; returns the frames sent to `conn`.
-fn roundtrip(core: &mut Standalone, conn: ConnId, xid: i32, request: Request) -> Vec<Vec<u8>> {
+fn roundtrip(core: &mut Core, conn: ConnId, xid: i32, request: Request) -> Vec<Vec<u8>> {
     let mut actions = Actions::default();
     core.step(
         Now::both(2_000),
@@ -70,7 +72,7 @@ fn roundtrip(core: &mut Standalone, conn: ConnId, xid: i32, request: Request) ->
     if let Some(last) = actions.append.last() {
         let zxid = last.zxid;
         actions.clear();
-        core.step(Now::both(2_000), Input::Durable { zxid }, &mut actions);
+        core.step(Now::both(2_000), Input::Committed { zxid }, &mut actions);
         frames.extend(sent_to(&actions, conn));
     }
     frames
@@ -87,7 +89,7 @@ fn sent_to(actions: &Actions, conn: ConnId) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn decode(frame: &[u8], op: OpCode) -> (ReplyHeader, Response) {
+pub(super) fn decode(frame: &[u8], op: OpCode) -> (ReplyHeader, Response) {
     let mut r = Reader::new(&frame[4..]);
     let header = ReplyHeader::decode(&mut r).unwrap();
     let response = if header.err == 0 || op == OpCode::Multi {
@@ -120,7 +122,7 @@ fn nothing_is_visible_before_it_is_durable() {
     assert!(core.released().get("/a").is_none());
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(Now::both(1_500), Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(1_500), Input::Committed { zxid }, &mut actions);
     let frames = sent_to(&actions, CONN);
     assert_eq!(frames.len(), 1);
     let (header, response) = decode(&frames[0], OpCode::Create);
@@ -159,7 +161,7 @@ fn a_read_behind_a_write_waits_for_it_and_sees_it() {
     assert!(sent_to(&actions, CONN).is_empty());
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(Now::both(1_500), Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(1_500), Input::Committed { zxid }, &mut actions);
     let frames = sent_to(&actions, CONN);
     assert_eq!(frames.len(), 2);
     let (h1, _) = decode(&frames[0], OpCode::Create);
@@ -295,7 +297,7 @@ fn expiry_deletes_ephemerals_and_notifies_watchers() {
     assert_eq!(actions.append[0].body, TxnBody::CloseSession);
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(Now::both(20_000), Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(20_000), Input::Committed { zxid }, &mut actions);
     assert!(core.released().get("/e").is_none());
     let events = sent_to(&actions, OTHER);
     assert_eq!(events.len(), 1);
@@ -352,16 +354,16 @@ const TICK_MS: u64 = 2_000;
 /// The timeout `connect` asks for (within `config`'s limits).
 const TIMEOUT_MS: u64 = 10_000;
 
-fn ticked_core(seed: u64) -> Standalone {
+fn ticked_core(seed: u64) -> Core {
     let config = CoreConfig {
         tick_ms: TICK_MS,
         ..config(seed)
     };
-    Standalone::new(config, Tree::new(), Now::both(1_000))
+    Core::new(config, Tree::new(), Now::both(1_000))
 }
 
 /// Re-attaches `session_id` on `conn` at `now` (no txn: the session exists).
-fn reconnect(core: &mut Standalone, conn: ConnId, session_id: i64, now: Now) {
+fn reconnect(core: &mut Core, conn: ConnId, session_id: i64, now: Now) {
     let passwd = core.sessions().get(session_id).unwrap().passwd.to_vec();
     let mut actions = Actions::default();
     core.step(
@@ -389,7 +391,7 @@ fn reconnect(core: &mut Standalone, conn: ConnId, session_id: i64, now: Now) {
 
 /// A tick at `now`; returns the sessions it closed, in the order of their closeSession txns,
 /// after checking that each closed session has exactly one.
-fn tick(core: &mut Standalone, now: Now) -> Vec<i64> {
+fn tick(core: &mut Core, now: Now) -> Vec<i64> {
     let mut actions = Actions::default();
     core.step(now, Input::Tick, &mut actions);
     let closed: Vec<i64> = actions
@@ -404,7 +406,7 @@ fn tick(core: &mut Standalone, now: Now) -> Vec<i64> {
 }
 
 /// The event loop heard from `session` at `mono_ms`.
-fn heard_from(core: &Standalone, session: i64, mono_ms: u64) {
+fn heard_from(core: &Core, session: i64, mono_ms: u64) {
     core.sessions()
         .get(session)
         .unwrap()
@@ -570,7 +572,7 @@ fn recovery_gives_every_session_a_full_timeout_from_the_monotonic_now() {
         mono_ms: 50,
         wall_ms: 1_000 + 5 * 86_400_000,
     };
-    let mut core = Standalone::recover(config, Tree::new(), Vec::new(), &log, at);
+    let mut core = Core::recover(config, Tree::new(), Vec::new(), &log, at);
     let later = |mono_ms: u64| Now {
         mono_ms,
         wall_ms: at.wall_ms + mono_ms,
@@ -636,7 +638,7 @@ fn containers_are_reaped_after_their_last_child_goes() {
     assert_eq!(actions.append.len(), 1);
     let zxid = actions.append[0].zxid;
     actions.clear();
-    core.step(Now::both(5_000), Input::Durable { zxid }, &mut actions);
+    core.step(Now::both(5_000), Input::Committed { zxid }, &mut actions);
     assert!(core.released().get("/c").is_none());
 }
 
@@ -655,7 +657,7 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
             passwd: core.sessions().get(owner).unwrap().passwd,
         },
     }];
-    let mut step = |core: &mut Standalone, input: Input| {
+    let mut step = |core: &mut Core, input: Input| {
         let mut actions = Actions::default();
         core.step(Now::both(2_000), input, &mut actions);
         let appended: Vec<Txn> = actions.append.clone();
@@ -664,7 +666,7 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
             actions.clear();
             core.step(
                 Now::both(2_000),
-                Input::Durable { zxid: last.zxid },
+                Input::Committed { zxid: last.zxid },
                 &mut actions,
             );
         }
@@ -685,8 +687,7 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
             request: create_request("/a/e", b"", 1),
         },
     );
-    let recovered =
-        Standalone::recover(config(2), Tree::new(), Vec::new(), &log, Now::both(50_000));
+    let recovered = Core::recover(config(2), Tree::new(), Vec::new(), &log, Now::both(50_000));
     assert_eq!(
         recovered.released().last_zxid(),
         core.released().last_zxid()
@@ -700,18 +701,12 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
     }
     let session = recovered.sessions().get(owner).expect("session survives");
     assert_eq!(session.passwd, core.sessions().get(owner).unwrap().passwd);
-    assert_eq!(recovered.durable_sessions(), core.durable_sessions());
+    assert_eq!(recovered.committed_sessions(), core.committed_sessions());
     // The restart gave the session a fresh timeout from the recovery time.
     assert_eq!(session.touch.load(Ordering::Relaxed), 50_000);
 }
 
-fn request_at(
-    core: &mut Standalone,
-    conn: ConnId,
-    xid: i32,
-    request: Request,
-    actions: &mut Actions,
-) {
+fn request_at(core: &mut Core, conn: ConnId, xid: i32, request: Request, actions: &mut Actions) {
     core.step(
         Now::both(2_000),
         Input::Request { conn, xid, request },
@@ -719,14 +714,14 @@ fn request_at(
     );
 }
 
-fn get_data(path: &str, watch: bool) -> Request {
+pub(super) fn get_data(path: &str, watch: bool) -> Request {
     Request::GetData {
         path: path.into(),
         watch,
     }
 }
 
-fn set_data(path: &str, data: &[u8]) -> Request {
+pub(super) fn set_data(path: &str, data: &[u8]) -> Request {
     Request::SetData {
         path: path.into(),
         data: Some(data.to_vec()),
@@ -757,7 +752,7 @@ fn a_queued_read_is_answered_between_its_sessions_writes_after_the_events_it_ref
     actions.clear();
     core.step(
         Now::both(2_000),
-        Input::Durable { zxid: last },
+        Input::Committed { zxid: last },
         &mut actions,
     );
     let frames = sent_to(&actions, CONN);
@@ -811,7 +806,7 @@ fn releases_stop_at_seals() {
     actions.clear();
     core.step(
         Now::both(2_000),
-        Input::Durable { zxid: zxids[1] },
+        Input::Committed { zxid: zxids[1] },
         &mut actions,
     );
     assert_eq!(
@@ -828,7 +823,7 @@ fn releases_stop_at_seals() {
     actions.clear();
     core.step(
         Now::both(2_000),
-        Input::Durable { zxid: zxids[2] },
+        Input::Committed { zxid: zxids[2] },
         &mut actions,
     );
     assert_eq!(sent_to(&actions, OTHER).len(), 2);
@@ -918,15 +913,19 @@ fn check_random_batches(seed: u64) {
                 if handed_to > durable_to {
                     durable_to += 1 + next((handed_to - durable_to) as u64) as i64;
                     let zxid = durable_to;
-                    core.step(Now::both(2_000), Input::Durable { zxid }, &mut actions);
+                    core.step(Now::both(2_000), Input::Committed { zxid }, &mut actions);
                 }
             }
         }
         collect(&mut actions, &mut frames);
     }
     core.seal_batch();
-    let end = core.working.last_zxid();
-    core.step(Now::both(2_000), Input::Durable { zxid: end }, &mut actions);
+    let end = i64::MAX;
+    core.step(
+        Now::both(2_000),
+        Input::Committed { zxid: end },
+        &mut actions,
+    );
     collect(&mut actions, &mut frames);
 
     // Every write's zxid and value, from the write replies.

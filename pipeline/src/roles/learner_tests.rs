@@ -1,0 +1,450 @@
+//! Goal: a learner runs the same front end and release path as the leader: its clients'
+//! writes go to the leader and are answered when they come back committed, in each session's
+//! order, after the events they fire; sessions created anywhere are known everywhere; only
+//! the leader expires them.
+//! Method: a leader core and a learner core wired by hand (forwards in, committed txns out,
+//! as the quorum core will carry them), with frames decoded by the proto codec.
+
+use super::tests::{config, decode, get_data, set_data};
+use super::*;
+use rzk_proto::{EventType, Reader, WatcherEvent};
+
+const LEADER_CONN: ConnId = 10;
+const LEARNER_CONN: ConnId = 20;
+const LEARNER_CONN_2: ConnId = 21;
+
+struct Pair {
+    leader: Core,
+    learner: Core,
+    now: u64,
+    /// Every txn the leader committed, in order (what the learner has been sent).
+    log: Vec<Txn>,
+}
+
+/// What one `pump` produced on each side.
+#[derive(Default)]
+struct Seen {
+    leader: Vec<Output>,
+    learner: Vec<Output>,
+}
+
+impl Pair {
+    fn new() -> Self {
+        let leader = Core::new(config(1), Tree::new(), Now::both(1_000));
+        let mut learner_config = config(2);
+        learner_config.server_id = 2;
+        let mut learner = Core::new(learner_config, Tree::new(), Now::both(1_000));
+        learner.become_learner(&mut Actions::default());
+        Pair {
+            leader,
+            learner,
+            now: 1_000,
+            log: Vec::new(),
+        }
+    }
+
+    fn clock(&self) -> Now {
+        Now::both(self.now)
+    }
+
+    /// Carries out actions until nothing moves: forwards go to the leader, the leader's
+    /// txns commit at once and are replicated to the learner in one batch.
+    fn settle(&mut self, mut leader: Actions, mut learner: Actions) -> Seen {
+        let mut seen = Seen::default();
+        for _ in 0..16 {
+            seen.learner.append(&mut learner.outputs);
+            seen.leader.append(&mut leader.outputs);
+            assert!(learner.append.is_empty(), "a learner proposes nothing");
+            let forwards = std::mem::take(&mut learner.forward);
+            for f in forwards {
+                self.leader
+                    .step(self.clock(), Input::Forwarded(f), &mut leader);
+            }
+            seen.leader.append(&mut leader.outputs);
+            if leader.append.is_empty() {
+                return seen;
+            }
+            let txns = std::mem::take(&mut leader.append);
+            self.leader.seal_batch();
+            let zxid = txns.last().expect("not empty").zxid;
+            self.log.extend(txns.iter().cloned());
+            self.leader
+                .step(self.clock(), Input::Committed { zxid }, &mut leader);
+            self.learner
+                .step(self.clock(), Input::Replicated { txns }, &mut learner);
+        }
+        panic!("the pair did not settle");
+    }
+
+    fn on_learner(&mut self, input: Input) -> Seen {
+        let mut actions = Actions::default();
+        self.learner.step(self.clock(), input, &mut actions);
+        self.settle(Actions::default(), actions)
+    }
+
+    fn on_leader(&mut self, input: Input) -> Seen {
+        let mut actions = Actions::default();
+        self.leader.step(self.clock(), input, &mut actions);
+        self.settle(actions, Actions::default())
+    }
+}
+
+fn connect_request(session_id: i64, passwd: Vec<u8>) -> ConnectRequest {
+    ConnectRequest {
+        protocol_version: 0,
+        last_zxid_seen: 0,
+        timeout_ms: 10_000,
+        session_id,
+        passwd,
+        read_only: Some(false),
+    }
+}
+
+fn connect_input(conn: ConnId, session_id: i64, passwd: Vec<u8>) -> Input {
+    Input::Connect {
+        conn,
+        request: connect_request(session_id, passwd),
+        auth_ids: vec![Id::new("ip", "127.0.0.1")],
+    }
+}
+
+fn established(outputs: &[Output], conn: ConnId) -> Option<i64> {
+    outputs.iter().find_map(|o| match o {
+        Output::Established {
+            conn: c,
+            session_id,
+            ..
+        } if *c == conn => Some(*session_id),
+        _ => None,
+    })
+}
+
+/// Frames sent to `conn`: (is_reply, frame).
+fn frames(outputs: &[Output], conn: ConnId) -> Vec<(bool, Vec<u8>)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn: c,
+                frame,
+                reply,
+                ..
+            } if *c == conn => Some((*reply, frame.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn closed(outputs: &[Output], conn: ConnId) -> bool {
+    outputs
+        .iter()
+        .any(|o| matches!(o, Output::Close { conn: c, .. } if *c == conn))
+}
+
+fn request(conn: ConnId, xid: i32, request: Request) -> Input {
+    Input::Request { conn, xid, request }
+}
+
+fn assert_same_trees(pair: &Pair) {
+    let (a, b) = (pair.leader.released(), pair.learner.released());
+    assert_eq!(a.last_zxid(), b.last_zxid());
+    let mut paths_a: Vec<_> = a.paths().map(|(p, n)| (p.clone(), n.stat)).collect();
+    let mut paths_b: Vec<_> = b.paths().map(|(p, n)| (p.clone(), n.stat)).collect();
+    paths_a.sort_by(|x, y| x.0.cmp(&y.0));
+    paths_b.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(paths_a, paths_b);
+    assert_eq!(
+        pair.leader.committed_sessions(),
+        pair.learner.committed_sessions()
+    );
+}
+
+#[test]
+fn a_session_created_on_a_learner_is_established_when_its_creation_commits() {
+    let mut pair = Pair::new();
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        connect_input(LEARNER_CONN, 0, vec![0; 16]),
+        &mut actions,
+    );
+    assert!(
+        established(&actions.outputs, LEARNER_CONN).is_none(),
+        "nothing before the leader commits it"
+    );
+    assert_eq!(actions.forward.len(), 1);
+    let seen = pair.settle(Actions::default(), actions);
+    let session = established(&seen.learner, LEARNER_CONN).expect("established");
+    assert_eq!(session >> 56, 2, "the id carries the learner's server id");
+    assert!(
+        pair.leader.sessions().get(session).is_some(),
+        "the leader tracks it"
+    );
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn writes_on_a_learner_are_answered_in_order_after_the_events_they_fire() {
+    let mut pair = Pair::new();
+    let session = {
+        let seen = pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+        established(&seen.learner, LEARNER_CONN).unwrap()
+    };
+    let watcher = {
+        let seen = pair.on_learner(connect_input(LEARNER_CONN_2, 0, vec![0; 16]));
+        established(&seen.learner, LEARNER_CONN_2).unwrap()
+    };
+    assert_ne!(session, watcher);
+    pair.on_learner(request(LEARNER_CONN, 1, create_request("/a", b"1", 0)));
+    // The watcher reads /a with a watch on the learner; the writer changes it there.
+    let seen = pair.on_learner(request(LEARNER_CONN_2, 1, get_data("/a", true)));
+    assert_eq!(frames(&seen.learner, LEARNER_CONN_2).len(), 1);
+
+    let mut actions = Actions::default();
+    for (xid, value) in [(2, b"2"), (3, b"3")] {
+        pair.learner.step(
+            pair.clock(),
+            request(LEARNER_CONN, xid, set_data("/a", value)),
+            &mut actions,
+        );
+    }
+    // A read behind the writes waits for them and sees the last one.
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 4, get_data("/a", false)),
+        &mut actions,
+    );
+    assert!(frames(&actions.outputs, LEARNER_CONN).is_empty());
+    let seen = pair.settle(Actions::default(), actions);
+    let replies = frames(&seen.learner, LEARNER_CONN);
+    let xids: Vec<i32> = replies
+        .iter()
+        .map(|(_, f)| decode(f, OpCode::SetData).0.xid)
+        .collect();
+    assert_eq!(xids, vec![2, 3, 4]);
+    let (header, response) = decode(&replies[2].1, OpCode::GetData);
+    assert_eq!(header.zxid, pair.learner.released().last_zxid());
+    match response {
+        Response::GetData { data, .. } => assert_eq!(data.as_deref(), Some(&b"3"[..])),
+        other => panic!("{other:?}"),
+    }
+    // The watcher heard of the change, as an event (not a reply).
+    let events = frames(&seen.learner, LEARNER_CONN_2);
+    assert_eq!(events.len(), 1);
+    assert!(!events[0].0);
+    let mut r = Reader::new(&events[0].1[4..]);
+    let _ = ReplyHeader::decode(&mut r).unwrap();
+    let event = WatcherEvent::decode(&mut r).unwrap();
+    assert_eq!(event.event_type, EventType::NodeDataChanged.code());
+    // The event left before the reply of the write that fired it.
+    let event_at = seen
+        .learner
+        .iter()
+        .position(
+            |o| matches!(o, Output::Send { conn, reply: false, .. } if *conn == LEARNER_CONN_2),
+        )
+        .unwrap();
+    let reply_at = seen
+        .learner
+        .iter()
+        .position(|o| matches!(o, Output::Send { conn, reply: true, .. } if *conn == LEARNER_CONN))
+        .unwrap();
+    assert!(event_at < reply_at);
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_read_queued_between_two_writes_of_one_replicated_batch_sees_only_the_first() {
+    let mut pair = Pair::new();
+    pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+    pair.on_learner(request(LEARNER_CONN, 1, create_request("/a", b"0", 0)));
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 2, set_data("/a", b"first")),
+        &mut actions,
+    );
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 3, get_data("/a", false)),
+        &mut actions,
+    );
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 4, set_data("/a", b"second")),
+        &mut actions,
+    );
+    let seen = pair.settle(Actions::default(), actions);
+    let replies = frames(&seen.learner, LEARNER_CONN);
+    assert_eq!(replies.len(), 3);
+    match decode(&replies[1].1, OpCode::GetData).1 {
+        Response::GetData { data, .. } => assert_eq!(data.as_deref(), Some(&b"first"[..])),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_session_moves_between_leader_and_learner_with_its_ephemerals() {
+    let mut pair = Pair::new();
+    let seen = pair.on_leader(connect_input(LEADER_CONN, 0, vec![0; 16]));
+    let session = established(&seen.leader, LEADER_CONN).unwrap();
+    pair.on_leader(request(
+        LEADER_CONN,
+        1,
+        create_request("/e", b"", rzk_proto::CreateMode::Ephemeral as i32),
+    ));
+    let passwd = pair.leader.sessions().get(session).unwrap().passwd.to_vec();
+    // Re-attach on the learner: it learned the session from the committed createSession.
+    let seen = pair.on_learner(connect_input(LEARNER_CONN, session, passwd));
+    assert_eq!(established(&seen.learner, LEARNER_CONN), Some(session));
+    // Its close goes through the leader; the ephemeral goes on both.
+    let seen = pair.on_learner(request(LEARNER_CONN, 2, Request::CloseSession));
+    assert!(closed(&seen.learner, LEARNER_CONN));
+    assert!(pair.learner.released().get("/e").is_none());
+    assert!(pair.leader.sessions().get(session).is_none());
+    assert!(pair.learner.sessions().get(session).is_none());
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn only_the_leader_expires_sessions_and_learner_heartbeats_keep_them() {
+    let mut pair = Pair::new();
+    let kept = {
+        let seen = pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+        established(&seen.learner, LEARNER_CONN).unwrap()
+    };
+    let silent = {
+        let seen = pair.on_learner(connect_input(LEARNER_CONN_2, 0, vec![0; 16]));
+        established(&seen.learner, LEARNER_CONN_2).unwrap()
+    };
+    pair.on_learner(request(
+        LEARNER_CONN_2,
+        1,
+        create_request("/gone", b"", rzk_proto::CreateMode::Ephemeral as i32),
+    ));
+    // Time passes; the learner's clients are heard from only on the learner.
+    for step in 1..=30u64 {
+        pair.now = 1_000 + step * 500;
+        let touch_at = pair.now;
+        pair.learner
+            .sessions()
+            .get(kept)
+            .unwrap()
+            .touch
+            .store(touch_at, Ordering::Relaxed);
+        let heard = pair.learner.local_sessions_heard_since(touch_at - 500);
+        assert_eq!(heard, vec![kept]);
+        pair.on_leader(Input::Touches { session_ids: heard });
+        // A learner's tick expires nothing, however long it goes unheard.
+        let seen = pair.on_learner(Input::Tick);
+        assert!(seen.learner.is_empty() && seen.leader.is_empty());
+        pair.on_leader(Input::Tick);
+    }
+    assert!(
+        pair.leader.sessions().get(kept).is_some(),
+        "heartbeats reached the leader"
+    );
+    assert!(
+        pair.leader.sessions().get(silent).is_none(),
+        "expired by the leader"
+    );
+    assert!(
+        pair.learner.sessions().get(silent).is_none(),
+        "its close was replicated"
+    );
+    assert!(pair.learner.released().get("/gone").is_none());
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_replicated_txn_of_a_session_that_moved_away_answers_nobody_here() {
+    let mut pair = Pair::new();
+    let session = {
+        let seen = pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+        established(&seen.learner, LEARNER_CONN).unwrap()
+    };
+    let passwd = pair
+        .learner
+        .sessions()
+        .get(session)
+        .unwrap()
+        .passwd
+        .to_vec();
+    // The learner forwards a write, but the client moves to the leader before it commits.
+    let mut learner_actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 1, create_request("/x", b"", 0)),
+        &mut learner_actions,
+    );
+    let forwarded = learner_actions.forward.pop().unwrap();
+    let mut leader_actions = Actions::default();
+    pair.leader.step(
+        pair.clock(),
+        connect_input(LEADER_CONN, session, passwd),
+        &mut leader_actions,
+    );
+    assert_eq!(
+        established(&leader_actions.outputs, LEADER_CONN),
+        Some(session)
+    );
+    pair.leader.step(
+        pair.clock(),
+        Input::Forwarded(forwarded),
+        &mut leader_actions,
+    );
+    pair.leader.step(
+        pair.clock(),
+        request(LEADER_CONN, 2, create_request("/y", b"", 0)),
+        &mut leader_actions,
+    );
+    let seen = pair.settle(leader_actions, learner_actions);
+    // The leader answers only its own request; the learner answers its forwarded one.
+    let leader_replies = frames(&seen.leader, LEADER_CONN);
+    assert_eq!(
+        leader_replies.len(),
+        2,
+        "connect response and the reply to xid 2"
+    );
+    assert_eq!(decode(&leader_replies[1].1, OpCode::Create).0.xid, 2);
+    let learner_replies = frames(&seen.learner, LEARNER_CONN);
+    assert_eq!(learner_replies.len(), 1);
+    assert_eq!(decode(&learner_replies[0].1, OpCode::Create).0.xid, 1);
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_role_change_drops_uncommitted_txns_and_numbers_in_the_new_epoch() {
+    let mut pair = Pair::new();
+    pair.on_leader(connect_input(LEADER_CONN, 0, vec![0; 16]));
+    pair.on_leader(request(LEADER_CONN, 1, create_request("/kept", b"", 0)));
+    let mut actions = Actions::default();
+    pair.leader.step(
+        pair.clock(),
+        request(LEADER_CONN, 2, create_request("/lost", b"", 0)),
+        &mut actions,
+    );
+    assert_eq!(actions.append.len(), 1, "prepped, never committed");
+    // The leader loses its quorum; the learner is elected in epoch 1.
+    let mut actions = Actions::default();
+    pair.leader.become_learner(&mut actions);
+    assert!(closed(&actions.outputs, LEADER_CONN));
+    assert_eq!(pair.leader.outstanding_count(), 0);
+    let mut actions = Actions::default();
+    pair.learner.become_leader(1, &mut actions);
+    std::mem::swap(&mut pair.leader, &mut pair.learner);
+    let seen = pair.on_leader(connect_input(LEADER_CONN, 0, vec![0; 16]));
+    let zxid = seen
+        .leader
+        .iter()
+        .find_map(|o| match o {
+            Output::Send { conn, zxid, .. } if *conn == LEADER_CONN => Some(*zxid),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(rzk_proto::Zxid::from_i64(zxid), rzk_proto::Zxid::new(1, 1));
+    assert!(pair.leader.released().get("/kept").is_some());
+    assert!(pair.learner.released().get("/lost").is_none());
+    pair.on_leader(request(LEADER_CONN, 1, create_request("/new", b"", 0)));
+    assert_same_trees(&pair);
+}
