@@ -36,7 +36,7 @@
 mod front;
 mod proposer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
 
 use rzk_proto::{
@@ -115,9 +115,11 @@ pub enum Input {
     Committed {
         zxid: i64,
     },
-    /// Learner: txns the leader committed, in zxid order, to apply and answer.
+    /// Learner: txns the leader committed, in zxid order, to apply and answer, with the
+    /// leader's tree digest after the last of them (ZooKeeper's TxnDigest), if it sent one.
     Replicated {
         txns: Vec<Txn>,
+        digest: Option<u64>,
     },
     /// Leader: a learner's write or new session.
     Forwarded(Forwarded),
@@ -159,7 +161,24 @@ pub struct Actions {
     /// Sessions whose timeout passed this step, with that timeout in ms: the driver logs
     /// each one, as ZooKeeper does, and counts them.
     pub expired: Vec<(i64, i32)>,
+    /// A learner's tree no longer matches its leader's: it must not serve from it. The
+    /// driver logs it loudly, counts it (mntr's zk_digest_mismatches_count) and has the
+    /// learner resynchronised.
+    pub diverged: Option<Divergence>,
 }
+
+/// Where a learner found its tree digest differing from its leader's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Divergence {
+    pub zxid: i64,
+    pub ours: u64,
+    pub leaders: u64,
+}
+
+/// ZooKeeper logs the digest every this many zxids (DataTree's digest log), for `hash`.
+const DIGEST_LOG_INTERVAL: i64 = 128;
+/// And keeps this many entries.
+const DIGEST_LOG_LIMIT: usize = 1024;
 
 impl Actions {
     pub fn clear(&mut self) {
@@ -168,6 +187,7 @@ impl Actions {
         self.outputs.clear();
         self.publish = None;
         self.expired.clear();
+        self.diverged = None;
     }
 }
 
@@ -224,6 +244,9 @@ pub struct Core {
     committed_sessions: BTreeMap<i64, DurableSession>,
     front: Front,
     role: Role,
+    /// (zxid, tree digest) at every released zxid that is a multiple of
+    /// `DIGEST_LOG_INTERVAL`, newest last: what the AdminServer's `hash` answers.
+    digest_log: VecDeque<(i64, u64)>,
 }
 
 fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
@@ -257,6 +280,7 @@ impl Core {
             committed_sessions: BTreeMap::new(),
             front: Front::default(),
             role: Role::Leader(Box::new(proposer)),
+            digest_log: VecDeque::new(),
         }
     }
 
@@ -374,6 +398,20 @@ impl Core {
         actions.publish = Some(self.released.clone());
     }
 
+    /// ZooKeeper's digest log: (zxid, digest) pairs, oldest first.
+    pub fn digest_log(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
+        self.digest_log.iter().copied()
+    }
+
+    /// Leader: the tree digest after the last txn handed out in `actions.append`, which the
+    /// ensemble sends with it so learners can check theirs.
+    pub fn proposed_digest(&self) -> Option<u64> {
+        match &self.role {
+            Role::Leader(p) => Some(p.working.digest()),
+            Role::Learner => None,
+        }
+    }
+
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader(_))
     }
@@ -449,7 +487,7 @@ impl Core {
             }
             Input::Disconnected { conn } => self.front.disconnected(conn),
             Input::Committed { zxid } => self.committed(zxid, actions),
-            Input::Replicated { txns } => self.replicated(txns, actions),
+            Input::Replicated { txns, digest } => self.replicated(txns, digest, actions),
             Input::Forwarded(forwarded) => self.forwarded(forwarded, actions),
             Input::Touches { session_ids } => {
                 if self.is_leader() {
@@ -726,6 +764,7 @@ impl Core {
                 unreachable!("checked above");
             };
             let pending = proposer.pending.pop_front().expect("counted above");
+            self.log_digest(pending.zxid, pending.digest);
             let found = self.release(
                 pending.zxid,
                 pending.session_id,
@@ -758,7 +797,7 @@ impl Core {
     }
 
     /// Learner: applies txns the leader committed, in order, through the same release path.
-    fn replicated(&mut self, txns: Vec<Txn>, actions: &mut Actions) {
+    fn replicated(&mut self, txns: Vec<Txn>, digest: Option<u64>, actions: &mut Actions) {
         assert!(
             !self.is_leader(),
             "a leader was sent replicated txns; it commits its own"
@@ -785,6 +824,7 @@ impl Core {
                         .insert(s.id, s.timeout_ms, s.passwd, self.now.mono_ms);
                 }
             }
+            self.log_digest(txn.zxid, self.released.digest());
             self.release(
                 txn.zxid,
                 txn.session_id,
@@ -799,7 +839,24 @@ impl Core {
             // now, before the session's next write is applied.
             self.front.answer_deferred(&self.released, actions);
         }
+        let ours = self.released.digest();
+        if let Some(leaders) = digest.filter(|d| *d != ours) {
+            actions.diverged = Some(Divergence {
+                zxid: self.released.last_zxid(),
+                ours,
+                leaders,
+            });
+        }
         actions.publish = Some(self.released.clone());
+    }
+
+    fn log_digest(&mut self, zxid: i64, digest: u64) {
+        if zxid % DIGEST_LOG_INTERVAL == 0 {
+            if self.digest_log.len() == DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
+            self.digest_log.push_back((zxid, digest));
+        }
     }
 
     /// The part of releasing one committed txn that every role shares: session bookkeeping,

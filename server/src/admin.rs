@@ -35,9 +35,7 @@ struct Command {
     handler: Handler,
 }
 
-/// ZooKeeper 3.8's commands but `hash`: its answer is the history of ZooKeeper's tree digest
-/// (a checksum of every znode, logged every 128 transactions), which rzk does not compute; an
-/// empty list would claim there is nothing to compare.
+/// ZooKeeper 3.8's commands.
 const COMMANDS: &[Command] = &[
     Command {
         names: &["ruok"],
@@ -118,6 +116,10 @@ const COMMANDS: &[Command] = &[
     Command {
         names: &["zabstate"],
         handler: commands::zabstate,
+    },
+    Command {
+        names: &["hash"],
+        handler: commands::hash,
     },
     Command {
         names: &["last_snapshot", "lsnp"],

@@ -9,13 +9,15 @@ same tests check Apache ZooKeeper itself (so the lists cannot drift from it);
 test_same_fields_as_apache runs both servers side by side and compares every answer's
 shape.
 
-rzk leaves out fields it has no figure for (DOCUMENTED_GAPS) and answers `hash` as unknown
-(ZooKeeper's tree digest, which rzk does not compute); these are the only differences
-allowed.
+rzk leaves out fields it has no figure for (DOCUMENTED_GAPS); that is the only difference
+allowed. `hash` (ZooKeeper's tree digest log) is checked against a digest computed here from
+the tree as kazoo reads it, on both servers.
 """
 
 import json
+import struct
 import time
+import zlib
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -49,6 +51,7 @@ COMMANDS = {
     "leader": ["lead"],
     "voting_view": [],
     "zabstate": [],
+    "hash": [],
     "last_snapshot": ["lsnp"],
     "observers": ["obsr"],
     "observer_connection_stat_reset": ["orst"],
@@ -135,6 +138,7 @@ FIELDS = {
     "get_trace_mask": {"tracemask": int},
     "voting_view": {"current_config": dict},
     "zabstate": {"voting": bool, "zabstate": str},
+    "hash": {"digests": list},
     "last_snapshot": {"zxid": str, "timestamp": int},
     "observers": {"synced_observers": int, "observers": list},
     "observer_connection_stat_reset": {},
@@ -375,8 +379,7 @@ def test_index_links_every_command(admin):
     linked = {
         line.split('">')[1].split("<")[0] for line in page.splitlines() if line.startswith("<a href=")
     }
-    expected = set(COMMANDS) | ({"hash"} if admin.kind == "apache" else set())
-    assert linked == expected
+    assert linked == set(COMMANDS)
     assert '<a href="/commands/ruok">ruok</a>' in page
 
 
@@ -614,3 +617,58 @@ def test_same_fields_as_apache(zk_server_factory, zk_factory):
     for key in set(a):
         assert key in b, "monitor.%s: not a ZooKeeper figure" % key
         assert type_name(a[key]) == type_name(b[key]), (key, a[key], b[key])
+
+
+def node_digest(path, data, stat):
+    """ZooKeeper's DigestCalculator (digest version 2), computed independently here. It digests
+    the stored stat, whose cversion counts child creates only: clients are shown
+    2 * creates - numChildren (DataNode.copyStat), so the stored one is recovered from that.
+    (The stored ephemeralOwner differs too for containers and TTL nodes; none are made here.)"""
+    if path.startswith("/zookeeper/"):
+        return 0
+    stored_cversion = (stat.cversion + stat.numChildren) // 2
+    fixed = struct.pack(
+        ">qqqqqiiiq",
+        stat.czxid,
+        stat.mzxid,
+        stat.pzxid,
+        stat.ctime,
+        stat.mtime,
+        stat.version,
+        stored_cversion,
+        stat.aversion,
+        stat.ephemeralOwner,
+    )
+    return zlib.crc32(("" if path == "/" else path).encode() + (data or b"") + fixed)
+
+
+def tree_digest(zk):
+    total, stack = 0, ["/"]
+    while stack:
+        path = stack.pop()
+        data, stat = zk.get(path)
+        total += node_digest(path, data, stat)
+        stack.extend((path.rstrip("/") + "/" + c) for c in zk.get_children(path))
+    # A Java long: the sum wraps at 64 bits and reads as signed.
+    total &= (1 << 64) - 1
+    return total - (1 << 64) if total >= 1 << 63 else total
+
+
+def test_hash_logs_zookeepers_tree_digest_every_128_zxids(zk_server_factory, zk_factory):
+    """Both servers: write until zxid 128 exactly, then `hash` must hold (128, the digest of
+    the tree as kazoo reads it). On Apache ZooKeeper this checks the computation here; on rzk,
+    rzk's digest. (Reads write nothing, so the tree kazoo walks is the tree at zxid 128.)"""
+    for kind in ("rzk", "apache"):
+        server = admin_ready(zk_server_factory("hash-" + kind, extra_cfg=ADMIN_CFG, kind=kind))
+        zk = zk_factory(hosts=server.hosts)
+        assert ok(admin_get(server, "hash"), "hash")["digests"] == []
+        zk.create("/d", b"parent")
+        zxid = 0
+        for i in range(200):
+            _, stat = zk.create("/d/n", b"v%d" % i, sequence=True, include_data=True)
+            zxid = stat.czxid
+            if zxid >= 128:
+                break
+        assert zxid == 128, "%s: writes reached zxid %d, not 128" % (kind, zxid)
+        digests = ok(admin_get(server, "hash"), "hash")["digests"]
+        assert digests == [{"zxid": 128, "digest_version": 2, "digest": tree_digest(zk)}], kind

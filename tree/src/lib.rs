@@ -157,6 +157,9 @@ pub struct Tree {
     ephemerals: HashMap<i64, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
     ttls: OrdSet<Arc<str>>,
+    /// ZooKeeper's tree digest (3.6+): the wrapping sum of every node's `node_digest`, kept
+    /// as nodes change, so two servers that applied the same txns hold the same value.
+    digest: u64,
     /// Paths with a quota (ZooKeeper's pTrie): `/zookeeper/quota{P}/zookeeper_limits` exists.
     quota_paths: OrdSet<Arc<str>>,
     last_zxid: i64,
@@ -346,6 +349,39 @@ impl NodeHasher {
     }
 }
 
+/// One node's share of the tree digest, as ZooKeeper 3.6+ computes it (DigestCalculator,
+/// digest version 2): CRC-32 over the path ("" for the root), the data, then czxid, mzxid,
+/// pzxid, ctime, mtime (8 bytes each, big-endian), version, cversion, aversion (4 bytes each)
+/// and ephemeralOwner (8 bytes). Nodes under /zookeeper/ count 0: ZooKeeper updates quota
+/// nodes locally, so it leaves that subtree out, and so do we to give the same sums.
+///
+/// Not cached per node, unlike ZooKeeper: a change costs a CRC of the nodes it touches (the
+/// node and its parent), which is cheap for the small values znodes hold, and a node stays
+/// 8 bytes smaller.
+pub fn node_digest(path: &str, node: &Znode) -> u64 {
+    if path.starts_with("/zookeeper/") {
+        return 0;
+    }
+    let path = if path == "/" { "" } else { path };
+    let s = &node.stat;
+    let mut fixed = [0u8; 60];
+    let fields = [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime];
+    for (i, v) in fields.iter().enumerate() {
+        fixed[i * 8..i * 8 + 8].copy_from_slice(&v.to_be_bytes());
+    }
+    fixed[40..44].copy_from_slice(&s.version.to_be_bytes());
+    fixed[44..48].copy_from_slice(&s.cversion.to_be_bytes());
+    fixed[48..52].copy_from_slice(&s.aversion.to_be_bytes());
+    fixed[52..60].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(path.as_bytes());
+    if let Some(data) = &node.data {
+        crc.update(data);
+    }
+    crc.update(&fixed);
+    crc.finalize() as u64
+}
+
 impl Tree {
     /// A fresh tree with ZooKeeper's system nodes: /, /zookeeper, /zookeeper/quota and
     /// /zookeeper/config (read-only to the world, as ZooKeeper creates it).
@@ -359,6 +395,7 @@ impl Tree {
             last_zxid: 0,
             data_bytes: 0,
             recent_acl: None,
+            digest: 0,
         };
         tree.nodes
             .insert(Arc::from("/"), Arc::new(system_node(Acl::open_unsafe(), 0)));
@@ -376,6 +413,9 @@ impl Tree {
             tree.nodes
                 .insert(Arc::from(path), Arc::new(system_node(acl, aversion)));
         }
+        tree.digest = tree.nodes.iter().fold(0, |sum, (path, node)| {
+            sum.wrapping_add(node_digest(path, node))
+        });
         tree
     }
 
@@ -425,6 +465,7 @@ impl Tree {
             last_zxid,
             data_bytes: 0,
             recent_acl: None,
+            digest: 0,
         };
         // The nodes are gathered first, and go into the persistent map only once complete:
         // filling in children afterwards would look each parent up again and copy its Arc.
@@ -452,6 +493,7 @@ impl Tree {
                 children: OrdSet::new(),
             };
             tree.data_bytes += node.data_bytes().len() as u64;
+            tree.digest = tree.digest.wrapping_add(node_digest(&path, &node));
             if node.stat.data_length as usize != node.data_bytes().len() {
                 return Err(format!("{path}: dataLength does not match the data"));
             }
@@ -547,6 +589,31 @@ impl Tree {
 
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
+    }
+
+    /// ZooKeeper's digest of the whole tree (`DataTree.getTreeDigest`): equal on servers that
+    /// applied the same txns, so a learner can tell it diverged from its leader.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// The digest computed from every node, as `digest` should be: for tests and checks.
+    pub fn recompute_digest(&self) -> u64 {
+        self.nodes.iter().fold(0, |sum, (path, node)| {
+            sum.wrapping_add(node_digest(path, node))
+        })
+    }
+
+    /// `change` a node in place, keeping the digest: the node's old digest leaves the sum and
+    /// its new one joins it. None if there is no such node.
+    fn change_node<R>(&mut self, path: &str, change: impl FnOnce(&mut Znode) -> R) -> Option<R> {
+        let node = self.nodes.get_mut(path)?;
+        let before = node_digest(path, node);
+        let node = Arc::make_mut(node);
+        let result = change(node);
+        let after = node_digest(path, node);
+        self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
+        Some(result)
     }
 
     pub fn node_count(&self) -> usize {
@@ -680,20 +747,19 @@ impl Tree {
                 data,
                 version,
             } => {
-                let Some(node) = self.nodes.get_mut(path.as_str()) else {
+                let new_len = data.as_deref().map_or(0, <[u8]>::len) as u64;
+                let Some((old_len, stat, acl)) = self.change_node(path, |node| {
+                    let old_len = node.data_bytes().len() as u64;
+                    node.data = data.as_deref().map(Arc::from);
+                    node.stat.data_length = node.data_bytes().len() as i32;
+                    node.stat.version = *version;
+                    node.stat.mzxid = txn.zxid;
+                    node.stat.mtime = txn.time_ms;
+                    node.check_invariants();
+                    (old_len, node.client_stat(), node.acl.clone())
+                }) else {
                     return out.outcomes.push(OpOutcome::Error(ErrorCode::NoNode));
                 };
-                let node = Arc::make_mut(node);
-                let old_len = node.data_bytes().len() as u64;
-                let new_len = data.as_deref().map_or(0, <[u8]>::len) as u64;
-                node.data = data.as_deref().map(Arc::from);
-                node.stat.data_length = node.data_bytes().len() as i32;
-                node.stat.version = *version;
-                node.stat.mzxid = txn.zxid;
-                node.stat.mtime = txn.time_ms;
-                node.check_invariants();
-                let stat = node.client_stat();
-                let acl = node.acl.clone();
                 self.data_bytes = self.data_bytes - old_len + stat.data_length as u64;
                 out.triggers.push(Trigger {
                     kind: TriggerKind::DataChanged,
@@ -710,15 +776,14 @@ impl Tree {
                 aversion,
             } => {
                 let acl = self.shared_acl(acl, None);
-                let Some(node) = self.nodes.get_mut(path.as_str()) else {
+                let Some(stat) = self.change_node(path, |node| {
+                    node.acl = acl;
+                    node.stat.aversion = *aversion;
+                    node.client_stat()
+                }) else {
                     return out.outcomes.push(OpOutcome::Error(ErrorCode::NoNode));
                 };
-                let node = Arc::make_mut(node);
-                node.acl = acl;
-                node.stat.aversion = *aversion;
-                OpOutcome::AclSet {
-                    stat: node.client_stat(),
-                }
+                OpOutcome::AclSet { stat }
             }
             TxnBody::Check { .. } => OpOutcome::Checked,
             TxnBody::Error { err } => {
@@ -780,16 +845,18 @@ impl Tree {
     /// mzxid, only the data (and so dataLength).
     fn set_quota_stats(&mut self, quoted: &str, change: impl FnOnce(&mut quota::StatsTrack)) {
         let stat_path = quota::stat_path(quoted);
-        let Some(node) = self.nodes.get_mut(stat_path.as_str()) else {
+        let Some(size_change) = self.change_node(&stat_path, |node| {
+            let mut track = quota::StatsTrack::parse(node.data_bytes());
+            change(&mut track);
+            let bytes = track.to_bytes();
+            let old_len = node.data_bytes().len() as u64;
+            node.stat.data_length = bytes.len() as i32;
+            node.data = Some(Arc::from(bytes));
+            (old_len, node.data_bytes().len() as u64)
+        }) else {
             return;
         };
-        let node = Arc::make_mut(node);
-        let mut track = quota::StatsTrack::parse(node.data_bytes());
-        change(&mut track);
-        let bytes = track.to_bytes();
-        self.data_bytes = self.data_bytes - node.data_bytes().len() as u64 + bytes.len() as u64;
-        node.stat.data_length = bytes.len() as i32;
-        node.data = Some(Arc::from(bytes));
+        self.data_bytes = self.data_bytes - size_change.0 + size_change.1;
     }
 
     /// Nodes and data bytes in `path`'s subtree, `path` included (`getCounts`).
@@ -850,22 +917,22 @@ impl Tree {
             return OpOutcome::Error(ErrorCode::NodeExists);
         };
         let path_key: Arc<str> = Arc::from(path);
-        let Some(parent) = self.nodes.get_mut(parent_path) else {
+        let Some(parent_acl) = self.change_node(parent_path, |parent| {
+            // ZooKeeper's rule for replay onto a fuzzy snapshot, kept: the parent's cversion
+            // never goes back in time.
+            if parent_cversion > parent.stat.cversion {
+                parent.stat.cversion = parent_cversion;
+                parent.stat.pzxid = txn.zxid;
+            }
+            let name = ChildName::from(path::basename(path));
+            if parent.children.insert(name).is_none() {
+                parent.stat.num_children += 1;
+            }
+            parent.check_invariants();
+            parent.acl.clone()
+        }) else {
             return OpOutcome::Error(ErrorCode::NoNode);
         };
-        let parent = Arc::make_mut(parent);
-        // ZooKeeper's rule for replay onto a fuzzy snapshot, kept: the parent's cversion never
-        // goes back in time.
-        if parent_cversion > parent.stat.cversion {
-            parent.stat.cversion = parent_cversion;
-            parent.stat.pzxid = txn.zxid;
-        }
-        let name = ChildName::from(path::basename(path));
-        if parent.children.insert(name).is_none() {
-            parent.stat.num_children += 1;
-        }
-        parent.check_invariants();
-        let parent_acl = parent.acl.clone();
         let data: Option<Arc<[u8]>> = data.map(Arc::from);
         let data_length = data.as_deref().map_or(0, <[u8]>::len) as i32;
         let stat = Stat {
@@ -890,8 +957,10 @@ impl Tree {
         };
         let stat = node.client_stat();
         let acl = node.acl.clone();
+        self.digest = self.digest.wrapping_add(node_digest(path, &node));
         if let Some(old) = self.nodes.insert(path_key.clone(), Arc::new(node)) {
             self.data_bytes -= old.data_bytes().len() as u64;
+            self.digest = self.digest.wrapping_sub(node_digest(path, &old));
         }
         self.data_bytes += data_length as u64;
         self.index(&path_key, NodeKind::of_owner(ephemeral_owner));
@@ -926,22 +995,23 @@ impl Tree {
         let Some(parent_path) = path::parent(path) else {
             return;
         };
-        let mut parent_acl: Arc<[Acl]> = Arc::from(&[][..]);
-        if let Some(parent) = self.nodes.get_mut(parent_path) {
-            let parent = Arc::make_mut(parent);
-            parent_acl = parent.acl.clone();
-            if parent.children.remove(path::basename(path)).is_some() {
-                parent.stat.num_children -= 1;
-            }
-            // ZooKeeper bumps pzxid, not cversion, when a child goes away.
-            if zxid > parent.stat.pzxid {
-                parent.stat.pzxid = zxid;
-            }
-            parent.check_invariants();
-        }
+        let parent_acl = self
+            .change_node(parent_path, |parent| {
+                if parent.children.remove(path::basename(path)).is_some() {
+                    parent.stat.num_children -= 1;
+                }
+                // ZooKeeper bumps pzxid, not cversion, when a child goes away.
+                if zxid > parent.stat.pzxid {
+                    parent.stat.pzxid = zxid;
+                }
+                parent.check_invariants();
+                parent.acl.clone()
+            })
+            .unwrap_or_else(|| Arc::from(&[][..]));
         let Some((key, node)) = self.nodes.remove_with_key(path) else {
             return;
         };
+        self.digest = self.digest.wrapping_sub(node_digest(path, &node));
         self.data_bytes -= node.data_bytes().len() as u64;
         if parent_path.starts_with("/zookeeper") && path::basename(path) == quota::LIMIT_NODE {
             self.quota_paths.remove(quota::trim_quota_path(parent_path));

@@ -389,3 +389,94 @@ fn from_nodes_rebuilds_a_big_tree_on_two_threads() {
         assert_eq!(r.children, n.children, "{p}");
     }
 }
+
+#[test]
+fn a_node_digest_is_zookeepers_crc32_layout() {
+    let mut tree = Tree::new();
+    tree.apply(&txn(5, create("/a", 0, 1)), &mut Applied::default());
+    // zlib.crc32(b"/a" + b"d" + struct.pack(">qqqqqiiiq", 5, 5, 5, 1005, 1005, 0, 0, 0, 0))
+    assert_eq!(node_digest("/a", tree.get("/a").unwrap()), 2_085_762_356);
+    assert_eq!(
+        node_digest("/zookeeper/quota", tree.get("/zookeeper/quota").unwrap()),
+        0
+    );
+    assert_ne!(
+        node_digest("/zookeeper", tree.get("/zookeeper").unwrap()),
+        0
+    );
+}
+
+#[test]
+fn the_tree_digest_follows_every_change_and_rebuild() {
+    let mut tree = Tree::new();
+    assert_eq!(tree.digest(), tree.recompute_digest());
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |bound: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % bound
+    };
+    let paths = ["/a", "/b", "/a/x", "/a/y", "/b/z", "/zookeeper/quota/a"];
+    let mut published = Vec::new();
+    for zxid in 1..=400i64 {
+        let path = paths[next(paths.len() as u64) as usize].to_owned();
+        let body = match next(6) {
+            0 | 1 => create(&path, if next(2) == 0 { 0 } else { 0x11 }, zxid as i32),
+            2 => TxnBody::Delete { path },
+            3 => TxnBody::SetData {
+                path,
+                data: Some(vec![zxid as u8; next(40) as usize]),
+                version: zxid as i32,
+            },
+            4 => TxnBody::SetAcl {
+                path,
+                acl: Acl::read_unsafe(),
+                aversion: zxid as i32,
+            },
+            _ => TxnBody::CloseSession,
+        };
+        // A create over an existing node or a delete of a missing one is what prep rejects;
+        // only apply what prep would let through.
+        let exists = match &body {
+            TxnBody::Create { path, .. } => tree.get(path).is_some(),
+            TxnBody::Delete { path } | TxnBody::SetData { path, .. } => {
+                tree.get(path).is_none_or(|n| !n.children.is_empty())
+            }
+            _ => false,
+        };
+        let parent_missing = match &body {
+            TxnBody::Create { path, .. } => tree.get(path::parent(path).unwrap()).is_none(),
+            _ => false,
+        };
+        if exists || parent_missing {
+            continue;
+        }
+        if zxid % 50 == 0 {
+            published.push((tree.clone(), tree.digest()));
+        }
+        tree.apply(&txn(zxid, body), &mut Applied::default());
+        assert_eq!(tree.digest(), tree.recompute_digest(), "after zxid {zxid}");
+    }
+    for (version, digest) in &published {
+        assert_eq!(
+            version.digest(),
+            *digest,
+            "a published version keeps its digest"
+        );
+    }
+    let rebuilt = Tree::from_nodes(
+        tree.last_zxid(),
+        tree.paths().map(|(p, n)| {
+            (
+                p.to_string(),
+                n.stat,
+                n.data.as_deref().map(<[u8]>::to_vec),
+                n.acl.to_vec(),
+            )
+        }),
+    )
+    .unwrap();
+    assert_eq!(rebuilt.digest(), tree.digest());
+    assert!(tree.node_count() > 4, "the walk built something");
+}

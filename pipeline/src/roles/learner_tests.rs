@@ -19,6 +19,9 @@ struct Pair {
     now: u64,
     /// Every txn the leader committed, in order (what the learner has been sent).
     log: Vec<Txn>,
+    /// Changes a batch on its way to the learner (a simulated bug or corruption).
+    tamper: Option<fn(&mut Vec<Txn>)>,
+    divergences: Vec<Divergence>,
 }
 
 /// What one `pump` produced on each side.
@@ -40,6 +43,8 @@ impl Pair {
             learner,
             now: 1_000,
             log: Vec::new(),
+            tamper: None,
+            divergences: Vec::new(),
         }
     }
 
@@ -64,14 +69,22 @@ impl Pair {
             if leader.append.is_empty() {
                 return seen;
             }
-            let txns = std::mem::take(&mut leader.append);
+            let mut txns = std::mem::take(&mut leader.append);
+            let digest = self.leader.proposed_digest();
             self.leader.seal_batch();
             let zxid = txns.last().expect("not empty").zxid;
             self.log.extend(txns.iter().cloned());
             self.leader
                 .step(self.clock(), Input::Committed { zxid }, &mut leader);
-            self.learner
-                .step(self.clock(), Input::Replicated { txns }, &mut learner);
+            if let Some(tamper) = self.tamper {
+                tamper(&mut txns);
+            }
+            self.learner.step(
+                self.clock(),
+                Input::Replicated { txns, digest },
+                &mut learner,
+            );
+            self.divergences.extend(learner.diverged.take());
         }
         panic!("the pair did not settle");
     }
@@ -157,6 +170,9 @@ fn assert_same_trees(pair: &Pair) {
         pair.leader.committed_sessions(),
         pair.learner.committed_sessions()
     );
+    assert_eq!(a.digest(), b.digest());
+    assert_eq!(a.digest(), a.recompute_digest());
+    assert!(pair.divergences.is_empty());
 }
 
 #[test]
@@ -446,5 +462,47 @@ fn a_role_change_drops_uncommitted_txns_and_numbers_in_the_new_epoch() {
     assert!(pair.leader.released().get("/kept").is_some());
     assert!(pair.learner.released().get("/lost").is_none());
     pair.on_leader(request(LEADER_CONN, 1, create_request("/new", b"", 0)));
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_learner_that_applies_something_else_reports_the_divergence() {
+    let mut pair = Pair::new();
+    pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+    pair.on_learner(request(LEARNER_CONN, 1, create_request("/a", b"1", 0)));
+    assert!(pair.divergences.is_empty());
+    // The learner applies a value the leader never wrote.
+    pair.tamper = Some(|txns| {
+        for txn in txns {
+            if let TxnBody::SetData { data, .. } = &mut txn.body {
+                *data = Some(b"not what the leader wrote".to_vec());
+            }
+        }
+    });
+    pair.on_learner(request(LEARNER_CONN, 2, set_data("/a", b"2")));
+    let divergence = pair.divergences.first().expect("detected");
+    assert_eq!(divergence.zxid, pair.leader.released().last_zxid());
+    assert_eq!(divergence.leaders, pair.leader.released().digest());
+    assert_eq!(divergence.ours, pair.learner.released().digest());
+}
+
+#[test]
+fn the_digest_log_keeps_every_128th_zxid_on_leader_and_learner_alike() {
+    let mut pair = Pair::new();
+    pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+    for xid in 1..=300 {
+        pair.on_learner(request(
+            LEARNER_CONN,
+            xid,
+            create_request(&format!("/n{xid}"), b"v", 0),
+        ));
+    }
+    let leader: Vec<(i64, u64)> = pair.leader.digest_log().collect();
+    let learner: Vec<(i64, u64)> = pair.learner.digest_log().collect();
+    assert_eq!(
+        leader.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![128, 256]
+    );
+    assert_eq!(leader, learner);
     assert_same_trees(&pair);
 }

@@ -30,6 +30,8 @@ pub(super) struct Pending {
     /// batch. Releases stop only at seals, so the released tree is always one of these.
     pub tree_after: Option<Tree>,
     pub applied: Applied,
+    /// The tree digest right after this txn.
+    pub digest: u64,
 }
 
 pub(super) struct Proposer {
@@ -148,6 +150,7 @@ impl Proposer {
             queued,
             tree_after: None,
             applied,
+            digest: self.working.digest(),
         });
         txn
     }
