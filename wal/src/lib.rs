@@ -1,5 +1,6 @@
 //! The transaction log. Owns: the segment format (`format`), making batches durable with one
-//! write and one sync each (`writer`), reading a log back after a crash (`recover`), and the
+//! write and one sync each (`writer`), reading a log back after a crash or from a zxid
+//! (`recover`), cutting it back to a zxid for a learner's TRUNC (`truncate`), and the
 //! storage backends that move bytes (`backend`).
 //!
 //! Guarantees: `WalWriter::append` returns only when every transaction in the batch is
@@ -14,8 +15,10 @@
 pub mod backend;
 pub mod format;
 pub mod recover;
+pub mod truncate;
 pub mod writer;
 
 pub use backend::{Backend, FileStorage, MemStorage, Segment, SegmentImage, Storage, SyncMode};
 pub use recover::{recover, RecoverError, Recovered};
+pub use truncate::{truncate_after, TruncateError, Truncated};
 pub use writer::{WalError, WalWriter};

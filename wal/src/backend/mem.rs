@@ -161,7 +161,10 @@ impl Storage for MemStorage {
     fn remove(&mut self, name: &str) -> io::Result<()> {
         let mut d = self.disk.lock().unwrap();
         d.live.remove(name);
-        d.durable.remove(name);
+        // A removal after the crash point does not survive it.
+        if !d.frozen() {
+            d.durable.remove(name);
+        }
         Ok(())
     }
 
