@@ -97,6 +97,10 @@ enum Event {
     HealAll,
     /// A scripted crash of whoever leads (restarted a second later).
     KillLeader,
+    /// A paused server's pause may be over: it handles what it deferred, in arrival order.
+    Resume {
+        server: Sid,
+    },
     End,
 }
 
@@ -163,6 +167,13 @@ struct Server {
     up: bool,
     incarnation: u64,
     paused_until: u64,
+    /// Events that came due while the process was paused, in the order they came due. While
+    /// any wait here, later events queue behind them, even once the pause is over: a pause
+    /// extended by another must not let a message overtake one that arrived before it.
+    deferred: VecDeque<Event>,
+    /// How far this machine's monotonic clock runs ahead of simulated time: it only jumps
+    /// forward (a VM resumed, a host suspended), and survives a process restart.
+    clock_ahead_ms: u64,
     peer: Option<Peer>,
     disk: Disk,
     state: State,
@@ -231,6 +242,7 @@ pub struct Stats {
     pub acked_writes: u64,
     pub crashes: u64,
     pub partitions: u64,
+    pub clock_jumps: u64,
 }
 
 impl World {
@@ -248,6 +260,8 @@ impl World {
                     up: false,
                     incarnation: 0,
                     paused_until: 0,
+                    deferred: VecDeque::new(),
+                    clock_ahead_ms: 0,
                     peer: None,
                     disk: Disk::default(),
                     state: State::default(),
@@ -369,12 +383,35 @@ impl World {
             self.now_us = time;
             self.stats.events += 1;
             if let Some(server) = event.server() {
-                let s = &self.servers[&server];
-                if s.paused_until > self.now_us {
-                    let until = s.paused_until;
-                    self.at(until, event);
+                let now = self.now_us;
+                let s = self.servers.get_mut(&server).expect("server");
+                if s.paused_until > now || !s.deferred.is_empty() {
+                    if s.deferred.is_empty() {
+                        let until = s.paused_until;
+                        self.at(until, Event::Resume { server });
+                    }
+                    let s = self.servers.get_mut(&server).expect("server");
+                    s.deferred.push_back(event);
                     continue;
                 }
+            }
+            if let Event::Resume { server } = event {
+                let s = &self.servers[&server];
+                if s.paused_until > self.now_us {
+                    // Paused again meanwhile: wait for the later end.
+                    let until = s.paused_until;
+                    self.at(until, Event::Resume { server });
+                    continue;
+                }
+                let deferred =
+                    std::mem::take(&mut self.servers.get_mut(&server).expect("server").deferred);
+                for event in deferred {
+                    self.handle(event);
+                    if !self.checks.violations.is_empty() {
+                        return;
+                    }
+                }
+                continue;
             }
             if matches!(event, Event::End) {
                 self.finish();
@@ -389,6 +426,7 @@ impl World {
 
     fn handle(&mut self, event: Event) {
         match event {
+            Event::Resume { .. } => unreachable!("resumes are handled in run"),
             Event::Deliver {
                 to,
                 from,
@@ -437,7 +475,7 @@ impl World {
                 if !self.alive(server, incarnation) {
                     return;
                 }
-                let now_ms = self.now_us / MS;
+                let now_ms = self.now_us / MS + self.servers[&server].clock_ahead_ms;
                 self.step(server, Input::Tick { now_ms });
                 self.after(
                     TICK_US,
@@ -626,7 +664,7 @@ impl World {
 
     fn start(&mut self, sid: Sid) {
         let cfg = self.quorum_config(sid);
-        let now_ms = self.now_us / MS;
+        let now_ms = self.now_us / MS + self.servers[&sid].clock_ahead_ms;
         let s = self.servers.get_mut(&sid).expect("server");
         if s.up {
             return;
@@ -1200,6 +1238,16 @@ impl World {
                     // Never earlier than a pause in progress: what it deferred must stay ahead.
                     s.paused_until = s.paused_until.max(self.now_us + pause);
                 }
+            }
+            85..=92 => {
+                // The monotonic clock jumps ahead: every timer of that core fires early at
+                // once (a leader may think its followers silent, a follower its leader).
+                let victim = any(self);
+                let jump_ms = self.rand(100, 5_000);
+                self.log(|| format!("s{victim} clock jumps {jump_ms}ms ahead"));
+                let s = self.servers.get_mut(&victim).expect("server");
+                s.clock_ahead_ms += jump_ms;
+                self.stats.clock_jumps += 1;
             }
             _ => {}
         }
