@@ -10,6 +10,7 @@
 
 mod codec;
 mod consts;
+mod prng;
 mod records;
 mod request;
 mod response;
@@ -18,6 +19,7 @@ mod zxid;
 
 pub use codec::{DecodeError, Reader, Writer};
 pub use consts::*;
+pub use prng::Prng;
 pub use records::*;
 pub use request::*;
 pub use response::*;

@@ -246,11 +246,15 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         rzk_wal::SyncMode::None
     };
     let started = std::time::Instant::now();
+    // One seed per process for the core's PRNG and the tree's hasher keys: unpredictable to
+    // clients, and a test or the simulator can fix both.
+    let seed = now_ms() ^ u64::from(std::process::id()) << 32;
     let loaded = storage::load(
         &config.data_dir,
         &config.data_log_dir,
         sync,
         config.wal_backend,
+        rzk_tree::NodeHasher::seeded(seed),
     )?;
     let replayed = loaded.recovered.txns.len();
     let core_config = CoreConfig {
@@ -261,7 +265,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         extended_types: config.extended_types,
         container_check_interval_ms: config.container_check_interval_ms,
         server_id: config.server_id,
-        seed: now_ms() ^ u64::from(std::process::id()) << 32,
+        seed,
         tick_ms: u64::from(config.tick_time_ms),
     };
     let core = Core::recover(

@@ -43,6 +43,7 @@ pub fn load(
     data_log_dir: &Path,
     sync: SyncMode,
     backend: rzk_wal::Backend,
+    hasher: rzk_tree::NodeHasher,
 ) -> Result<Loaded, String> {
     let snap_dir = snapshot_dir(data_dir);
     let log_dir = log_dir(data_log_dir);
@@ -57,7 +58,7 @@ pub fn load(
     let mut chosen = None;
     let started = Instant::now();
     for (_, path) in &snapshots {
-        match rzk_snapshot::load(path) {
+        match rzk_snapshot::load_with(path, hasher.clone()) {
             Ok(s) => {
                 chosen = Some(s);
                 break;
@@ -81,7 +82,7 @@ pub fn load(
                 .collect();
             (s.tree, sessions, s.zxid)
         }
-        None => (Tree::new(), Vec::new(), 0),
+        None => (Tree::with_hasher(hasher), Vec::new(), 0),
     };
     let snapshot_elapsed = started.elapsed();
     let recovered = rzk_wal::recover(&storage, snapshot_zxid).map_err(|e| {

@@ -138,11 +138,17 @@ pub fn list(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
 /// it went wrong. A file whose name and header disagree on the zxid is corrupt too: recovery
 /// chooses snapshots by name and must get the state that name promises.
 pub fn load(path: &Path) -> Result<Snapshot, SnapshotError> {
+    load_with(path, rzk_tree::NodeHasher::new())
+}
+
+/// `load`, with the tree's map hashing by `hasher` (see `format::decode_with`).
+pub fn load_with(path: &Path, hasher: rzk_tree::NodeHasher) -> Result<Snapshot, SnapshotError> {
     let bytes = fs::read(path).map_err(|source| SnapshotError::Io {
         path: path.to_owned(),
         source,
     })?;
-    let snapshot = format::decode_bytes(&bytes).map_err(|c| c.into_error(path.to_owned()))?;
+    let snapshot =
+        format::decode_bytes(&bytes, hasher).map_err(|c| c.into_error(path.to_owned()))?;
     let name_zxid = path
         .file_name()
         .and_then(|n| n.to_str())

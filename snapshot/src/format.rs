@@ -455,10 +455,19 @@ impl<'t> AclRefs<'t> {
 /// Parses snapshot bytes. Never panics; any inconsistency is `SnapshotError::Corrupt` with an
 /// empty path.
 pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
-    decode_bytes(bytes).map_err(|c| c.into_error(PathBuf::new()))
+    decode_with(bytes, rzk_tree::NodeHasher::new())
 }
 
-pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<Snapshot, Corrupt> {
+/// `decode`, with the tree's map hashing by `hasher`: with a seeded hasher, the tree writes
+/// its snapshots back byte for byte as they were.
+pub fn decode_with(bytes: &[u8], hasher: rzk_tree::NodeHasher) -> Result<Snapshot, SnapshotError> {
+    decode_bytes(bytes, hasher).map_err(|c| c.into_error(PathBuf::new()))
+}
+
+pub(crate) fn decode_bytes(
+    bytes: &[u8],
+    hasher: rzk_tree::NodeHasher,
+) -> Result<Snapshot, Corrupt> {
     let header = parse_header(bytes)?;
     let len = bytes.len() as u64;
     let expected = match header.file_bytes() {
@@ -499,7 +508,7 @@ pub(crate) fn decode_bytes(bytes: &[u8]) -> Result<Snapshot, Corrupt> {
     }
     // Past both checksums, a fault means a writer bug or a forged file; the body is
     // compressed, so the uncompressed offset is the most precise place we can name.
-    parse_body(body, &header).map_err(|e| {
+    parse_body(body, &header, hasher).map_err(|e| {
         corrupt(
             HEADER_BYTES,
             format!("at uncompressed body byte {}: {}", e.offset, e.reason),
@@ -513,7 +522,11 @@ struct BodyError {
     reason: String,
 }
 
-fn parse_body(compressed: &[u8], header: &Header) -> Result<Snapshot, BodyError> {
+fn parse_body(
+    compressed: &[u8],
+    header: &Header,
+    hasher: rzk_tree::NodeHasher,
+) -> Result<Snapshot, BodyError> {
     let declared = header.body_uncompressed_bytes;
     // Counts are bounded by the bytes they need before anything is read or allocated.
     let records_min = header
@@ -549,9 +562,9 @@ fn parse_body(compressed: &[u8], header: &Header) -> Result<Snapshot, BodyError>
         error: None,
     };
     let built = if header.node_count >= rzk_tree::PARALLEL_LOAD_MIN_NODES as u64 {
-        build_while_decoding(header.zxid, &mut nodes)
+        build_while_decoding(header.zxid, hasher, &mut nodes)
     } else {
-        Tree::from_nodes(header.zxid, &mut nodes)
+        Tree::from_nodes_with(header.zxid, hasher, &mut nodes)
     };
     let NodeIter {
         error, remaining, ..
@@ -581,10 +594,14 @@ const DECODE_BATCH_NODES: usize = 4096;
 /// one, so decompression and parsing overlap the tree's allocations. If no thread can be
 /// had, decodes here. Leaves `nodes` as the sequential path would: drained, or holding the
 /// parse error that ended it.
-fn build_while_decoding(zxid: i64, nodes: &mut NodeIter<'_, '_>) -> Result<Tree, String> {
+fn build_while_decoding(
+    zxid: i64,
+    hasher: rzk_tree::NodeHasher,
+    nodes: &mut NodeIter<'_, '_>,
+) -> Result<Tree, String> {
     let (batches, received) = std::sync::mpsc::sync_channel::<Vec<(u64, NodeParts)>>(4);
     let decoding = &mut *nodes;
-    let hasher = rzk_tree::NodeHasher::new();
+    let fallback = hasher.clone();
     let hashing = hasher.clone();
     let built = std::thread::scope(|scope| {
         let decoder = std::thread::Builder::new()
@@ -624,7 +641,7 @@ fn build_while_decoding(zxid: i64, nodes: &mut NodeIter<'_, '_>) -> Result<Tree,
         Some(built)
     });
     // No thread to be had: decode here (the failed spawn decoded nothing).
-    built.unwrap_or_else(|| Tree::from_nodes(zxid, nodes))
+    built.unwrap_or_else(|| Tree::from_nodes_with(zxid, fallback, nodes))
 }
 
 /// Feeds nodes to `Tree::from_nodes` as they are parsed, so no intermediate Vec of a million

@@ -30,8 +30,8 @@ use std::path::PathBuf;
 
 use rzk_tree::Tree;
 
-pub use files::{list, load, purge, write, SNAP_RETAIN_COUNT_MIN};
-pub use format::{decode, encode, FORMAT_VERSION, HEADER_BYTES, MAGIC, TRAILER_BYTES};
+pub use files::{list, load, load_with, purge, write, SNAP_RETAIN_COUNT_MIN};
+pub use format::{decode, decode_with, encode, FORMAT_VERSION, HEADER_BYTES, MAGIC, TRAILER_BYTES};
 
 /// One session as a snapshot keeps it: enough to let a client reattach after a restart.
 /// Expiry deadlines are not kept: after recovery every session gets a fresh full timeout, as

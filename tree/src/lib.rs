@@ -344,6 +344,20 @@ impl NodeHasher {
         NodeHasher(ahash::RandomState::new())
     }
 
+    /// ahash keyed from `seed`: the map's layout, and so the order a snapshot writes nodes
+    /// in, then depends only on the seed and the paths. A server draws its seed at random
+    /// (colliding paths stay unpredictable to clients); the simulator and tests fix it, so
+    /// the same history gives the same bytes.
+    pub fn seeded(seed: u64) -> Self {
+        let mut prng = rzk_proto::Prng::new(seed);
+        NodeHasher(ahash::RandomState::with_seeds(
+            prng.next_u64(),
+            prng.next_u64(),
+            prng.next_u64(),
+            prng.next_u64(),
+        ))
+    }
+
     pub fn hash(&self, path: &str) -> u64 {
         self.0.hash_one(path)
     }
@@ -386,8 +400,13 @@ impl Tree {
     /// A fresh tree with ZooKeeper's system nodes: /, /zookeeper, /zookeeper/quota and
     /// /zookeeper/config (read-only to the world, as ZooKeeper creates it).
     pub fn new() -> Self {
+        Tree::with_hasher(NodeHasher::new())
+    }
+
+    /// A fresh tree (as `new`) whose node map hashes with `hasher`.
+    pub fn with_hasher(hasher: NodeHasher) -> Self {
         let mut tree = Tree {
-            nodes: NodeMap::with_hasher(NodeHasher::new().0),
+            nodes: NodeMap::with_hasher(hasher.0),
             ephemerals: HashMap::new(),
             containers: OrdSet::new(),
             ttls: OrdSet::new(),
@@ -435,7 +454,20 @@ impl Tree {
         D: Into<Arc<[u8]>>,
         A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
     {
-        let hasher = NodeHasher::new();
+        Self::from_nodes_with(last_zxid, NodeHasher::new(), nodes)
+    }
+
+    /// `from_nodes` with the map hashing by `hasher` (see [`NodeHasher::seeded`]).
+    pub fn from_nodes_with<P, D, A>(
+        last_zxid: i64,
+        hasher: NodeHasher,
+        nodes: impl IntoIterator<Item = (P, Stat, Option<D>, A)>,
+    ) -> Result<Tree, String>
+    where
+        P: Into<Arc<str>>,
+        D: Into<Arc<[u8]>>,
+        A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
+    {
         let hashing = hasher.clone();
         let nodes = nodes.into_iter().map(move |(path, stat, data, acl)| {
             let path: Arc<str> = path.into();
@@ -589,6 +621,12 @@ impl Tree {
 
     pub fn last_zxid(&self) -> i64 {
         self.last_zxid
+    }
+
+    /// The hasher of this tree's node map: a tree loaded or rebuilt from this one with it
+    /// lays its nodes out (and writes its snapshots) the same way.
+    pub fn node_hasher(&self) -> NodeHasher {
+        NodeHasher(self.nodes.hasher().clone())
     }
 
     /// ZooKeeper's digest of the whole tree (`DataTree.getTreeDigest`): equal on servers that
