@@ -7,6 +7,7 @@
 
 pub mod checks;
 pub mod cli;
+mod host;
 pub mod linearizability;
 pub mod model;
 mod world;

@@ -17,6 +17,7 @@ use rzk_quorum::{
 use rzk_session::Prng;
 
 use crate::checks::Checks;
+use crate::host;
 use crate::linearizability::{Operation, Znode, ZnodeOp, ZnodeRet};
 use crate::model::{self, Key, Record, State, Value};
 use crate::SimConfig;
@@ -177,6 +178,8 @@ struct Server {
     peer: Option<Peer>,
     disk: Disk,
     state: State,
+    /// The server's own pipeline and tree, fed every committed entry (host.rs).
+    core: rzk_pipeline::Core,
     applied: Zxid,
     applied_since_snapshot: usize,
     /// The leader's pipeline: writes waiting for a zxid, and the values its proposals will
@@ -265,6 +268,7 @@ impl World {
                     peer: None,
                     disk: Disk::default(),
                     state: State::default(),
+                    core: host::learner_core(sid, host::empty_tree()),
                     applied: Zxid::ZERO,
                     applied_since_snapshot: 0,
                     queued: VecDeque::new(),
@@ -684,7 +688,9 @@ impl World {
                 .cloned()
                 .collect(),
         };
-        s.state = State::decode(&s.disk.snapshot);
+        let (state, tree) = host::decode_snapshot(&s.disk.snapshot);
+        s.state = state;
+        s.core = host::learner_core(sid, tree);
         s.applied = s.disk.snapshot_zxid;
         self.checks.reset(sid, s.applied);
         s.peer = Some(Peer::new(cfg, persisted, now_ms));
@@ -781,7 +787,7 @@ impl World {
                     s.applied, zxid,
                     "snapshot requested at another zxid than applied"
                 );
-                let data: Arc<[u8]> = s.state.encode().into();
+                let data = host::encode_snapshot(&s.state, &s.core);
                 self.send(sid, to, Message::Snap { zxid, data });
             }
             Action::Disk(request) => {
@@ -816,7 +822,10 @@ impl World {
             Action::Reset { zxid, data } => {
                 self.checks.reset(sid, zxid);
                 let s = self.servers.get_mut(&sid).expect("server");
-                s.state = State::decode(&data);
+                let (state, tree) = host::decode_snapshot(&data);
+                s.state = state;
+                s.core
+                    .install(tree, Vec::new(), &mut rzk_pipeline::Actions::default());
                 s.applied = zxid;
                 s.overlay.clear();
             }
@@ -876,6 +885,16 @@ impl World {
         let now = self.now_us;
         let s = self.servers.get_mut(&sid).expect("server");
         s.state.apply(&record);
+        host::apply(&mut s.core, &record, entry.zxid);
+        if let Err(detail) = host::tree_matches(&s.state, s.core.released(), KEYS) {
+            let zxid = entry.zxid;
+            self.checks.violation(
+                "tree-matches-model",
+                format!("s{sid} after applying {zxid}: {detail}"),
+            );
+            return;
+        }
+        let s = self.servers.get_mut(&sid).expect("server");
         s.applied = entry.zxid;
         s.applied_since_snapshot += 1;
         if s.overlay
@@ -916,7 +935,7 @@ impl World {
         }
         s.applied_since_snapshot = 0;
         s.disk.snapshot_zxid = s.applied;
-        s.disk.snapshot = s.state.encode().into();
+        s.disk.snapshot = host::encode_snapshot(&s.state, &s.core);
         let applied = s.applied;
         s.disk.log.retain(|e| e.zxid > applied);
     }
@@ -1333,6 +1352,21 @@ impl World {
             self.checks.violation(
                 "state-agreement",
                 format!("s{sid} and the leader both applied up to {leader_applied} but hold different states"),
+            );
+        }
+        // And their trees have the leader's digest (ZooKeeper's check, on the real tree).
+        let leader_digest = leader.core.released().digest();
+        let digests: Vec<(Sid, u64)> = self
+            .servers
+            .values()
+            .filter(|s| s.up && s.applied == leader_applied)
+            .map(|s| (s.sid, s.core.released().digest()))
+            .filter(|(_, d)| *d != leader_digest)
+            .collect();
+        if let Some((sid, digest)) = digests.first() {
+            self.checks.violation(
+                "digest-agreement",
+                format!("s{sid} and the leader both applied up to {leader_applied} but their tree digests differ: {digest:#x} against {leader_digest:#x}"),
             );
         }
     }
