@@ -506,3 +506,54 @@ fn the_digest_log_keeps_every_128th_zxid_on_leader_and_learner_alike() {
     assert_eq!(leader, learner);
     assert_same_trees(&pair);
 }
+
+/// A tree like `Tree::new()`'s whose history ends at `last`.
+fn tree_at(last: rzk_proto::Zxid) -> Tree {
+    let fresh = Tree::new();
+    Tree::from_nodes(
+        last.as_i64(),
+        fresh.paths().map(|(p, n)| {
+            (
+                p.to_string(),
+                n.stat,
+                n.data.as_deref().map(<[u8]>::to_vec),
+                n.acl.to_vec(),
+            )
+        }),
+    )
+    .unwrap()
+}
+
+fn first_appended_zxid(core: &mut Core) -> rzk_proto::Zxid {
+    let mut actions = Actions::default();
+    core.step(
+        Now::both(1_000),
+        connect_input(LEADER_CONN, 0, vec![0; 16]),
+        &mut actions,
+    );
+    rzk_proto::Zxid::from_i64(actions.append[0].zxid)
+}
+
+#[test]
+fn the_counter_never_overflows_into_the_epoch() {
+    use rzk_proto::Zxid;
+    // Standalone at the end of the counter: it moves to the next epoch itself.
+    let mut core = Core::new(config(1), tree_at(Zxid::new(0, u32::MAX)), Now::both(1_000));
+    assert_eq!(first_appended_zxid(&mut core), Zxid::new(1, 1));
+    // A leader's epoch comes from its quorum: after a rollover it numbers from there.
+    let mut core = Core::new(config(1), tree_at(Zxid::new(3, 7)), Now::both(1_000));
+    core.become_leader(4, &mut Actions::default());
+    assert_eq!(first_appended_zxid(&mut core), Zxid::new(4, 1));
+    core.set_epoch(5);
+    let mut actions = Actions::default();
+    core.step(
+        Now::both(1_000),
+        connect_input(LEADER_CONN + 1, 0, vec![0; 16]),
+        &mut actions,
+    );
+    assert_eq!(
+        Zxid::from_i64(actions.append[0].zxid),
+        Zxid::new(5, 1),
+        "the txn after a rollover starts the new epoch"
+    );
+}
