@@ -55,12 +55,27 @@ fn parse_temp_pid(name: &str) -> Option<u32> {
     pid.parse().ok()
 }
 
+/// Where the snapshot of `zxid` lives once complete.
+pub(crate) fn final_path(dir: &Path, zxid: i64) -> PathBuf {
+    dir.join(file_name(zxid))
+}
+
+/// A fresh temp file name for a snapshot of `zxid` being written (never listed).
+pub(crate) fn temp_path(dir: &Path, zxid: i64) -> PathBuf {
+    dir.join(format!(
+        "{}{TEMP_MARKER}{}.{}",
+        file_name(zxid),
+        std::process::id(),
+        TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
 /// Adds the path to an I/O error, so an operator sees which file failed.
-fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
+pub(crate) fn with_path(path: &Path) -> impl FnOnce(io::Error) -> io::Error + '_ {
     move |e| io::Error::new(e.kind(), format!("{}: {e}", path.display()))
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(with_path(dir))
@@ -71,13 +86,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 /// bytes. The compressed body streams into the file; no whole-file buffer is built.
 /// On error the temp file is removed and no final file is claimed to exist.
 pub fn write(dir: &Path, tree: &Tree, sessions: &[SessionRecord]) -> io::Result<(PathBuf, u64)> {
-    let name = file_name(tree.last_zxid());
-    let final_path = dir.join(&name);
-    let temp_path = dir.join(format!(
-        "{name}{TEMP_MARKER}{}.{}",
-        std::process::id(),
-        TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed)
-    ));
+    let final_path = final_path(dir, tree.last_zxid());
+    let temp_path = temp_path(dir, tree.last_zxid());
     let written = write_temp(&temp_path, tree, sessions).and_then(|size_bytes| {
         fs::rename(&temp_path, &final_path).map_err(with_path(&final_path))?;
         sync_dir(dir)?;

@@ -8,9 +8,10 @@
 //! crc32c-checked header; a zstd-compressed body of the sessions, then the nodes with their
 //! ACL lists interned; a crc32c trailer over the compressed body).
 //!
-//! Owns: the snapshot format (`format`: pure functions on bytes, fuzzable) and the snapshot
+//! Owns: the snapshot format (`format`: pure functions on bytes, fuzzable), the snapshot
 //! files (`files`: naming, atomic write via temp + fsync + rename + dir fsync, listing,
-//! purge by count).
+//! purge by count) and a snapshot streamed to a learner (`stream`: chunked encode, and an
+//! install that completes and checks the file like `write` and `load`).
 //! Holds: a file exists under its final name only once it is complete and durable; a temp
 //! file is never listed; [`decode`] never panics on any input, never allocates more than the
 //! bytes it has actually seen justify, and accepts a file only if its magic, version, both
@@ -24,6 +25,7 @@
 
 mod files;
 mod format;
+mod stream;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use rzk_tree::Tree;
 
 pub use files::{list, load, load_with, purge, write, SNAP_RETAIN_COUNT_MIN};
 pub use format::{decode, decode_with, encode, FORMAT_VERSION, HEADER_BYTES, MAGIC, TRAILER_BYTES};
+pub use stream::{stream, Framing, Install};
 
 /// One session as a snapshot keeps it: enough to let a client reattach after a restart.
 /// Expiry deadlines are not kept: after recovery every session gets a fresh full timeout, as
