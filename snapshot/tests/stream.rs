@@ -5,39 +5,16 @@
 //! transport may deliver them) and installed into a scratch dir; then one byte flipped, or
 //! the wrong zxid announced.
 
+mod common;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use common::TempDir;
 
 use rzk_proto::{Acl, Txn, TxnBody};
 use rzk_snapshot::{encode, list, stream, Install, SessionRecord, SnapshotError};
 use rzk_tree::{Applied, NodeHasher, Tree};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "rzk-snapshot-stream-{name}-{}-{:x}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn tree() -> Tree {
     let mut tree = Tree::with_hasher(NodeHasher::seeded(5));
@@ -106,7 +83,7 @@ fn a_streamed_snapshot_is_encode_byte_for_byte() {
 
 #[test]
 fn an_installed_stream_is_a_snapshot_file_with_the_same_tree() {
-    let dir = TempDir::new("install");
+    let dir = TempDir::new("stream-install");
     let tree = tree();
     let (chunks, framing) = streamed(&tree);
     let body: Vec<u8> = chunks.concat();
@@ -135,7 +112,7 @@ fn a_damaged_or_mislabelled_stream_leaves_nothing() {
     let mut body: Vec<u8> = chunks.concat();
     let middle = body.len() / 2;
     body[middle] ^= 0x40;
-    let dir = TempDir::new("damaged");
+    let dir = TempDir::new("stream-damaged");
     let mut install = Install::begin(dir.path(), tree.last_zxid()).unwrap();
     install.chunk(&body).unwrap();
     match install.finish(&framing, NodeHasher::seeded(5)) {
@@ -144,7 +121,7 @@ fn a_damaged_or_mislabelled_stream_leaves_nothing() {
     }
     assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
 
-    let dir = TempDir::new("mislabelled");
+    let dir = TempDir::new("stream-mislabelled");
     let mut install = Install::begin(dir.path(), tree.last_zxid() + 1).unwrap();
     install.chunk(&chunks.concat()).unwrap();
     assert!(install.finish(&framing, NodeHasher::seeded(5)).is_err());

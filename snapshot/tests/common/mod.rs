@@ -3,6 +3,8 @@
 //! of the crate's encoder (so tests can build bodies the encoder never would).
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+
 use rzk_proto::{perms, Acl, Id, Stat};
 use rzk_snapshot::{SessionRecord, Snapshot};
 use rzk_tree::{ttl_ephemeral_owner, Tree, CONTAINER_EPHEMERAL_OWNER};
@@ -288,5 +290,33 @@ impl Rng {
 
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
+    }
+}
+
+/// A unique scratch dir, removed on drop (also when the test fails).
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "rzk-snapshot-{name}-{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
