@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use rzk_proto::{Request, TxnBody};
+use rzk_proto::Request;
 
 /// What a committed transaction does to sessions, which is all a queued write is matched by
 /// besides its cxid.
@@ -21,16 +21,6 @@ pub enum TxnKind {
     CreateSession,
     CloseSession,
     Other,
-}
-
-impl TxnKind {
-    pub fn of(body: &TxnBody) -> TxnKind {
-        match body {
-            TxnBody::CreateSession { .. } => TxnKind::CreateSession,
-            TxnBody::CloseSession => TxnKind::CloseSession,
-            _ => TxnKind::Other,
-        }
-    }
 }
 
 use crate::ConnId;

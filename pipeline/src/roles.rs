@@ -769,7 +769,6 @@ impl Core {
                 pending.zxid,
                 pending.session_id,
                 pending.cxid,
-                pending.kind,
                 pending.change,
                 &pending.applied,
                 pending.queued,
@@ -829,7 +828,6 @@ impl Core {
                 txn.zxid,
                 txn.session_id,
                 txn.cxid,
-                TxnKind::of(&txn.body),
                 change,
                 &applied,
                 true,
@@ -867,12 +865,16 @@ impl Core {
         zxid: i64,
         session_id: i64,
         cxid: i32,
-        kind: TxnKind,
         change: Option<SessionChange>,
         applied: &Applied,
         may_wait: bool,
         actions: &mut Actions,
     ) -> bool {
+        let kind = match change {
+            Some(SessionChange::Created(_)) => TxnKind::CreateSession,
+            Some(SessionChange::Closed(_)) => TxnKind::CloseSession,
+            None => TxnKind::Other,
+        };
         if let Some(change) = change {
             change.apply(&mut self.committed_sessions);
         }

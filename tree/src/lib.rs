@@ -378,7 +378,7 @@ impl NodeHasher {
 /// value again (on a large tree, a cache miss per write: setData cost 60% more in
 /// `cargo bench -p rzk-tree --bench apply` without it). The cache costs no memory: a znode's
 /// allocation stays in jemalloc's 160-byte class.
-pub fn node_digest(path: &str, node: &Znode) -> u64 {
+pub fn node_digest(path: &str, node: &Znode) -> u32 {
     if path.starts_with("/zookeeper/") {
         return 0;
     }
@@ -399,7 +399,7 @@ pub fn node_digest(path: &str, node: &Znode) -> u64 {
         crc.update(data);
     }
     crc.update(&fixed);
-    crc.finalize() as u64
+    crc.finalize()
 }
 
 impl Tree {
@@ -524,16 +524,15 @@ impl Tree {
             if &*path != "/" && path::validate_path(&path).is_err() {
                 return Err(format!("invalid path {path:?}"));
             }
-            let node = Znode {
+            let mut node = Znode {
                 stat,
                 data: data.map(Into::into),
                 acl: acls.intern(acl),
                 children: OrdSet::new(),
                 digest: 0,
             };
+            node.digest = node_digest(&path, &node);
             tree.data_bytes += node.data_bytes().len() as u64;
-            let mut node = node;
-            node.digest = node_digest(&path, &node) as u32;
             tree.digest = tree.digest.wrapping_add(node.digest as u64);
             if node.stat.data_length as usize != node.data_bytes().len() {
                 return Err(format!("{path}: dataLength does not match the data"));
@@ -644,11 +643,12 @@ impl Tree {
         self.digest
     }
 
-    /// Paths whose cached digest differs from a fresh one (tests).
-    pub fn stale_digests(&self) -> Vec<String> {
+    /// Paths whose cached digest differs from a fresh one.
+    #[cfg(test)]
+    pub(crate) fn stale_digests(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(p, n)| n.digest as u64 != node_digest(p, n))
+            .filter(|(p, n)| n.digest != node_digest(p, n))
             .map(|(p, _)| p.to_string())
             .collect()
     }
@@ -656,7 +656,7 @@ impl Tree {
     /// The digest computed from every node, as `digest` should be: for tests and checks.
     pub fn recompute_digest(&self) -> u64 {
         self.nodes.iter().fold(0, |sum, (path, node)| {
-            sum.wrapping_add(node_digest(path, node))
+            sum.wrapping_add(node_digest(path, node) as u64)
         })
     }
 
@@ -666,7 +666,7 @@ impl Tree {
         let node = Arc::make_mut(self.nodes.get_mut(path)?);
         let before = node.digest;
         let result = change(node);
-        node.digest = node_digest(path, node) as u32;
+        node.digest = node_digest(path, node);
         self.digest = self
             .digest
             .wrapping_sub(before as u64)
@@ -1014,7 +1014,7 @@ impl Tree {
             children: OrdSet::new(),
             digest: 0,
         };
-        node.digest = node_digest(path, &node) as u32;
+        node.digest = node_digest(path, &node);
         let stat = node.client_stat();
         let acl = node.acl.clone();
         self.digest = self.digest.wrapping_add(node.digest as u64);

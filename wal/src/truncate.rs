@@ -22,7 +22,7 @@ use rzk_proto::Txn;
 
 use crate::backend::Storage;
 use crate::format::{self, SegmentEnd};
-use crate::recover::list_segments;
+use crate::recover::{list_segments, RecoverError};
 
 /// Recovery never takes a file with this suffix for a segment (segment names are exactly
 /// `log.` and 16 hex digits).
@@ -38,6 +38,8 @@ pub enum TruncateError {
         path: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Listing(#[from] RecoverError),
     #[error("{path}: corrupt at byte offset {offset}: {reason}")]
     Corrupt {
         path: String,
@@ -73,10 +75,7 @@ pub fn truncate_after(storage: &mut dyn Storage, after: i64) -> Result<Truncated
     for name in stale {
         storage.remove(&name).map_err(io(storage, &name))?;
     }
-    let segments = list_segments(storage).map_err(|e| TruncateError::Io {
-        path: storage.describe(""),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let segments = list_segments(storage)?;
     let mut out = Truncated::default();
     // Newest first: a crash part-way leaves the newest segments gone and the older ones
     // whole, never a hole in the middle.
@@ -103,22 +102,27 @@ pub fn truncate_after(storage: &mut dyn Storage, after: i64) -> Result<Truncated
             reason: reason.clone(),
         });
     }
-    let (kept, dropped): (Vec<&Txn>, Vec<&Txn>) = scanned
-        .txns
-        .iter()
-        .map(|(_, txn)| txn)
-        .partition(|txn| txn.zxid <= after);
-    out.dropped_txns = dropped.len();
-    out.last_zxid = kept.last().map(|t| t.zxid);
-    if dropped.is_empty() {
+    // A segment's txns are in zxid order: what stays is a prefix.
+    let keep = scanned.txns.partition_point(|(_, txn)| txn.zxid <= after);
+    out.dropped_txns = scanned.txns.len() - keep;
+    if out.dropped_txns == 0 {
+        out.last_zxid = scanned.txns.last().map(|(_, t)| t.zxid);
         return Ok(out);
     }
+    let base_zxid = scanned.base_zxid;
+    let kept: Vec<Txn> = scanned
+        .txns
+        .into_iter()
+        .take(keep)
+        .map(|(_, txn)| txn)
+        .collect();
+    out.last_zxid = kept.last().map(|t| t.zxid);
     let copy = format!("{name}{COPY_SUFFIX}");
     let mut segment = storage
         .create(&copy, image.len() as u64)
         .map_err(io(storage, &copy))?;
     let mut offset = 0u64;
-    let header = format::encode_segment_header(scanned.base_zxid);
+    let header = format::encode_segment_header(base_zxid);
     segment
         .write_durable(offset, &header)
         .map_err(io(storage, &copy))?;
@@ -132,9 +136,8 @@ pub fn truncate_after(storage: &mut dyn Storage, after: i64) -> Result<Truncated
             bytes += kept[end].encoded_len() + format::RECORD_HEADER_BYTES;
             end += 1;
         }
-        let txns: Vec<Txn> = kept[start..end].iter().map(|t| (*t).clone()).collect();
         frame.clear();
-        format::encode_batch(&txns, &mut frame);
+        format::encode_batch(&kept[start..end], &mut frame);
         segment
             .write_durable(offset, &frame)
             .map_err(io(storage, &copy))?;

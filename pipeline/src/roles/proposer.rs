@@ -12,14 +12,12 @@ use rzk_session::SessionTable;
 use rzk_tree::{Applied, NodeKind, Tree};
 
 use super::SessionChange;
-use crate::commit::TxnKind;
 use crate::prep::{self, Caller};
 
 pub(super) struct Pending {
     pub zxid: i64,
     pub session_id: i64,
     pub cxid: i32,
-    pub kind: TxnKind,
     pub change: Option<SessionChange>,
     /// Whether a write in this server's session queues waits for it (false for expiry, the
     /// reaper and requests forwarded by learners, whose servers answer them).
@@ -145,7 +143,6 @@ impl Proposer {
             zxid: txn.zxid,
             session_id,
             cxid,
-            kind: TxnKind::of(&txn.body),
             change: SessionChange::of(&txn),
             queued,
             tree_after: None,
