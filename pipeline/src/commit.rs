@@ -8,6 +8,11 @@
 //! at once. A committed transaction is matched to the head of its session's queue by cxid and
 //! kind: on a learner it may come from a request this server never saw (the session moved
 //! here, or the leader expired it), and then nobody here waits for it.
+//!
+//! In an ensemble a `sync` is a quorum round the driver runs: it waits in the queue like a
+//! write, and whatever the session sends while it waits is *held* unprepped, then replayed in
+//! order once the sync is answered. A write prepped behind an unanswered sync could be
+//! committed first, and its reply would have to overtake the sync's.
 //! Not here: deciding durability or commitment, or the zxid order of writes.
 
 use std::collections::{HashMap, VecDeque};
@@ -68,6 +73,32 @@ pub enum Queued {
         /// of those pushes copy a few hundred bytes (2% of a set-heavy profile).
         request: Box<Request>,
     },
+    /// A quorum round for a client's `sync`; `done` once the driver reported it confirmed.
+    Sync {
+        conn: ConnId,
+        xid: i32,
+        path: String,
+        id: u64,
+        done: bool,
+    },
+    /// A request that arrived behind an unanswered sync: replayed as if it arrived when the
+    /// sync is answered.
+    Held {
+        conn: ConnId,
+        xid: i32,
+        request: Box<Request>,
+    },
+}
+
+/// A request that may be answered now, in its session's order, against the released tree;
+/// or, if `replay`, handed to the core again as newly arrived.
+#[derive(Debug)]
+pub struct Ready {
+    pub conn: ConnId,
+    pub session_id: i64,
+    pub xid: i32,
+    pub request: Request,
+    pub replay: bool,
 }
 
 #[derive(Default)]
@@ -80,12 +111,42 @@ impl SessionQueues {
         self.queues.get(&session_id).is_none_or(VecDeque::is_empty)
     }
 
-    /// Whether the session's last queued item is a request waiting for a write.
+    /// Whether what the session sends now must wait unprepped: a sync of it is unanswered, or
+    /// something already waits so.
+    pub fn must_hold(&self, session_id: i64) -> bool {
+        self.queues.get(&session_id).is_some_and(|q| {
+            q.iter()
+                .any(|item| matches!(item, Queued::Sync { done: false, .. } | Queued::Held { .. }))
+        })
+    }
+
+    /// The sync round `id` of `session_id` was confirmed. If it heads its session's queue,
+    /// it and what waited behind it move to `ready`; otherwise they follow the write ahead.
+    pub fn sync_done(&mut self, session_id: i64, id: u64, ready: &mut Vec<Ready>) {
+        let Some(queue) = self.queues.get_mut(&session_id) else {
+            return;
+        };
+        for item in queue.iter_mut() {
+            if let Queued::Sync {
+                id: queued, done, ..
+            } = item
+            {
+                if *queued == id {
+                    *done = true;
+                }
+            }
+        }
+        drain_ready(queue, session_id, ready);
+    }
+
+    /// Whether the session's last queued item waits for a write ahead of it to be answered
+    /// (a request, or a sync): the write must end at a seal, so that it is answered before
+    /// the session's next write is released.
     pub fn tail_is_request(&self, session_id: i64) -> bool {
         self.queues
             .get(&session_id)
             .and_then(VecDeque::back)
-            .is_some_and(|q| matches!(q, Queued::Request { .. }))
+            .is_some_and(|q| !matches!(q, Queued::Write { .. }))
     }
 
     pub fn push(&mut self, session_id: i64, item: Queued) {
@@ -102,7 +163,7 @@ impl SessionQueues {
         session_id: i64,
         cxid: i32,
         kind: TxnKind,
-        ready: &mut Vec<(ConnId, i64, i32, Request)>,
+        ready: &mut Vec<Ready>,
     ) -> Option<(ConnId, WriteReply)> {
         let queue = self.queues.get_mut(&session_id)?;
         let answered = match queue.front() {
@@ -114,11 +175,7 @@ impl SessionQueues {
             _ => return None,
         };
         queue.pop_front();
-        while let Some(Queued::Request { .. }) = queue.front() {
-            if let Some(Queued::Request { conn, xid, request }) = queue.pop_front() {
-                ready.push((conn, session_id, xid, *request));
-            }
-        }
+        drain_ready(queue, session_id, ready);
         Some(answered)
     }
 
@@ -132,5 +189,33 @@ impl SessionQueues {
 
     pub fn queued_count(&self) -> usize {
         self.queues.values().map(VecDeque::len).sum()
+    }
+}
+
+/// Moves what heads `queue` and waits for nothing any more to `ready`, up to the next write
+/// or unanswered sync.
+fn drain_ready(queue: &mut VecDeque<Queued>, session_id: i64, ready: &mut Vec<Ready>) {
+    loop {
+        let item = match queue.front() {
+            Some(
+                Queued::Request { .. } | Queued::Held { .. } | Queued::Sync { done: true, .. },
+            ) => queue.pop_front().expect("just looked"),
+            _ => return,
+        };
+        let (conn, xid, request, replay) = match item {
+            Queued::Request { conn, xid, request } => (conn, xid, *request, false),
+            Queued::Held { conn, xid, request } => (conn, xid, *request, true),
+            Queued::Sync {
+                conn, xid, path, ..
+            } => (conn, xid, Request::Sync { path }, false),
+            Queued::Write { .. } => unreachable!("matched above"),
+        };
+        ready.push(Ready {
+            conn,
+            session_id,
+            xid,
+            request,
+            replay,
+        });
     }
 }

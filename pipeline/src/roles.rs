@@ -129,6 +129,13 @@ pub enum Input {
     },
     /// Time passed: a leader expires sessions and reaps containers and TTL nodes.
     Tick,
+    /// Ensemble: the quorum round of `actions.syncs` `id` is over. `ok` false: this server
+    /// could not confirm it is in touch with a leader, so the client's connection closes
+    /// (it reconnects elsewhere) rather than being told its view is current.
+    Synced {
+        id: u64,
+        ok: bool,
+    },
 }
 
 #[derive(Debug)]
@@ -165,6 +172,10 @@ pub struct Actions {
     /// driver logs it loudly, counts it (mntr's zk_digest_mismatches_count) and has the
     /// learner resynchronised.
     pub diverged: Option<Divergence>,
+    /// Ensemble: clients' syncs, each a quorum round for the driver to run and report as
+    /// `Input::Synced`. Once reported, every write committed before the round began is in
+    /// the released tree.
+    pub syncs: Vec<u64>,
 }
 
 /// Where a learner found its tree digest differing from its leader's.
@@ -188,6 +199,7 @@ impl Actions {
         self.publish = None;
         self.expired.clear();
         self.diverged = None;
+        self.syncs.clear();
     }
 }
 
@@ -247,6 +259,18 @@ pub struct Core {
     /// (zxid, tree digest) at every released zxid that is a multiple of
     /// `DIGEST_LOG_INTERVAL`, newest last: what the AdminServer's `hash` answers.
     digest_log: VecDeque<(i64, u64)>,
+    /// Set by `join_ensemble`: None for a standalone server.
+    ensemble: Option<Ensemble>,
+    /// Sessions a leader found expired when its epoch had no room for their closeSession.
+    expiry_backlog: Vec<i64>,
+}
+
+/// What differs for a core that is one server of an ensemble.
+#[derive(Debug, Clone, Copy)]
+struct Ensemble {
+    /// The highest counter a leader numbers a txn with: the quorum moves the ensemble to the
+    /// next epoch (`set_epoch`) before the counter would overflow.
+    counter_limit: u32,
 }
 
 fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
@@ -281,6 +305,8 @@ impl Core {
             front: Front::default(),
             role: Role::Leader(Box::new(proposer)),
             digest_log: VecDeque::new(),
+            ensemble: None,
+            expiry_backlog: Vec::new(),
         }
     }
 
@@ -321,8 +347,30 @@ impl Core {
     /// and not committed are dropped (the new leader commits or truncates them and
     /// replicates what it commits), and every client connection closes, as ZooKeeper's do
     /// when their server changes role; clients reconnect and re-register their watches.
+    /// Makes this core one server of an ensemble: syncs become quorum rounds
+    /// (`Actions::syncs`), and as a leader it numbers no txn past `counter_limit` in an epoch
+    /// (`room`). A standalone server answers syncs itself, its own quorum, and moves to the
+    /// next epoch alone when the counter is exhausted.
+    pub fn join_ensemble(&mut self, counter_limit: u32) {
+        self.ensemble = Some(Ensemble { counter_limit });
+    }
+
+    /// Leader: how many more txns it may number in its epoch. The driver feeds no client
+    /// input while this is 0 (each makes at most one txn), and the core defers expiry to a
+    /// later tick. u32::MAX for a standalone server; 0 for a learner.
+    pub fn room(&self) -> u32 {
+        let Role::Leader(proposer) = &self.role else {
+            return 0;
+        };
+        match self.ensemble {
+            None => u32::MAX,
+            Some(e) => proposer.room(e.counter_limit),
+        }
+    }
+
     pub fn become_learner(&mut self, actions: &mut Actions) {
         self.role = Role::Learner;
+        self.expiry_backlog.clear();
         self.front
             .close_all("server changed role: reconnect", actions);
         for s in self.sessions.iter_mut() {
@@ -499,6 +547,46 @@ impl Core {
                 }
             }
             Input::Tick => self.tick(actions),
+            Input::Synced { id, ok } => self.synced(id, ok, actions),
+        }
+    }
+
+    fn synced(&mut self, id: u64, ok: bool, actions: &mut Actions) {
+        let Some(session_id) = self.front.syncs.remove(&id) else {
+            return;
+        };
+        if !ok {
+            if let Some(&conn) = self.front.session_conn.get(&session_id) {
+                actions.outputs.push(Output::Close {
+                    conn,
+                    reason: "sync could not be confirmed with a leader",
+                });
+                // Nothing more goes to it: what it waited for is dropped below.
+                self.front.disconnected(conn);
+            }
+        }
+        self.front
+            .queues
+            .sync_done(session_id, id, &mut self.front.deferred);
+        self.answer_deferred(actions);
+    }
+
+    /// Answers what waited and is ready, in order, against the released tree; replays what
+    /// was held behind a sync as if it arrived now.
+    fn answer_deferred(&mut self, actions: &mut Actions) {
+        for ready in std::mem::take(&mut self.front.deferred) {
+            if ready.replay {
+                self.request(ready.conn, ready.xid, ready.request, actions);
+            } else {
+                self.front.answer(
+                    &self.released,
+                    ready.conn,
+                    ready.session_id,
+                    ready.xid,
+                    ready.request,
+                    actions,
+                );
+            }
         }
     }
 
@@ -610,6 +698,14 @@ impl Core {
         waiter: Option<(ConnId, WriteReply)>,
         actions: &mut Actions,
     ) {
+        if let Some(e) = self.ensemble {
+            assert!(
+                self.room() > 0,
+                "a leader numbered a txn past the counter limit {}: the quorum must move it to \
+                 the next epoch first",
+                e.counter_limit
+            );
+        }
         let Role::Leader(proposer) = &mut self.role else {
             unreachable!("only a leader submits");
         };
@@ -651,6 +747,36 @@ impl Core {
             return;
         };
         let session_id = c.session_id;
+        if self.ensemble.is_some() {
+            if self.front.queues.must_hold(session_id) {
+                self.front.queues.push(
+                    session_id,
+                    Queued::Held {
+                        conn,
+                        xid,
+                        request: Box::new(request),
+                    },
+                );
+                return;
+            }
+            if let Request::Sync { path } = request {
+                let id = self.front.next_sync_id;
+                self.front.next_sync_id += 1;
+                self.front.syncs.insert(id, session_id);
+                self.front.queues.push(
+                    session_id,
+                    Queued::Sync {
+                        conn,
+                        xid,
+                        path,
+                        id,
+                        done: false,
+                    },
+                );
+                actions.syncs.push(id);
+                return;
+            }
+        }
         if request.is_write() || matches!(request, Request::Reconfig) {
             let is_close = matches!(request, Request::CloseSession);
             let reply = WriteReply::Request {
@@ -785,7 +911,7 @@ impl Core {
             if let Some(tree) = pending.tree_after {
                 debug_assert_eq!(tree.last_zxid(), pending.zxid);
                 self.released = tree;
-                self.front.answer_deferred(&self.released, actions);
+                self.answer_deferred(actions);
             }
         }
         debug_assert!(
@@ -835,7 +961,7 @@ impl Core {
             );
             // The released tree is exactly this txn's end: what waited for it is answered
             // now, before the session's next write is applied.
-            self.front.answer_deferred(&self.released, actions);
+            self.answer_deferred(actions);
         }
         let ours = self.released.digest();
         if let Some(leaders) = digest.filter(|d| *d != ours) {
@@ -962,7 +1088,19 @@ impl Core {
             return;
         };
         let reap = self.now.mono_ms >= proposer.next_reap_ms;
+        let mut expired = expired;
+        // Expired while the epoch had no room left: still expired, closed now.
+        let backlog = std::mem::take(&mut self.expiry_backlog);
+        expired.extend(
+            backlog
+                .into_iter()
+                .filter(|&id| self.sessions.get(id).is_some_and(|s| !s.closing)),
+        );
         for session_id in expired {
+            if self.room() == 0 {
+                self.expiry_backlog.push(session_id);
+                continue;
+            }
             if let Some(s) = self.sessions.get_mut(session_id) {
                 s.closing = true;
                 actions.expired.push((session_id, s.timeout_ms));
@@ -970,11 +1108,13 @@ impl Core {
             self.submit(session_id, 0, TxnBody::CloseSession, None, actions);
         }
         if reap {
+            let room = self.room() as usize;
             let Role::Leader(proposer) = &mut self.role else {
                 unreachable!("checked above");
             };
             proposer.next_reap_ms = self.now.mono_ms + self.config.container_check_interval_ms;
-            for body in proposer.reapable(self.now.wall_ms) {
+            // What finds no room this epoch is found again at the next check.
+            for body in proposer.reapable(self.now.wall_ms).into_iter().take(room) {
                 self.submit(0, 0, body, None, actions);
             }
         }

@@ -11,7 +11,7 @@ use rzk_tree::watch::{Fired, WatchRegistry};
 use rzk_tree::Tree;
 
 use super::{frame, Actions, ConnId, Output};
-use crate::commit::SessionQueues;
+use crate::commit::{Ready, SessionQueues};
 use crate::read::{self, WatchRegistration};
 
 pub(super) struct Conn {
@@ -26,8 +26,12 @@ pub(super) struct Front {
     pub queues: SessionQueues,
     pub watches: WatchRegistry,
     pub fired: Vec<Fired>,
-    /// Requests whose write was released, waiting for the tree they must be answered at.
-    pub deferred: Vec<(ConnId, i64, i32, Request)>,
+    /// Requests whose write (or sync) was released, waiting for the tree they must be
+    /// answered at, or to be replayed.
+    pub deferred: Vec<Ready>,
+    /// Each unanswered sync round's session.
+    pub syncs: HashMap<u64, i64>,
+    pub next_sync_id: u64,
 }
 
 impl Front {
@@ -105,6 +109,7 @@ impl Front {
         self.session_conn.clear();
         self.queues.clear();
         self.deferred.clear();
+        self.syncs.clear();
         self.watches = WatchRegistry::new();
     }
 
@@ -133,13 +138,6 @@ impl Front {
                 reply: false,
                 zxid,
             });
-        }
-    }
-
-    /// Answers the deferred requests against `tree`.
-    pub fn answer_deferred(&mut self, tree: &Tree, actions: &mut Actions) {
-        for (conn, session_id, xid, request) in std::mem::take(&mut self.deferred) {
-            self.answer(tree, conn, session_id, xid, request, actions);
         }
     }
 

@@ -557,3 +557,184 @@ fn the_counter_never_overflows_into_the_epoch() {
         "the txn after a rollover starts the new epoch"
     );
 }
+
+/// Both cores as servers of an ensemble: syncs are quorum rounds.
+fn ensemble_pair() -> Pair {
+    let mut pair = Pair::new();
+    pair.leader.join_ensemble(u32::MAX - 1);
+    pair.learner.join_ensemble(u32::MAX - 1);
+    pair
+}
+
+fn xids(outputs: &[Output], conn: ConnId) -> Vec<i32> {
+    frames(outputs, conn)
+        .iter()
+        .filter(|(reply, _)| *reply)
+        .map(|(_, f)| decode(f, OpCode::Sync).0.xid)
+        .collect()
+}
+
+#[test]
+fn a_sync_waits_for_its_quorum_round_and_holds_what_follows_in_order() {
+    let mut pair = ensemble_pair();
+    pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+    pair.on_learner(request(LEARNER_CONN, 1, create_request("/a", b"0", 0)));
+    let mut actions = Actions::default();
+    let steps = [
+        (2, set_data("/a", b"1")),
+        (
+            3,
+            Request::Sync {
+                path: "/a".to_owned(),
+            },
+        ),
+        (4, set_data("/a", b"2")),
+        (5, get_data("/a", false)),
+    ];
+    for (xid, r) in steps {
+        pair.learner
+            .step(pair.clock(), request(LEARNER_CONN, xid, r), &mut actions);
+    }
+    let syncs = std::mem::take(&mut actions.syncs);
+    assert_eq!(syncs.len(), 1, "one round for the driver");
+    assert_eq!(
+        actions.forward.len(),
+        1,
+        "the write behind the sync is held, not forwarded before the round is over"
+    );
+    let seen = pair.settle(Actions::default(), actions);
+    assert_eq!(xids(&seen.learner, LEARNER_CONN), vec![2]);
+
+    let seen = pair.on_learner(Input::Synced {
+        id: syncs[0],
+        ok: true,
+    });
+    assert_eq!(xids(&seen.learner, LEARNER_CONN), vec![3, 4, 5]);
+    let replies = frames(&seen.learner, LEARNER_CONN);
+    match decode(&replies[2].1, OpCode::GetData).1 {
+        Response::GetData { data, .. } => assert_eq!(data.as_deref(), Some(&b"2"[..])),
+        other => panic!("{other:?}"),
+    }
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_sync_confirmed_before_the_write_ahead_of_it_is_answered_after_that_write() {
+    let mut pair = ensemble_pair();
+    pair.on_leader(connect_input(LEADER_CONN, 0, vec![0; 16]));
+    let mut actions = Actions::default();
+    pair.leader.step(
+        pair.clock(),
+        request(LEADER_CONN, 1, create_request("/a", b"0", 0)),
+        &mut actions,
+    );
+    pair.leader.step(
+        pair.clock(),
+        request(
+            LEADER_CONN,
+            2,
+            Request::Sync {
+                path: "/".to_owned(),
+            },
+        ),
+        &mut actions,
+    );
+    let id = actions.syncs[0];
+    // The round ends before the create commits: the sync still answers after it.
+    pair.leader
+        .step(pair.clock(), Input::Synced { id, ok: true }, &mut actions);
+    assert!(xids(&actions.outputs, LEADER_CONN).is_empty());
+    pair.leader.step(
+        pair.clock(),
+        request(LEADER_CONN, 3, set_data("/a", b"1")),
+        &mut actions,
+    );
+    let seen = pair.settle(actions, Actions::default());
+    assert_eq!(xids(&seen.leader, LEADER_CONN), vec![1, 2, 3]);
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn an_unconfirmed_sync_closes_the_connection_and_answers_nothing_after_it() {
+    let mut pair = ensemble_pair();
+    pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(
+            LEARNER_CONN,
+            1,
+            Request::Sync {
+                path: "/".to_owned(),
+            },
+        ),
+        &mut actions,
+    );
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 2, get_data("/", false)),
+        &mut actions,
+    );
+    let id = actions.syncs[0];
+    assert!(xids(&actions.outputs, LEARNER_CONN).is_empty());
+    let seen = pair.on_learner(Input::Synced { id, ok: false });
+    assert!(closed(&seen.learner, LEARNER_CONN));
+    assert!(
+        xids(&seen.learner, LEARNER_CONN).is_empty(),
+        "a client must not take an unconfirmed sync for a current view"
+    );
+}
+
+#[test]
+fn a_leader_numbers_nothing_past_the_counter_limit_and_expires_in_the_next_epoch() {
+    use rzk_proto::Zxid;
+    let mut core = Core::new(config(1), tree_at(Zxid::new(3, 7)), Now::both(1_000));
+    core.join_ensemble(3);
+    core.become_leader(4, &mut Actions::default());
+    assert_eq!(core.room(), 3);
+    let mut actions = Actions::default();
+    for conn in 0..3 {
+        core.step(
+            Now::both(1_000),
+            connect_input(LEADER_CONN + conn, 0, vec![0; 16]),
+            &mut actions,
+        );
+    }
+    let zxids: Vec<Zxid> = actions
+        .append
+        .iter()
+        .map(|t| Zxid::from_i64(t.zxid))
+        .collect();
+    assert_eq!(zxids.last(), Some(&Zxid::new(4, 3)));
+    assert_eq!(core.room(), 0);
+    core.seal_batch();
+    core.step(
+        Now::both(1_000),
+        Input::Committed {
+            zxid: Zxid::new(4, 3).as_i64(),
+        },
+        &mut actions,
+    );
+    // Every session's timeout passes while the epoch is full: expiry waits for room.
+    let mut actions = Actions::default();
+    core.step(Now::both(100_000), Input::Tick, &mut actions);
+    assert!(actions.append.is_empty());
+    core.set_epoch(5);
+    assert_eq!(core.room(), 3);
+    core.step(Now::both(100_100), Input::Tick, &mut actions);
+    let closes: Vec<Zxid> = actions
+        .append
+        .iter()
+        .filter(|t| matches!(t.body, TxnBody::CloseSession))
+        .map(|t| Zxid::from_i64(t.zxid))
+        .collect();
+    assert_eq!(
+        closes,
+        vec![Zxid::new(5, 1), Zxid::new(5, 2), Zxid::new(5, 3)]
+    );
+    assert_eq!(core.room(), 0);
+    assert_eq!(
+        Core::new(config(1), Tree::new(), Now::both(0)).room(),
+        u32::MAX
+    );
+}

@@ -71,6 +71,16 @@ impl Proposer {
         next
     }
 
+    /// How many more txns fit in this epoch below `counter_limit`.
+    pub fn room(&self, counter_limit: u32) -> u32 {
+        let last = Zxid::from_i64(self.working.last_zxid());
+        if last.epoch < self.epoch {
+            counter_limit
+        } else {
+            counter_limit.saturating_sub(last.counter)
+        }
+    }
+
     /// What a client's write does, decided against the speculative tree: a txn body, or the
     /// error txn that answers it (errors are logged and replicated too, as in ZooKeeper, so
     /// the reply keeps its place in the session's order on every server).
