@@ -92,6 +92,9 @@ pub struct SessionTable {
     /// which tests compare with the number of sessions.
     examined_count: u64,
     next_id: i64,
+    /// The top byte of every id this table creates: ids never collide across the servers of
+    /// an ensemble, each creating its own clients' sessions.
+    server_id: u8,
     prng: Prng,
 }
 
@@ -107,6 +110,7 @@ impl SessionTable {
             bucket_interval_ms: bucket_interval_ms.max(1),
             examined_count: 0,
             next_id: base.max(1),
+            server_id,
             prng: Prng::new(seed),
         }
     }
@@ -170,7 +174,12 @@ impl SessionTable {
 
     /// Re-creates a session with a known id (log replay, followers).
     pub fn insert(&mut self, id: i64, timeout_ms: i32, passwd: [u8; 16], mono_ms: u64) {
-        self.next_id = self.next_id.max(id + 1);
+        // Only this server's own ids move its counter: a session created on a server with a
+        // higher id would otherwise carry this one into that server's range, and the next
+        // session created here would take an id that server already gave out.
+        if (id >> 56) as u8 == self.server_id {
+            self.next_id = self.next_id.max(id + 1);
+        }
         self.sessions.insert(
             id,
             Session {
@@ -269,6 +278,21 @@ mod tests {
         assert_eq!(limits.negotiate(1000), 4000);
         assert_eq!(limits.negotiate(10000), 10000);
         assert_eq!(limits.negotiate(100000), 40000);
+    }
+
+    #[test]
+    fn sessions_learned_from_other_servers_never_move_this_servers_ids() {
+        let mut learner = SessionTable::new(1, 1_000, 7, 1);
+        let mut leader = SessionTable::new(3, 1_000, 8, 1);
+        let theirs = leader.create(4000, 1_000).id;
+        learner.insert(theirs, 4000, [0; 16], 1_000);
+        let ours = learner.create(4000, 1_000).id;
+        assert_eq!(ours >> 56, 1, "{ours:#x} carries this server's id");
+        assert_ne!(leader.create(4000, 1_000).id, ours);
+        // Its own ids, replayed from the log after a restart, still move it on.
+        let mut restarted = SessionTable::new(1, 1_000, 7, 1);
+        restarted.insert(ours, 4000, [0; 16], 1_000);
+        assert!(restarted.create(4000, 1_000).id > ours);
     }
 
     #[test]
