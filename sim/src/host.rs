@@ -1,39 +1,41 @@
-//! The parts of a simulated server that run the server's own code around the replication
-//! core: each committed entry is applied to a real `pipeline::Core` (as a learner's
-//! `Replicated` batch: the tree, its digest, the release path), and a SNAP ships the tree as a
-//! real snapshot file image (`rzk_snapshot::encode`, installed with `Core::install`).
+//! The server's own code around the replication core, as each simulated server runs it: a
+//! real `pipeline::Core` (a leader's prep, zxids, speculative tree and release path; a
+//! learner's forwarding and apply), ZooKeeper transactions as the log's entries, and real
+//! snapshot images (`rzk_snapshot`) for the host's own snapshots and for SNAP.
 //!
-//! The leader still decides outcomes with the model (model.rs), not the pipeline's prep, so
-//! each entry carries a model `Record`; here it becomes the txn that has the same effect on
-//! the tree, decided against the tree itself. Every server translates independently, so
-//! trees that saw the same entries in the same order agree, which the digest checker tests.
+//! Never: decide an outcome itself. What a write does is the pipeline's prep, and the
+//! simulator's model only judges the clients' history afterwards.
 
 use std::sync::Arc;
 
-use rzk_pipeline::{Actions, Core, CoreConfig, Input};
-use rzk_proto::{Acl, ErrorCode, Txn, TxnBody, Zxid};
-use rzk_session::{Now, TimeoutLimits};
+use rzk_pipeline::{Core, CoreConfig};
+use rzk_proto::{Reader, Txn, Writer};
+use rzk_session::{DurableSession, Now, TimeoutLimits};
+use rzk_snapshot::SessionRecord;
 use rzk_tree::{NodeHasher, Tree};
-
-use crate::model::{Key, Record, State};
 
 /// The hasher seed every simulated server shares: the same history gives the same trees
 /// and snapshot bytes on all of them.
 const TREE_SEED: u64 = 0x51ed_7ee5;
 
-pub fn key_path(key: Key) -> String {
-    format!("/k{key}")
-}
+pub const MIN_SESSION_TIMEOUT_MS: u64 = 4_000;
 
 pub fn empty_tree() -> Tree {
     Tree::with_hasher(NodeHasher::seeded(TREE_SEED))
 }
 
-/// A learner core over `tree`: what every simulated server applies committed entries with.
-pub fn learner_core(server_id: u64, tree: Tree) -> Core {
+/// A learner core over `tree` and `sessions` (a restart, or a server before it knows its
+/// role), one server of an ensemble whose leader numbers up to `counter_limit` per epoch.
+pub fn learner_core(
+    server_id: u64,
+    tree: Tree,
+    sessions: Vec<DurableSession>,
+    counter_limit: u32,
+    now: Now,
+) -> Core {
     let config = CoreConfig {
         limits: TimeoutLimits {
-            min_ms: 4_000,
+            min_ms: MIN_SESSION_TIMEOUT_MS as i32,
             max_ms: 40_000,
         },
         extended_types: false,
@@ -42,111 +44,158 @@ pub fn learner_core(server_id: u64, tree: Tree) -> Core {
         seed: TREE_SEED ^ server_id,
         tick_ms: 100,
     };
-    let mut core = Core::new(config, tree, Now::both(0));
-    core.become_learner(&mut Actions::default());
+    let mut core = Core::recover(config, tree, sessions, &[], now);
+    core.join_ensemble(counter_limit);
+    core.become_learner(&mut rzk_pipeline::Actions::default());
     core
 }
 
-/// The txn with the effect of `record` on `tree` (which must be the state before it).
-pub fn txn_for(record: &Record, zxid: Zxid, tree: &Tree) -> Txn {
-    let path = key_path(record.key);
-    let current = tree.get(&path);
-    let body = match (record.value, current) {
-        (None, Some(_)) => TxnBody::Delete { path },
-        (Some((data, _)), None) => TxnBody::Create {
-            path,
-            data: Some(data.to_be_bytes().to_vec()),
-            acl: Acl::open_unsafe(),
-            ephemeral_owner: 0,
-            parent_cversion: tree.get("/").map_or(0, |root| root.stat.cversion) + 1,
-            reply_stat: false,
-        },
-        (Some((data, version)), Some(node))
-            if node.stat.version != version
-                || node.data.as_deref() != Some(&data.to_be_bytes()[..]) =>
-        {
-            TxnBody::SetData {
-                path,
-                data: Some(data.to_be_bytes().to_vec()),
-                version,
-            }
+/// A log entry's payload: the transaction, and for the last one of a proposal the leader's
+/// tree digest after it (ZooKeeper's TxnDigest), so learners detect divergence.
+pub fn encode_entry(txn: &Txn, digest: Option<u64>) -> Arc<[u8]> {
+    let mut w = Writer::new();
+    match digest {
+        Some(d) => {
+            w.bool(true);
+            w.long(d as i64);
         }
-        // The op failed (or changed nothing): it still takes its zxid, as in ZooKeeper.
-        _ => TxnBody::Error {
-            err: ErrorCode::BadVersion.code(),
-        },
-    };
-    Txn {
-        zxid: zxid.as_i64(),
-        // Any value the same on every server: the entry's own zxid.
-        time_ms: zxid.as_i64(),
-        session_id: 0,
-        cxid: 0,
-        body,
+        None => w.bool(false),
     }
+    txn.encode(&mut w);
+    w.bytes.into()
 }
 
-/// Applies one committed entry's record to `core`, as a learner applies a replicated batch.
-pub fn apply(core: &mut Core, record: &Record, zxid: Zxid) {
-    let txn = txn_for(record, zxid, core.released());
-    let mut actions = Actions::default();
-    core.step(
-        Now::both(0),
-        Input::Replicated {
-            txns: vec![txn],
-            digest: None,
-        },
-        &mut actions,
-    );
+pub fn decode_entry(data: &[u8]) -> (Txn, Option<u64>) {
+    let mut r = Reader::new(data);
+    let digest = r
+        .bool()
+        .expect("an entry this simulator encoded")
+        .then(|| r.long().expect("a digest") as u64);
+    let txn = Txn::decode(&mut r).expect("an entry this simulator encoded");
+    (txn, digest)
 }
 
-/// A host snapshot: the model state and the tree as a real snapshot file image.
-pub fn encode_snapshot(state: &State, core: &Core) -> Arc<[u8]> {
-    let state = state.encode();
-    let tree = rzk_snapshot::encode(core.released(), &[]);
-    let mut out = Vec::with_capacity(4 + state.len() + tree.len());
-    out.extend_from_slice(&(state.len() as u32).to_be_bytes());
-    out.extend_from_slice(&state);
-    out.extend_from_slice(&tree);
-    out.into()
+/// A host snapshot: the released tree and the committed sessions as a real snapshot file.
+pub fn encode_snapshot(core: &Core) -> Arc<[u8]> {
+    let sessions: Vec<SessionRecord> = core
+        .committed_sessions()
+        .into_iter()
+        .map(|s| SessionRecord {
+            id: s.id,
+            timeout_ms: s.timeout_ms,
+            passwd: s.passwd,
+        })
+        .collect();
+    rzk_snapshot::encode(core.released(), &sessions).into()
 }
 
-/// The model state and the tree of a host snapshot (empty ones for an empty image).
-pub fn decode_snapshot(bytes: &[u8]) -> (State, Tree) {
+/// The tree and sessions of a host snapshot (empty ones for an empty image).
+pub fn decode_snapshot(bytes: &[u8]) -> (Tree, Vec<DurableSession>) {
     if bytes.is_empty() {
-        return (State::default(), empty_tree());
+        return (empty_tree(), Vec::new());
     }
-    let state_len = u32::from_be_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
-    let state = State::decode(&bytes[4..4 + state_len]);
-    let snapshot =
-        rzk_snapshot::decode_with(&bytes[4 + state_len..], NodeHasher::seeded(TREE_SEED))
-            .expect("a snapshot this simulator encoded decodes");
-    (state, snapshot.tree)
+    let snapshot = rzk_snapshot::decode_with(bytes, NodeHasher::seeded(TREE_SEED))
+        .expect("a snapshot this simulator encoded decodes");
+    let sessions = snapshot
+        .sessions
+        .iter()
+        .map(|s| DurableSession {
+            id: s.id,
+            timeout_ms: s.timeout_ms,
+            passwd: s.passwd,
+        })
+        .collect();
+    (snapshot.tree, sessions)
 }
 
-/// Whether the tree holds what the model state says, key by key.
-pub fn tree_matches(state: &State, tree: &Tree, keys: Key) -> Result<(), String> {
-    for key in 0..keys {
-        let path = key_path(key);
-        let node = tree.get(&path);
-        let ok = match (state.get(key), node) {
-            (None, None) => true,
-            (Some((data, version)), Some(node)) => {
-                node.stat.version == version
-                    && node.data.as_deref() == Some(&data.to_be_bytes()[..])
-            }
-            _ => false,
+/// Ephemeral nodes of sessions that are not open: ZooKeeper deletes a session's ephemerals
+/// in the same transaction that closes it, so on any server, at any applied prefix, none.
+pub fn orphaned_ephemerals(core: &Core) -> Vec<String> {
+    let sessions = core.committed_sessions();
+    core.released()
+        .paths()
+        .filter(|(_, node)| {
+            let owner = node.stat.ephemeral_owner;
+            owner != 0 && !sessions.iter().any(|s| s.id == owner)
+        })
+        .map(|(path, _)| path.to_string())
+        .collect()
+}
+
+/// Every node as (path, stat, data), sorted: what two servers at the same zxid must agree on.
+pub fn contents(tree: &Tree) -> Vec<(String, rzk_proto::Stat, Option<Vec<u8>>)> {
+    let mut nodes: Vec<_> = tree
+        .paths()
+        .map(|(path, node)| {
+            (
+                path.to_string(),
+                node.stat,
+                node.data.as_deref().map(<[u8]>::to_vec),
+            )
+        })
+        .collect();
+    nodes.sort_by(|a, b| a.0.cmp(&b.0));
+    nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rzk_pipeline::{Actions, Input};
+    use rzk_proto::{ConnectRequest, CreateMode};
+
+    /// The checker fires on a tree that keeps an ephemeral past its session, and only then.
+    #[test]
+    fn an_ephemeral_without_its_session_is_reported() {
+        let now = Now::both(1_000);
+        let mut leader = learner_core(1, empty_tree(), Vec::new(), u32::MAX - 1, now);
+        leader.become_leader(1, &mut Actions::default());
+        let mut actions = Actions::default();
+        let connect = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 10_000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only: None,
         };
-        if !ok {
-            return Err(format!(
-                "{path}: the model holds {:?}, the tree {:?}",
-                state.get(key),
-                node.map(|n| (n.data.clone(), n.stat.version))
-            ));
-        }
+        leader.step(
+            now,
+            Input::Connect {
+                conn: 1,
+                request: connect,
+                auth_ids: Vec::new(),
+            },
+            &mut actions,
+        );
+        let request =
+            rzk_pipeline::roles::create_request("/e-", b"", CreateMode::EphemeralSequential as i32);
+        leader.step(
+            now,
+            Input::Request {
+                conn: 1,
+                xid: 1,
+                request,
+            },
+            &mut actions,
+        );
+        let last = actions.append.last().expect("two txns").zxid;
+        let (entry, digest) = decode_entry(&encode_entry(&actions.append[1], Some(7)));
+        assert_eq!((entry.zxid, digest), (last, Some(7)));
+        leader.seal_batch();
+        leader.step(now, Input::Committed { zxid: last }, &mut actions);
+        assert!(orphaned_ephemerals(&leader).is_empty());
+
+        // A learner that installed the tree without the sessions holds an orphan.
+        let image = encode_snapshot(&leader);
+        let (tree, sessions) = decode_snapshot(&image);
+        assert_eq!(sessions.len(), 1);
+        let mut learner = learner_core(2, empty_tree(), Vec::new(), u32::MAX - 1, now);
+        learner.install(tree, Vec::new(), &mut Actions::default());
+        assert_eq!(
+            orphaned_ephemerals(&learner),
+            vec!["/e-0000000000".to_owned()]
+        );
+        assert_eq!(contents(learner.released()), contents(leader.released()));
     }
-    if tree.digest() != tree.recompute_digest() {
-        return Err("the tree's digest does not match its nodes".into());
-    }
-    Ok(())
 }

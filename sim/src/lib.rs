@@ -9,7 +9,6 @@ pub mod checks;
 pub mod cli;
 mod host;
 pub mod linearizability;
-pub mod model;
 mod world;
 
 use std::panic::{self, AssertUnwindSafe};

@@ -1,31 +1,40 @@
-//! One simulated ensemble: servers (the real quorum core, a simulated disk, the replicated
-//! state and a small leader pipeline), the network between them, clients, and the fault
-//! schedule, all driven by one event queue and one seed.
+//! One simulated ensemble: servers (the real quorum core and the real pipeline core over a
+//! simulated disk), the network between them, ZooKeeper clients speaking the wire protocol
+//! to them, and the fault schedule, all driven by one event queue and one seed.
 //!
 //! Transport contract the core relies on (lib.rs of quorum): a quorum connection is FIFO
 //! until it breaks, and a break reaches both ends as `Disconnected` before anything sent on a
 //! new connection. So any lost quorum message breaks its connection, and a new connection's
 //! first message arrives after the notices. Election messages may be lost or reordered freely.
+//! A learner's forwarded requests ride its quorum connection to the leader. A client
+//! connection is FIFO both ways until it closes.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write as _;
-use std::sync::Arc;
 
+use rzk_pipeline::{Actions, ConnId, Forwarded, Output};
+use rzk_proto::{
+    ConnectRequest, ConnectResponse, CreateMode, ErrorCode, OpCode, Reader, ReplyHeader, Request,
+    Response, Txn,
+};
 use rzk_quorum::{
     Action, Config, DiskRequest, Entry, Input, Message, Peer, Persisted, Plant, Role, Sid, Zxid,
 };
-use rzk_session::Prng;
+use rzk_session::{Now, Prng, Touch};
 
 use crate::checks::Checks;
 use crate::host;
 use crate::linearizability::{Operation, Znode, ZnodeOp, ZnodeRet};
-use crate::model::{self, Key, Record, State, Value};
 use crate::SimConfig;
 
 const MS: u64 = 1_000;
+/// The znodes the clients' linearizable operations use: /k0, /k1, /k2.
+pub type Key = u8;
 const KEYS: u8 = 3;
 const CLIENT_TIMEOUT_US: u64 = 2_000 * MS;
 const TICK_US: u64 = 10 * MS;
+/// How often an idle client pings (ZooKeeper's clients ping at a third of the timeout).
+const PING_US: u64 = host::MIN_SESSION_TIMEOUT_MS * MS / 3;
 /// Snapshots the host takes of its applied state, every this many applied entries.
 const SNAPSHOT_EVERY_TXNS: usize = 25;
 
@@ -35,10 +44,23 @@ enum Channel {
     Quorum,
 }
 
-#[derive(Debug, Clone)]
-enum ClientRequest {
-    Write { key: Key, op: ZnodeOp },
-    SyncRead { key: Key },
+/// What travels between servers.
+#[derive(Debug)]
+enum Wire {
+    Peer(Message),
+    Forward(Forwarded),
+}
+
+/// What a client sends on its connection.
+#[derive(Debug)]
+enum FromClient {
+    Connect(ConnectRequest),
+    Request {
+        xid: i32,
+        request: Request,
+    },
+    /// The client gave up on the connection (its request timed out) and closed it.
+    Hangup,
 }
 
 #[derive(Debug)]
@@ -49,7 +71,7 @@ enum Event {
         incarnation: u64,
         generation: u64,
         channel: Channel,
-        message: Message,
+        wire: Wire,
     },
     Disconnected {
         to: Sid,
@@ -68,18 +90,23 @@ enum Event {
         server: Sid,
         incarnation: u64,
     },
-    /// A client's request reaches a server (`via` the server it came through, if forwarded).
-    Arrive {
+    /// A client's bytes reach its server.
+    ToServer {
         server: Sid,
-        client: u64,
-        op_id: u64,
-        request: ClientRequest,
-        forwarded: bool,
+        incarnation: u64,
+        conn: ConnId,
+        message: FromClient,
     },
-    Reply {
+    /// A server's frame reaches a client.
+    ToClient {
         client: u64,
-        op_id: u64,
-        ret: Option<ZnodeRet>,
+        conn: ConnId,
+        frame: Vec<u8>,
+    },
+    /// The client's connection closed: the server closed it, or died.
+    Closed {
+        client: u64,
+        conn: ConnId,
     },
     ClientNext {
         client: u64,
@@ -87,6 +114,15 @@ enum Event {
     ClientTimeout {
         client: u64,
         op_id: u64,
+    },
+    Ping {
+        client: u64,
+        conn: ConnId,
+    },
+    /// A connect unanswered by then is given up.
+    ConnectTimeout {
+        client: u64,
+        conn: ConnId,
     },
     Fault,
     Restart {
@@ -113,7 +149,7 @@ impl Event {
             Event::DiskDone { server, .. }
             | Event::Tick { server, .. }
             | Event::Flush { server, .. }
-            | Event::Arrive { server, .. } => Some(*server),
+            | Event::ToServer { server, .. } => Some(*server),
             _ => None,
         }
     }
@@ -124,7 +160,7 @@ struct Disk {
     accepted_epoch: u32,
     current_epoch: u32,
     snapshot_zxid: Zxid,
-    snapshot: Arc<[u8]>,
+    snapshot: std::sync::Arc<[u8]>,
     log: Vec<Entry>,
     /// Requests not yet durable, oldest first.
     pending: VecDeque<DiskRequest>,
@@ -155,12 +191,18 @@ impl Disk {
     }
 }
 
-struct Write {
+/// A client input the leader's core could not number yet (its epoch is full and rolling
+/// over); fed in arrival order once it can.
+#[derive(Debug)]
+enum Held {
+    Client(ConnId, FromClient),
+    Forwarded(Forwarded),
+}
+
+struct ServerConn {
     client: u64,
-    op_id: u64,
-    origin: Sid,
-    key: Key,
-    op: ZnodeOp,
+    /// The session's heartbeat, once established: every packet from the client stamps it.
+    touch: Option<Touch>,
 }
 
 struct Server {
@@ -177,27 +219,52 @@ struct Server {
     clock_ahead_ms: u64,
     peer: Option<Peer>,
     disk: Disk,
-    state: State,
-    /// The server's own pipeline and tree, fed every committed entry (host.rs).
+    /// The server's pipeline: leader or learner as its peer's role says.
     core: rzk_pipeline::Core,
+    conns: BTreeMap<ConnId, ServerConn>,
     applied: Zxid,
     applied_since_snapshot: usize,
-    /// The leader's pipeline: writes waiting for a zxid, and the values its proposals will
-    /// leave (ZooKeeper's outstanding changes), tagged with the proposing zxid.
-    queued: VecDeque<Write>,
-    overlay: BTreeMap<Key, (Value, Zxid)>,
+    /// The leader core's txns not yet proposed: one flush is one batch, one seal, one
+    /// PROPOSAL.
+    unproposed: Vec<Txn>,
+    held: VecDeque<Held>,
     flush_scheduled: bool,
-    syncs: BTreeMap<u64, (u64, u64, Key)>,
+    /// The monotonic time up to which this learner relayed its clients' heartbeats.
+    touches_sent_ms: u64,
     serving: bool,
     leading: bool,
 }
 
+/// What a client waits for, by xid.
+#[derive(Debug, Clone)]
+enum Waiting {
+    /// The linearizable operation in flight (a sync-then-read waits for its read).
+    Op {
+        key: Key,
+        op: ZnodeOp,
+    },
+    Sync,
+    Ephemeral,
+    Close,
+}
+
 struct Client {
     server: Sid,
+    conn: Option<ConnId>,
+    established: bool,
+    session: Option<(i64, Vec<u8>)>,
+    last_zxid: i64,
+    next_xid: i32,
+    /// On the current connection: requests sent and not answered, in xid order, and the
+    /// last reply's zxid (replies come in request order, with zxids that never go back).
+    waiting: BTreeMap<i32, Waiting>,
+    last_reply_zxid: i64,
     next_op_id: u64,
     /// The op in flight: its id and index in the history.
     outstanding: Option<(u64, usize)>,
     versions: BTreeMap<Key, i32>,
+    /// Ephemerals this client's current session created and had acknowledged.
+    ephemerals: BTreeSet<String>,
 }
 
 /// A partition: the servers on one side; the others are on the other side.
@@ -222,13 +289,15 @@ pub(crate) struct World {
     members: (BTreeSet<Sid>, BTreeSet<Sid>),
     links: BTreeMap<(Sid, Sid), Link>,
     fifo: BTreeMap<(Sid, Sid, Channel), u64>,
+    /// Per client connection and direction (true: to the server), the last delivery time.
+    conn_fifo: BTreeMap<(ConnId, bool), u64>,
+    next_conn: ConnId,
     partition: Option<Partition>,
     next_partition_id: u64,
     clients: Vec<Client>,
     pub(crate) history: Vec<(Key, Operation<Znode>)>,
-    /// Write ops acknowledged to a client, with the zxid that carried them.
+    /// Writes acknowledged to a client, with the zxid of their reply.
     pub(crate) acked_writes: Vec<Zxid>,
-    next_sync_id: u64,
     pub(crate) checks: Checks,
     healed_at_us: Option<u64>,
     faults_over: bool,
@@ -246,6 +315,9 @@ pub struct Stats {
     pub crashes: u64,
     pub partitions: u64,
     pub clock_jumps: u64,
+    pub sessions_expired: u64,
+    pub sessions_closed: u64,
+    pub syncs: u64,
 }
 
 impl World {
@@ -267,14 +339,20 @@ impl World {
                     clock_ahead_ms: 0,
                     peer: None,
                     disk: Disk::default(),
-                    state: State::default(),
-                    core: host::learner_core(sid, host::empty_tree()),
+                    core: host::learner_core(
+                        sid,
+                        host::empty_tree(),
+                        Vec::new(),
+                        cfg.counter_limit,
+                        Now::both(0),
+                    ),
+                    conns: BTreeMap::new(),
                     applied: Zxid::ZERO,
                     applied_since_snapshot: 0,
-                    queued: VecDeque::new(),
-                    overlay: BTreeMap::new(),
+                    unproposed: Vec::new(),
+                    held: VecDeque::new(),
                     flush_scheduled: false,
-                    syncs: BTreeMap::new(),
+                    touches_sent_ms: 0,
                     serving: false,
                     leading: false,
                 },
@@ -284,9 +362,17 @@ impl World {
         let clients = (0..cfg.clients)
             .map(|_| Client {
                 server: all[(rng.next_u64() % all.len() as u64) as usize],
+                conn: None,
+                established: false,
+                session: None,
+                last_zxid: 0,
+                next_xid: 1,
+                waiting: BTreeMap::new(),
+                last_reply_zxid: 0,
                 next_op_id: 1,
                 outstanding: None,
                 versions: BTreeMap::new(),
+                ephemerals: BTreeSet::new(),
             })
             .collect();
         let mut world = World {
@@ -298,12 +384,13 @@ impl World {
             members: (voters, observers),
             links: BTreeMap::new(),
             fifo: BTreeMap::new(),
+            conn_fifo: BTreeMap::new(),
+            next_conn: 1,
             partition: None,
             next_partition_id: 1,
             clients,
             history: Vec::new(),
             acked_writes: Vec::new(),
-            next_sync_id: 1,
             checks: Checks::default(),
             healed_at_us: None,
             faults_over: false,
@@ -381,6 +468,15 @@ impl World {
         }
     }
 
+    /// The clocks a server's cores see: its monotonic clock (which may run ahead) and a
+    /// wall clock that is simulated time (the txns' mtimes, the same on every replay).
+    fn clocks(&self, sid: Sid) -> Now {
+        Now {
+            mono_ms: self.now_us / MS + self.servers[&sid].clock_ahead_ms,
+            wall_ms: self.now_us / MS,
+        }
+    }
+
     /// Runs until the end or the first violation.
     pub(crate) fn run(&mut self) {
         while let Some(((time, _), event)) = self.events.pop_first() {
@@ -437,7 +533,7 @@ impl World {
                 incarnation,
                 generation,
                 channel,
-                message,
+                wire,
             } => {
                 if !self.alive(to, incarnation) {
                     return;
@@ -445,8 +541,18 @@ impl World {
                 if channel == Channel::Quorum && self.link(from, to).generation != generation {
                     return;
                 }
-                self.log(|| format!("s{to} <- s{from} {message:?}"));
-                self.step(to, Input::Message { from, message });
+                match wire {
+                    Wire::Peer(message) => {
+                        self.log(|| format!("s{to} <- s{from} {message:?}"));
+                        self.step(to, Input::Message { from, message });
+                    }
+                    Wire::Forward(forwarded) => {
+                        self.log(|| format!("s{to} <- s{from} forwarded {forwarded:?}"));
+                        if self.servers[&to].core.is_leader() {
+                            self.feed(to, Held::Forwarded(forwarded));
+                        }
+                    }
+                }
             }
             Event::Disconnected {
                 to,
@@ -479,8 +585,7 @@ impl World {
                 if !self.alive(server, incarnation) {
                     return;
                 }
-                let now_ms = self.now_us / MS + self.servers[&server].clock_ahead_ms;
-                self.step(server, Input::Tick { now_ms });
+                self.tick(server);
                 self.after(
                     TICK_US,
                     Event::Tick {
@@ -501,24 +606,45 @@ impl World {
                     self.flush(server);
                 }
             }
-            Event::Arrive {
+            Event::ToServer {
                 server,
+                incarnation,
+                conn,
+                message,
+            } => {
+                if self.alive(server, incarnation) {
+                    self.client_message(server, conn, message);
+                }
+            }
+            Event::ToClient {
                 client,
-                op_id,
-                request,
-                forwarded,
-            } => self.arrive(server, client, op_id, request, forwarded),
-            Event::Reply { client, op_id, ret } => self.reply(client, op_id, ret),
+                conn,
+                frame,
+            } => self.client_receives(client, conn, &frame),
+            Event::Closed { client, conn } => self.closed(client, conn),
             Event::ClientNext { client } => self.client_next(client),
             Event::ClientTimeout { client, op_id } => {
-                let c = &mut self.clients[client as usize];
+                let c = &self.clients[client as usize];
                 if c.outstanding.is_some_and(|(id, _)| id == op_id) {
                     // The outcome stays unknown in the history: it may have happened.
-                    c.outstanding = None;
-                    let servers: Vec<Sid> = self.servers.keys().copied().collect();
-                    let pick = servers[(self.rng.next_u64() % servers.len() as u64) as usize];
-                    self.clients[client as usize].server = pick;
-                    self.after(MS, Event::ClientNext { client });
+                    self.log(|| format!("client {client} gives up on op {op_id}"));
+                    self.hang_up(client);
+                }
+            }
+            Event::Ping { client, conn } => {
+                let c = &self.clients[client as usize];
+                if c.conn == Some(conn) {
+                    if c.established {
+                        self.send_request(client, -2, Request::Ping, None);
+                    }
+                    self.after(PING_US, Event::Ping { client, conn });
+                }
+            }
+            Event::ConnectTimeout { client, conn } => {
+                let c = &self.clients[client as usize];
+                if c.conn == Some(conn) && !c.established {
+                    self.log(|| format!("client {client} gives up connecting (conn {conn})"));
+                    self.hang_up(client);
                 }
             }
             Event::Fault => self.fault(),
@@ -605,13 +731,13 @@ impl World {
         (self.rand(MS / 2, 2 * MS), self.rand(MS / 2, 2 * MS))
     }
 
-    fn send(&mut self, from: Sid, to: Sid, message: Message) {
-        let channel = match message {
-            Message::Notification { .. } => Channel::Election,
+    fn send(&mut self, from: Sid, to: Sid, wire: Wire) {
+        let channel = match wire {
+            Wire::Peer(Message::Notification { .. }) => Channel::Election,
             _ => Channel::Quorum,
         };
         let now = self.now_us;
-        let lost = !self.reachable(from, to) || (channel == Channel::Quorum && self.chance(0));
+        let lost = !self.reachable(from, to);
         if channel == Channel::Quorum {
             if lost || self.link(from, to).down_until_us > now {
                 let delay = self.notice_delays();
@@ -640,9 +766,19 @@ impl World {
                 incarnation,
                 generation,
                 channel,
-                message,
+                wire,
             },
         );
+    }
+
+    /// When something sent now on client connection `conn` arrives, in FIFO order.
+    fn conn_delivery(&mut self, conn: ConnId, to_server: bool) -> u64 {
+        let delay = self.rand(100, 1_000);
+        let now = self.now_us;
+        let last = self.conn_fifo.entry((conn, to_server)).or_default();
+        let time = (now + delay).max(*last + 1);
+        *last = time;
+        time
     }
 
     fn kick_disk(&mut self, server: Sid) {
@@ -668,7 +804,8 @@ impl World {
 
     fn start(&mut self, sid: Sid) {
         let cfg = self.quorum_config(sid);
-        let now_ms = self.now_us / MS + self.servers[&sid].clock_ahead_ms;
+        let clocks = self.clocks(sid);
+        let counter_limit = self.cfg.counter_limit;
         let s = self.servers.get_mut(&sid).expect("server");
         if s.up {
             return;
@@ -688,12 +825,12 @@ impl World {
                 .cloned()
                 .collect(),
         };
-        let (state, tree) = host::decode_snapshot(&s.disk.snapshot);
-        s.state = state;
-        s.core = host::learner_core(sid, tree);
+        let (tree, sessions) = host::decode_snapshot(&s.disk.snapshot);
+        s.core = host::learner_core(sid, tree, sessions, counter_limit, clocks);
         s.applied = s.disk.snapshot_zxid;
+        s.touches_sent_ms = clocks.mono_ms;
         self.checks.reset(sid, s.applied);
-        s.peer = Some(Peer::new(cfg, persisted, now_ms));
+        s.peer = Some(Peer::new(cfg, persisted, clocks.mono_ms));
         let incarnation = s.incarnation;
         self.log(|| format!("s{sid} starts"));
         self.after(
@@ -730,18 +867,34 @@ impl World {
         s.up = false;
         s.incarnation += 1;
         s.peer = None;
-        s.queued.clear();
-        s.overlay.clear();
-        s.syncs.clear();
+        s.unproposed.clear();
+        s.held.clear();
         s.flush_scheduled = false;
         s.serving = false;
         s.leading = false;
         self.log(|| format!("s{sid} crashes"));
+        self.close_all_conns(sid);
         let others: Vec<Sid> = self.servers.keys().copied().filter(|&o| o != sid).collect();
         for other in others {
             // The kernel resets a dead process's connections at once.
             let delay = self.quick_notices();
             self.break_link(sid, other, delay);
+        }
+    }
+
+    /// Every client connection of `sid` closes (a crash or a role change); each client hears
+    /// of it after what was already sent to it.
+    fn close_all_conns(&mut self, sid: Sid) {
+        let conns = std::mem::take(&mut self.servers.get_mut(&sid).expect("server").conns);
+        for (conn, c) in conns {
+            let at = self.conn_delivery(conn, false);
+            self.at(
+                at,
+                Event::Closed {
+                    client: c.client,
+                    conn,
+                },
+            );
         }
     }
 
@@ -779,16 +932,19 @@ impl World {
                         );
                     }
                 }
-                self.send(sid, to, message);
+                self.send(sid, to, Wire::Peer(message));
             }
             Action::SendSnapshot { to, zxid } => {
                 let s = &self.servers[&sid];
-                assert_eq!(
-                    s.applied, zxid,
-                    "snapshot requested at another zxid than applied"
-                );
-                let data = host::encode_snapshot(&s.state, &s.core);
-                self.send(sid, to, Message::Snap { zxid, data });
+                let released = Zxid::from_i64(s.core.released().last_zxid());
+                if released != zxid {
+                    return self.checks.violation(
+                        "snapshot-at-zxid",
+                        format!("s{sid} must send a snapshot at {zxid}; its tree is at {released}"),
+                    );
+                }
+                let data = host::encode_snapshot(&s.core);
+                self.send(sid, to, Wire::Peer(Message::Snap { zxid, data }));
             }
             Action::Disk(request) => {
                 let s = &self.servers[&sid];
@@ -814,35 +970,39 @@ impl World {
                 self.kick_disk(sid);
             }
             Action::Apply(entries) => {
-                for entry in entries {
-                    self.apply(sid, entry);
-                }
+                self.apply(sid, entries);
                 self.maybe_snapshot(sid);
             }
             Action::Reset { zxid, data } => {
                 self.checks.reset(sid, zxid);
+                let (tree, sessions) = host::decode_snapshot(&data);
+                let mut actions = Actions::default();
                 let s = self.servers.get_mut(&sid).expect("server");
-                let (state, tree) = host::decode_snapshot(&data);
-                s.state = state;
-                s.core
-                    .install(tree, Vec::new(), &mut rzk_pipeline::Actions::default());
+                s.core.install(tree, sessions, &mut actions);
                 s.applied = zxid;
-                s.overlay.clear();
+                self.core_actions(sid, actions);
+                self.close_all_conns(sid);
+                self.check_ephemerals(sid);
             }
             Action::Role(role) => self.role(sid, role),
             Action::SyncDone { id, ok } => {
-                let s = self.servers.get_mut(&sid).expect("server");
-                if let Some((client, op_id, key)) = s.syncs.remove(&id) {
-                    let ret = ok.then(|| ZnodeRet::Read(s.state.get(key)));
-                    let delay = self.rand(100, 1_000);
-                    self.after(delay, Event::Reply { client, op_id, ret });
-                }
+                self.stats.syncs += 1;
+                self.core_step(sid, rzk_pipeline::Input::Synced { id, ok });
             }
             Action::Disconnect { peer } => {
                 let delay = self.quick_notices();
                 self.break_link(sid, peer, delay);
             }
-            Action::Touched { .. } => {}
+            Action::Touched { sessions } => {
+                if self.servers[&sid].core.is_leader() {
+                    self.core_step(
+                        sid,
+                        rzk_pipeline::Input::Touches {
+                            session_ids: sessions,
+                        },
+                    );
+                }
+            }
         }
     }
 
@@ -851,76 +1011,96 @@ impl World {
         let now = self.now_us;
         let s = self.servers.get_mut(&sid).expect("server");
         match role {
-            Role::Looking { .. } => {
+            Role::Looking { .. } | Role::Following { .. } => {
                 if s.leading {
                     self.leader_lost_at_us.get_or_insert(now);
                 }
-                s.serving = false;
+                s.serving = matches!(role, Role::Following { .. });
                 s.leading = false;
-                s.queued.clear();
-                s.overlay.clear();
+                s.unproposed.clear();
+                s.held.clear();
+                let mut actions = Actions::default();
+                s.core.become_learner(&mut actions);
+                self.core_actions(sid, actions);
+                self.close_all_conns(sid);
             }
-            Role::Following { .. } => {
-                s.serving = true;
-                s.leading = false;
-                s.queued.clear();
-                s.overlay.clear();
+            Role::Leading { epoch, .. } if s.leading => {
+                // The quorum moved the ensemble to the next epoch (the counter ran out).
+                s.core.set_epoch(epoch);
+                self.checks.leader(epoch, sid);
+                self.feed_held(sid);
             }
             Role::Leading { epoch, .. } => {
+                let released = Zxid::from_i64(s.core.released().last_zxid());
+                if released != s.applied {
+                    let applied = s.applied;
+                    return self.checks.violation(
+                        "leader-state",
+                        format!("s{sid} leads epoch {epoch} with its tree at {released}, not at {applied}"),
+                    );
+                }
                 s.serving = true;
                 s.leading = true;
+                let mut actions = Actions::default();
+                s.core.become_leader(epoch, &mut actions);
+                self.core_actions(sid, actions);
+                self.close_all_conns(sid);
                 self.stats.elections += 1;
                 if let Some(lost) = self.leader_lost_at_us.take() {
                     self.stats.failover_ms.push((now - lost) / MS);
                 }
                 self.checks.leader(epoch, sid);
-                self.flush(sid);
             }
         }
     }
 
-    fn apply(&mut self, sid: Sid, entry: Entry) {
-        let record = Record::decode(&entry.data);
-        self.checks.applied(sid, &entry);
-        let now = self.now_us;
-        let s = self.servers.get_mut(&sid).expect("server");
-        s.state.apply(&record);
-        host::apply(&mut s.core, &record, entry.zxid);
-        if let Err(detail) = host::tree_matches(&s.state, s.core.released(), KEYS) {
-            let zxid = entry.zxid;
-            self.checks.violation(
-                "tree-matches-model",
-                format!("s{sid} after applying {zxid}: {detail}"),
-            );
+    /// Committed entries: a leader releases its own txns, a learner applies the leader's.
+    fn apply(&mut self, sid: Sid, entries: Vec<Entry>) {
+        let Some(last) = entries.last().map(|e| e.zxid) else {
             return;
+        };
+        for entry in &entries {
+            self.checks.applied(sid, entry);
         }
-        let s = self.servers.get_mut(&sid).expect("server");
-        s.applied = entry.zxid;
-        s.applied_since_snapshot += 1;
-        if s.overlay
-            .get(&record.key)
-            .is_some_and(|(_, z)| *z <= entry.zxid)
-        {
-            s.overlay.remove(&record.key);
-        }
-        if record.origin == sid {
-            let delay = self.rand(100, 1_000);
-            self.after(
-                delay,
-                Event::Reply {
-                    client: record.client,
-                    op_id: record.op_id,
-                    ret: Some(record.ret.clone()),
+        if self.servers[&sid].core.is_leader() {
+            self.core_step(
+                sid,
+                rzk_pipeline::Input::Committed {
+                    zxid: last.as_i64(),
                 },
             );
-            let c = &self.clients[record.client as usize];
-            if c.outstanding
-                .is_some_and(|(id, _)| id == without_origin(record.op_id))
-            {
-                self.acked_writes.push(entry.zxid);
+        } else {
+            // One Replicated per proposal: each ends with the leader's digest after it.
+            let mut txns = Vec::new();
+            for entry in &entries {
+                let (txn, digest) = host::decode_entry(&entry.data);
+                txns.push(txn);
+                if digest.is_some() {
+                    let txns = std::mem::take(&mut txns);
+                    self.core_step(sid, rzk_pipeline::Input::Replicated { txns, digest });
+                }
+            }
+            if !txns.is_empty() {
+                self.core_step(sid, rzk_pipeline::Input::Replicated { txns, digest: None });
             }
         }
-        let _ = now;
+        self.servers.get_mut(&sid).expect("server").applied = last;
+        self.servers
+            .get_mut(&sid)
+            .expect("server")
+            .applied_since_snapshot += entries.len();
+        self.check_ephemerals(sid);
+    }
+
+    fn check_ephemerals(&mut self, sid: Sid) {
+        let orphans = host::orphaned_ephemerals(&self.servers[&sid].core);
+        if let Some(path) = orphans.first() {
+            let applied = self.servers[&sid].applied;
+            self.checks.violation(
+                "ephemeral-lifetime",
+                format!("s{sid} at {applied} holds {path}, whose session is closed"),
+            );
+        }
     }
 
     /// The host's own snapshot of its applied state, when the log already holds it durably:
@@ -930,62 +1110,210 @@ impl World {
         if s.applied_since_snapshot < SNAPSHOT_EVERY_TXNS || s.disk.last() < s.applied {
             return;
         }
-        if !s.disk.holds(s.applied) {
+        // A leader's tree stops at the last batch end the commit covered.
+        if !s.disk.holds(s.applied) || s.core.released().last_zxid() != s.applied.as_i64() {
             return;
         }
         s.applied_since_snapshot = 0;
         s.disk.snapshot_zxid = s.applied;
-        s.disk.snapshot = host::encode_snapshot(&s.state, &s.core);
+        s.disk.snapshot = host::encode_snapshot(&s.core);
         let applied = s.applied;
         s.disk.log.retain(|e| e.zxid > applied);
     }
 
-    fn flush(&mut self, sid: Sid) {
-        let batch_max = self.rand(1, 17) as usize;
+    fn tick(&mut self, sid: Sid) {
+        let clocks = self.clocks(sid);
+        self.step(
+            sid,
+            Input::Tick {
+                now_ms: clocks.mono_ms,
+            },
+        );
+        if !self.servers[&sid].up {
+            return;
+        }
+        self.core_step(sid, rzk_pipeline::Input::Tick);
         let s = self.servers.get_mut(&sid).expect("server");
+        if !s.core.is_leader() && s.serving {
+            // A learner relays its clients' heartbeats to the leader in its pings.
+            let heard = s.core.local_sessions_heard_since(s.touches_sent_ms);
+            s.touches_sent_ms = clocks.mono_ms;
+            if !heard.is_empty() {
+                self.step(sid, Input::Touches { sessions: heard });
+            }
+        }
+    }
+
+    fn core_step(&mut self, sid: Sid, input: rzk_pipeline::Input) {
+        let clocks = self.clocks(sid);
+        let mut actions = Actions::default();
+        self.servers
+            .get_mut(&sid)
+            .expect("server")
+            .core
+            .step(clocks, input, &mut actions);
+        self.core_actions(sid, actions);
+    }
+
+    /// A client input or forwarded request for the core; a leader whose epoch is full
+    /// holds it (and everything after it) until the quorum moves to the next epoch.
+    fn feed(&mut self, sid: Sid, item: Held) {
+        let s = self.servers.get_mut(&sid).expect("server");
+        if s.core.is_leader() && (s.core.room() == 0 || !s.held.is_empty()) {
+            s.held.push_back(item);
+            return;
+        }
+        self.feed_now(sid, item);
+    }
+
+    fn feed_held(&mut self, sid: Sid) {
+        loop {
+            let s = self.servers.get_mut(&sid).expect("server");
+            if !s.core.is_leader() || s.core.room() == 0 {
+                return;
+            }
+            let Some(item) = s.held.pop_front() else {
+                return;
+            };
+            self.feed_now(sid, item);
+        }
+    }
+
+    fn feed_now(&mut self, sid: Sid, item: Held) {
+        let input = match item {
+            Held::Forwarded(forwarded) => rzk_pipeline::Input::Forwarded(forwarded),
+            Held::Client(conn, FromClient::Connect(request)) => rzk_pipeline::Input::Connect {
+                conn,
+                request,
+                auth_ids: Vec::new(),
+            },
+            Held::Client(conn, FromClient::Request { xid, request }) => {
+                rzk_pipeline::Input::Request { conn, xid, request }
+            }
+            Held::Client(conn, FromClient::Hangup) => rzk_pipeline::Input::Disconnected { conn },
+        };
+        self.core_step(sid, input);
+    }
+
+    fn core_actions(&mut self, sid: Sid, mut actions: Actions) {
+        for (session, timeout_ms) in actions.expired.drain(..) {
+            self.stats.sessions_expired += 1;
+            self.log(|| format!("s{sid} expires session {session:#x} ({timeout_ms} ms)"));
+        }
+        if let Some(d) = actions.diverged.take() {
+            return self.checks.violation(
+                "digest-agreement",
+                format!(
+                    "s{sid} at {:#x}: tree digest {:#x}, the leader's {:#x}",
+                    d.zxid, d.ours, d.leaders
+                ),
+            );
+        }
+        if !actions.append.is_empty() {
+            let s = self.servers.get_mut(&sid).expect("server");
+            s.unproposed.append(&mut actions.append);
+            self.schedule_flush(sid);
+        }
+        for forwarded in actions.forward.drain(..) {
+            let leader = self.servers[&sid]
+                .peer
+                .as_ref()
+                .and_then(|p| p.status().leader);
+            match leader {
+                Some(leader) if leader != sid => {
+                    self.send(sid, leader, Wire::Forward(forwarded));
+                }
+                // No leader: the client's connection closes when this server changes role.
+                _ => {}
+            }
+        }
+        for output in actions.outputs.drain(..) {
+            match output {
+                Output::Send { conn, frame, .. } => {
+                    let Some(client) = self.servers[&sid].conns.get(&conn).map(|c| c.client) else {
+                        continue;
+                    };
+                    let at = self.conn_delivery(conn, false);
+                    self.at(
+                        at,
+                        Event::ToClient {
+                            client,
+                            conn,
+                            frame,
+                        },
+                    );
+                }
+                Output::Established { conn, touch, .. } => {
+                    if let Some(c) = self
+                        .servers
+                        .get_mut(&sid)
+                        .expect("server")
+                        .conns
+                        .get_mut(&conn)
+                    {
+                        c.touch = Some(touch);
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    let Some(c) = self
+                        .servers
+                        .get_mut(&sid)
+                        .expect("server")
+                        .conns
+                        .remove(&conn)
+                    else {
+                        continue;
+                    };
+                    self.log(|| format!("s{sid} closes conn {conn}: {reason}"));
+                    let at = self.conn_delivery(conn, false);
+                    self.at(
+                        at,
+                        Event::Closed {
+                            client: c.client,
+                            conn,
+                        },
+                    );
+                }
+            }
+        }
+        for id in actions.syncs.drain(..) {
+            self.step(sid, Input::Sync { id });
+        }
+    }
+
+    fn flush(&mut self, sid: Sid) {
+        let s = self.servers.get_mut(&sid).expect("server");
+        if !s.core.is_leader() || s.unproposed.is_empty() {
+            return;
+        }
         let Some(peer) = s.peer.as_mut() else {
             return;
         };
-        let Some(first) = peer.next_zxid() else {
-            return;
-        };
-        let limit = peer.config().counter_limit;
-        let room = (limit - first.counter + 1) as usize;
-        let take = s.queued.len().min(batch_max).min(room);
-        if take == 0 {
-            return;
+        let first = Zxid::from_i64(s.unproposed[0].zxid);
+        if peer.next_zxid() != Some(first) {
+            let next = peer.next_zxid();
+            return self.checks.violation(
+                "pipeline-numbering",
+                format!("s{sid}'s pipeline numbered {first}; its quorum core expects {next:?}"),
+            );
         }
-        let mut entries = Vec::with_capacity(take);
-        for i in 0..take {
-            let write = s.queued.pop_front().expect("counted");
-            let zxid = Zxid::new(first.epoch, first.counter + i as u32);
-            let current = match s.overlay.get(&write.key) {
-                Some((value, _)) => *value,
-                None => s.state.get(write.key),
-            };
-            let (value, ret) = model::prep(current, &write.op);
-            s.overlay.insert(write.key, (value, zxid));
-            let record = Record {
-                client: write.client,
-                op_id: write.op_id,
-                origin: write.origin,
-                key: write.key,
-                value,
-                ret,
-            };
-            entries.push(Entry {
-                zxid,
-                data: record.encode().into(),
-            });
-        }
+        // One batch: one seal (the only tree the core keeps for it), one PROPOSAL.
+        s.core.seal_batch();
+        let digest = s.core.proposed_digest();
+        let txns = std::mem::take(&mut s.unproposed);
+        let count = txns.len();
+        let entries: Vec<Entry> = txns
+            .iter()
+            .enumerate()
+            .map(|(i, txn)| Entry {
+                zxid: Zxid::from_i64(txn.zxid),
+                data: host::encode_entry(txn, if i + 1 == count { digest } else { None }),
+            })
+            .collect();
         let mut out = Vec::new();
         peer.propose(entries, &mut out)
             .expect("next_zxid said this leader takes proposals");
-        let more = !s.queued.is_empty();
         self.carry_out(sid, out);
-        if more {
-            self.schedule_flush(sid);
-        }
     }
 
     fn schedule_flush(&mut self, sid: Sid) {
@@ -1005,158 +1333,290 @@ impl World {
         );
     }
 
-    fn arrive(
-        &mut self,
-        sid: Sid,
-        client: u64,
-        op_id: u64,
-        request: ClientRequest,
-        forwarded: bool,
-    ) {
-        let s = &self.servers[&sid];
-        if !s.up || !s.serving {
+    /// A client's message reaches server `sid`.
+    fn client_message(&mut self, sid: Sid, conn: ConnId, message: FromClient) {
+        let clocks = self.clocks(sid);
+        let s = self.servers.get_mut(&sid).expect("server");
+        match &message {
+            FromClient::Connect(_) => {
+                if !s.serving {
+                    // ZooKeeper closes client connections while it has no leader.
+                    let client = self.conn_client(conn);
+                    let at = self.conn_delivery(conn, false);
+                    self.at(at, Event::Closed { client, conn });
+                    return;
+                }
+                let client = self.conn_client(conn);
+                let s = self.servers.get_mut(&sid).expect("server");
+                s.conns.insert(
+                    conn,
+                    ServerConn {
+                        client,
+                        touch: None,
+                    },
+                );
+            }
+            FromClient::Request { .. } => {
+                let Some(c) = s.conns.get(&conn) else {
+                    // Closed here already; the client hears of it.
+                    return;
+                };
+                if let Some(touch) = &c.touch {
+                    touch.store(clocks.mono_ms, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            FromClient::Hangup => {
+                if s.conns.remove(&conn).is_none() {
+                    return;
+                }
+            }
+        }
+        self.feed(sid, Held::Client(conn, message));
+    }
+
+    /// The client that opened `conn` (connection ids carry it).
+    fn conn_client(&self, conn: ConnId) -> u64 {
+        conn % 1_000
+    }
+
+    fn send_to_server(&mut self, client: u64, message: FromClient) {
+        let c = &self.clients[client as usize];
+        let Some(conn) = c.conn else {
+            return;
+        };
+        let server = c.server;
+        let incarnation = self.servers[&server].incarnation;
+        if !self.servers[&server].up {
+            // Refused: the client finds out at once.
+            let at = self.conn_delivery(conn, false);
+            self.at(at, Event::Closed { client, conn });
             return;
         }
-        match request {
-            ClientRequest::SyncRead { key } => {
-                let id = self.next_sync_id;
-                self.next_sync_id += 1;
-                let s = self.servers.get_mut(&sid).expect("server");
-                s.syncs.insert(id, (client, op_id, key));
-                self.step(sid, Input::Sync { id });
+        let at = self.conn_delivery(conn, true);
+        self.at(
+            at,
+            Event::ToServer {
+                server,
+                incarnation,
+                conn,
+                message,
+            },
+        );
+    }
+
+    fn send_request(&mut self, client: u64, xid: i32, request: Request, waiting: Option<Waiting>) {
+        if let Some(waiting) = waiting {
+            self.clients[client as usize].waiting.insert(xid, waiting);
+        }
+        self.send_to_server(client, FromClient::Request { xid, request });
+    }
+
+    fn next_xid(&mut self, client: u64) -> i32 {
+        let c = &mut self.clients[client as usize];
+        let xid = c.next_xid;
+        c.next_xid += 1;
+        xid
+    }
+
+    /// Opens a connection to the client's server: a new session, or its session moving.
+    fn connect(&mut self, client: u64) {
+        let conn = self.next_conn * 1_000 + client;
+        self.next_conn += 1;
+        let c = &mut self.clients[client as usize];
+        c.conn = Some(conn);
+        c.established = false;
+        c.waiting.clear();
+        c.last_reply_zxid = 0;
+        let (session_id, passwd) = c.session.clone().unwrap_or((0, vec![0; 16]));
+        let request = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: c.last_zxid,
+            timeout_ms: host::MIN_SESSION_TIMEOUT_MS as i32,
+            session_id,
+            passwd,
+            read_only: Some(false),
+        };
+        let server = c.server;
+        self.log(|| {
+            format!("client {client} connects to s{server} (conn {conn}, session {session_id:#x})")
+        });
+        self.send_to_server(client, FromClient::Connect(request));
+        self.after(PING_US, Event::Ping { client, conn });
+        self.after(CLIENT_TIMEOUT_US, Event::ConnectTimeout { client, conn });
+    }
+
+    /// The client gives up on its connection (a request went unanswered too long) and
+    /// tries another server.
+    fn hang_up(&mut self, client: u64) {
+        self.send_to_server(client, FromClient::Hangup);
+        let c = &mut self.clients[client as usize];
+        c.conn = None;
+        self.forget_connection(client);
+    }
+
+    /// The current connection is gone: what it waited for is unknown, and the client
+    /// reconnects soon, to any server.
+    fn forget_connection(&mut self, client: u64) {
+        let c = &mut self.clients[client as usize];
+        c.conn = None;
+        c.established = false;
+        c.waiting.clear();
+        c.outstanding = None;
+        let servers: Vec<Sid> = self.servers.keys().copied().collect();
+        let pick = servers[(self.rng.next_u64() % servers.len() as u64) as usize];
+        self.clients[client as usize].server = pick;
+        let delay = self.rand(MS, 50 * MS);
+        self.after(delay, Event::ClientNext { client });
+    }
+
+    fn closed(&mut self, client: u64, conn: ConnId) {
+        if self.clients[client as usize].conn != Some(conn) {
+            return;
+        }
+        self.log(|| format!("client {client} conn {conn} closed"));
+        self.forget_connection(client);
+    }
+
+    fn client_receives(&mut self, client: u64, conn: ConnId, frame: &[u8]) {
+        let c = &mut self.clients[client as usize];
+        if c.conn != Some(conn) {
+            return;
+        }
+        if !c.established {
+            let response = ConnectResponse::decode(&frame[4..]).expect("a ConnectResponse");
+            if response.session_id == 0 {
+                // Expired (or closed) while the client was away: its ephemerals are gone
+                // with it; the server closes the connection next and the client starts over.
+                self.log(|| format!("client {client}: session expired"));
+                let c = &mut self.clients[client as usize];
+                c.session = None;
+                c.ephemerals.clear();
+                return;
             }
-            ClientRequest::Write { key, op } => {
-                if s.leading {
-                    let origin = if forwarded {
-                        // The learner that forwarded it answers; it rides in the request.
-                        op_origin(op_id)
-                    } else {
-                        sid
-                    };
-                    let s = self.servers.get_mut(&sid).expect("server");
-                    s.queued.push_back(Write {
-                        client,
-                        op_id,
-                        origin,
-                        key,
-                        op,
-                    });
-                    self.schedule_flush(sid);
-                } else if !forwarded {
-                    let leader = s.peer.as_ref().and_then(|p| p.status().leader);
-                    if let Some(leader) = leader {
-                        if self.reachable(sid, leader) {
-                            let delay = self.rand(200, 2_000);
-                            self.after(
-                                delay,
-                                Event::Arrive {
-                                    server: leader,
-                                    client,
-                                    op_id: with_origin(op_id, sid),
-                                    request: ClientRequest::Write { key, op },
-                                    forwarded: true,
-                                },
-                            );
-                        }
+            if c.session
+                .as_ref()
+                .is_some_and(|(id, _)| *id != response.session_id)
+            {
+                return self.checks.violation(
+                    "session",
+                    format!("client {client} re-attached and was given another session"),
+                );
+            }
+            c.session = Some((response.session_id, response.passwd));
+            c.established = true;
+            let session = response.session_id;
+            self.log(|| format!("client {client} in session {session:#x}"));
+            let think = self.rand(0, MS);
+            self.after(think, Event::ClientNext { client });
+            return;
+        }
+        let mut r = Reader::new(&frame[4..]);
+        let header = ReplyHeader::decode(&mut r).expect("a reply header");
+        if header.xid == -1 || header.xid == -2 {
+            // A watch event, a ping's reply.
+            return;
+        }
+        let Some((&expected, _)) = c.waiting.first_key_value() else {
+            return self.checks.violation(
+                "session-order",
+                format!(
+                    "client {client} got a reply to xid {} it never sent",
+                    header.xid
+                ),
+            );
+        };
+        if header.xid != expected || header.zxid < c.last_reply_zxid {
+            let last = c.last_reply_zxid;
+            return self.checks.violation(
+                "session-order",
+                format!(
+                    "client {client} expected the reply to xid {expected} (after zxid {last:#x}), got xid {} at zxid {:#x}",
+                    header.xid, header.zxid
+                ),
+            );
+        }
+        let waiting = c.waiting.remove(&expected).expect("first");
+        c.last_reply_zxid = header.zxid;
+        c.last_zxid = c.last_zxid.max(header.zxid);
+        let err = ErrorCode::from_i32(header.err);
+        match waiting {
+            Waiting::Sync => {}
+            Waiting::Ephemeral => {
+                if err == Some(ErrorCode::Ok) {
+                    if let Ok(Response::Create { path }) =
+                        rzk_proto::decode_response(OpCode::Create, &mut r)
+                    {
+                        c.ephemerals.insert(path);
                     }
                 }
             }
-        }
-    }
-
-    fn client_next(&mut self, client: u64) {
-        if self.clients[client as usize].outstanding.is_some() {
-            return;
-        }
-        if self.checks.has_violation() {
-            return;
-        }
-        let key = self.rand(0, KEYS as u64) as Key;
-        let c = &self.clients[client as usize];
-        let op_id = c.next_op_id;
-        let server = c.server;
-        let known = c.versions.get(&key).copied();
-        let data = client << 32 | op_id;
-        let expected = |w: &mut World| {
-            if w.chance(40) {
-                None
-            } else {
-                Some(known.unwrap_or_else(|| w.rand(0, 3) as i32))
+            Waiting::Close => {
+                self.stats.sessions_closed += 1;
+                let c = &mut self.clients[client as usize];
+                c.session = None;
+                c.ephemerals.clear();
+                // The server closes the connection after this reply.
             }
-        };
-        let pick = self.rand(0, 100);
-        let (request, op) = if pick < 30 {
-            (ClientRequest::SyncRead { key }, ZnodeOp::Read)
-        } else {
-            let op = if pick < 50 {
-                ZnodeOp::Create(data)
-            } else if pick < 85 {
-                ZnodeOp::Set {
-                    data,
-                    expected_version: expected(self),
-                }
-            } else {
-                ZnodeOp::Delete {
-                    expected_version: expected(self),
-                }
-            };
-            (
-                ClientRequest::Write {
-                    key,
-                    op: op.clone(),
-                },
-                op,
-            )
-        };
-        let index = self.history.len();
-        self.history.push((
-            key,
-            Operation {
-                client,
-                op,
-                invoke: self.now_us,
-                complete: None,
-            },
-        ));
-        self.log(|| format!("client {client} -> s{server} op {op_id}: {request:?}"));
-        let c = &mut self.clients[client as usize];
-        c.next_op_id += 1;
-        c.outstanding = Some((op_id, index));
-        let delay = self.rand(100, 1_000);
-        // Tagged with the client's server so a forwarding learner can be found as origin.
-        self.after(
-            delay,
-            Event::Arrive {
-                server,
-                client,
-                op_id: with_origin(op_id, server),
-                request,
-                forwarded: false,
-            },
-        );
-        self.after(CLIENT_TIMEOUT_US, Event::ClientTimeout { client, op_id });
+            Waiting::Op { key, op } => {
+                let ret = match (&op, err) {
+                    (ZnodeOp::Create(_), Some(ErrorCode::Ok)) => Some(ZnodeRet::Created),
+                    (ZnodeOp::Create(_), Some(ErrorCode::NodeExists)) => Some(ZnodeRet::NodeExists),
+                    (ZnodeOp::Set { .. }, Some(ErrorCode::Ok)) => {
+                        match rzk_proto::decode_response(OpCode::SetData, &mut r) {
+                            Ok(Response::Stat(stat)) => Some(ZnodeRet::Set {
+                                version: stat.version,
+                            }),
+                            _ => None,
+                        }
+                    }
+                    (ZnodeOp::Delete { .. }, Some(ErrorCode::Ok)) => Some(ZnodeRet::Deleted),
+                    (ZnodeOp::Set { .. } | ZnodeOp::Delete { .. }, Some(ErrorCode::NoNode)) => {
+                        Some(ZnodeRet::NoNode)
+                    }
+                    (ZnodeOp::Set { .. } | ZnodeOp::Delete { .. }, Some(ErrorCode::BadVersion)) => {
+                        Some(ZnodeRet::BadVersion)
+                    }
+                    (ZnodeOp::Read, Some(ErrorCode::Ok)) => {
+                        match rzk_proto::decode_response(OpCode::GetData, &mut r) {
+                            Ok(Response::GetData { data, stat }) => {
+                                let data = data
+                                    .as_deref()
+                                    .and_then(|d| d.try_into().ok())
+                                    .map(u64::from_be_bytes);
+                                data.map(|d| ZnodeRet::Read(Some((d, stat.version))))
+                            }
+                            _ => None,
+                        }
+                    }
+                    (ZnodeOp::Read, Some(ErrorCode::NoNode)) => Some(ZnodeRet::Read(None)),
+                    _ => None,
+                };
+                self.complete(client, key, ret, header, err);
+            }
+        }
     }
 
-    fn reply(&mut self, client: u64, tagged_op_id: u64, ret: Option<ZnodeRet>) {
-        let op_id = without_origin(tagged_op_id);
+    /// The reply to the client's linearizable op. `ret` None: an error that leaves the data
+    /// as it was (a session that expired meanwhile): the op took no effect, and leaving it
+    /// out of the history is exact.
+    fn complete(
+        &mut self,
+        client: u64,
+        key: Key,
+        ret: Option<ZnodeRet>,
+        header: ReplyHeader,
+        err: Option<ErrorCode>,
+    ) {
         let now = self.now_us;
-        self.log(|| format!("client {client} <- op {op_id}: {ret:?}"));
+        self.log(|| format!("client {client} <- xid {} {err:?}: {ret:?}", header.xid));
         let c = &mut self.clients[client as usize];
-        let Some((outstanding, index)) = c.outstanding else {
+        let Some((_, index)) = c.outstanding.take() else {
             return;
         };
-        if outstanding != op_id {
-            return;
-        }
-        c.outstanding = None;
-        let key = self.history[index].0;
         match ret {
             Some(ret) => {
                 match &ret {
-                    ZnodeRet::Set { version } => {
-                        c.versions.insert(key, *version);
-                    }
-                    ZnodeRet::Read(Some((_, version))) => {
+                    ZnodeRet::Set { version } | ZnodeRet::Read(Some((_, version))) => {
                         c.versions.insert(key, *version);
                     }
                     ZnodeRet::Created => {
@@ -1166,6 +1626,7 @@ impl World {
                 }
                 if !matches!(ret, ZnodeRet::Read(_)) {
                     self.stats.acked_writes += 1;
+                    self.acked_writes.push(Zxid::from_i64(header.zxid));
                     if let Some(healed) = self.healed_at_us {
                         if self.history[index].1.invoke >= healed {
                             self.checks.write_after_heal(now - healed);
@@ -1175,8 +1636,15 @@ impl World {
                 self.history[index].1.complete = Some((now, ret));
             }
             None => {
-                // A sync that could not be confirmed: the read never happened. Reads change
-                // nothing, so leaving one out of the history is exact.
+                if !matches!(err, Some(ErrorCode::SessionExpired)) {
+                    return self.checks.violation(
+                        "reply",
+                        format!(
+                            "client {client}: unexpected reply {err:?} to {:?}",
+                            self.history[index].1.op
+                        ),
+                    );
+                }
                 self.history[index].1.complete = Some((now, ZnodeRet::Read(None)));
                 self.history[index].1.op = ZnodeOp::Read;
                 self.checks.dropped_reads.insert(index);
@@ -1184,6 +1652,113 @@ impl World {
         }
         let think = self.rand(0, 5 * MS);
         self.after(think, Event::ClientNext { client });
+    }
+
+    fn client_next(&mut self, client: u64) {
+        if self.checks.has_violation() {
+            return;
+        }
+        let c = &self.clients[client as usize];
+        if c.conn.is_none() {
+            return self.connect(client);
+        }
+        if !c.established || c.outstanding.is_some() || !c.waiting.is_empty() {
+            return;
+        }
+        if self.chance(3) {
+            // Close the session: its ephemerals go with it; the next op opens a new one.
+            let xid = self.next_xid(client);
+            self.log(|| format!("client {client} closes its session"));
+            self.send_request(client, xid, Request::CloseSession, Some(Waiting::Close));
+            return;
+        }
+        if self.chance(15) {
+            // An ephemeral sequential node, pipelined ahead of the op.
+            let xid = self.next_xid(client);
+            let request = rzk_pipeline::roles::create_request(
+                &format!("/e-c{client}-"),
+                b"",
+                CreateMode::EphemeralSequential as i32,
+            );
+            self.send_request(client, xid, request, Some(Waiting::Ephemeral));
+        }
+        let key = self.rand(0, KEYS as u64) as Key;
+        let c = &self.clients[client as usize];
+        let op_id = c.next_op_id;
+        let known = c.versions.get(&key).copied();
+        let data = client << 32 | op_id;
+        let expected = |w: &mut World| {
+            if w.chance(40) {
+                None
+            } else {
+                Some(known.unwrap_or_else(|| w.rand(0, 3) as i32))
+            }
+        };
+        let path = format!("/k{key}");
+        let pick = self.rand(0, 100);
+        let op = if pick < 30 {
+            ZnodeOp::Read
+        } else if pick < 50 {
+            ZnodeOp::Create(data)
+        } else if pick < 85 {
+            ZnodeOp::Set {
+                data,
+                expected_version: expected(self),
+            }
+        } else {
+            ZnodeOp::Delete {
+                expected_version: expected(self),
+            }
+        };
+        let index = self.history.len();
+        self.history.push((
+            key,
+            Operation {
+                client,
+                op: op.clone(),
+                invoke: self.now_us,
+                complete: None,
+            },
+        ));
+        self.log(|| format!("client {client} op {op_id}: {path} {op:?}"));
+        let c = &mut self.clients[client as usize];
+        c.next_op_id += 1;
+        c.outstanding = Some((op_id, index));
+        let waiting = Waiting::Op {
+            key,
+            op: op.clone(),
+        };
+        let request = match op {
+            ZnodeOp::Read => {
+                // sync, then the read: linearizable, as a client that needs it does.
+                let xid = self.next_xid(client);
+                self.send_request(
+                    client,
+                    xid,
+                    Request::Sync { path: path.clone() },
+                    Some(Waiting::Sync),
+                );
+                Request::GetData { path, watch: false }
+            }
+            ZnodeOp::Create(data) => {
+                rzk_pipeline::roles::create_request(&path, &data.to_be_bytes(), 0)
+            }
+            ZnodeOp::Set {
+                data,
+                expected_version,
+            } => Request::SetData {
+                path,
+                data: Some(data.to_be_bytes().to_vec()),
+                version: expected_version.unwrap_or(-1),
+            },
+            ZnodeOp::Delete { expected_version } => Request::Delete {
+                path,
+                version: expected_version.unwrap_or(-1),
+            },
+        };
+        let xid = self.next_xid(client);
+        self.send_request(client, xid, request, Some(waiting));
+        self.after(CLIENT_TIMEOUT_US, Event::ClientTimeout { client, op_id });
     }
 
     fn fault(&mut self) {
@@ -1339,52 +1914,62 @@ impl World {
             }
         }
         // Healed and quiet: every server that applied as far as the leader holds the same
-        // state (a snapshot installed by SNAP included), as ZooKeeper's digests would show.
-        let leader_state = leader.state.clone();
+        // tree (a snapshot installed by SNAP included), node for node and by digest.
         let leader_applied = leader.applied;
-        let diverged: Vec<Sid> = self
-            .servers
-            .values()
-            .filter(|s| s.up && s.applied == leader_applied && s.state != leader_state)
-            .map(|s| s.sid)
-            .collect();
-        if let Some(sid) = diverged.first() {
-            self.checks.violation(
-                "state-agreement",
-                format!("s{sid} and the leader both applied up to {leader_applied} but hold different states"),
+        let leader_tree = leader.core.released().clone();
+        if leader_tree.last_zxid() != leader_applied.as_i64() {
+            let released = Zxid::from_i64(leader_tree.last_zxid());
+            return self.checks.violation(
+                "liveness",
+                format!(
+                    "the final leader applied up to {leader_applied} but released only {released}"
+                ),
             );
         }
-        // And their trees have the leader's digest (ZooKeeper's check, on the real tree).
-        let leader_digest = leader.core.released().digest();
-        let digests: Vec<(Sid, u64)> = self
-            .servers
-            .values()
-            .filter(|s| s.up && s.applied == leader_applied)
-            .map(|s| (s.sid, s.core.released().digest()))
-            .filter(|(_, d)| *d != leader_digest)
-            .collect();
-        if let Some((sid, digest)) = digests.first() {
-            self.checks.violation(
-                "digest-agreement",
-                format!("s{sid} and the leader both applied up to {leader_applied} but their tree digests differ: {digest:#x} against {leader_digest:#x}"),
-            );
+        let leader_contents = host::contents(&leader_tree);
+        let leader_digest = leader_tree.digest();
+        for s in self.servers.values() {
+            if !s.up || s.applied != leader_applied {
+                continue;
+            }
+            let tree = s.core.released();
+            if host::contents(tree) != leader_contents {
+                let sid = s.sid;
+                return self.checks.violation(
+                    "state-agreement",
+                    format!("s{sid} and the leader both applied up to {leader_applied} but hold different trees"),
+                );
+            }
+            if tree.digest() != leader_digest || tree.digest() != tree.recompute_digest() {
+                let (sid, digest) = (s.sid, tree.digest());
+                return self.checks.violation(
+                    "digest-agreement",
+                    format!("s{sid} and the leader both applied up to {leader_applied} but their tree digests differ: {digest:#x} against {leader_digest:#x}"),
+                );
+            }
+        }
+        // A session still open keeps every ephemeral it was told it created.
+        let sessions = leader.core.committed_sessions();
+        for (client, c) in self.clients.iter().enumerate() {
+            let Some((session, _)) = &c.session else {
+                continue;
+            };
+            if !sessions.iter().any(|s| s.id == *session) {
+                continue;
+            }
+            for path in &c.ephemerals {
+                let owner = leader_tree.get(path).map(|n| n.stat.ephemeral_owner);
+                if owner != Some(*session) {
+                    return self.checks.violation(
+                        "ephemeral-lifetime",
+                        format!("client {client}'s session {session:#x} is open but its ephemeral {path} has owner {owner:?}"),
+                    );
+                }
+            }
         }
     }
 
     pub(crate) fn plant(&self) -> Plant {
         self.cfg.plant
     }
-}
-
-/// A forwarded request carries the learner that answers it in the op id's top byte.
-fn with_origin(op_id: u64, origin: Sid) -> u64 {
-    (origin << 56) | (op_id & ((1 << 56) - 1))
-}
-
-fn op_origin(tagged: u64) -> Sid {
-    tagged >> 56
-}
-
-fn without_origin(tagged: u64) -> u64 {
-    tagged & ((1 << 56) - 1)
 }
