@@ -887,15 +887,14 @@ impl World {
     fn close_all_conns(&mut self, sid: Sid) {
         let conns = std::mem::take(&mut self.servers.get_mut(&sid).expect("server").conns);
         for (conn, c) in conns {
-            let at = self.conn_delivery(conn, false);
-            self.at(
-                at,
-                Event::Closed {
-                    client: c.client,
-                    conn,
-                },
-            );
+            self.notify_closed(c.client, conn);
         }
+    }
+
+    /// The client hears that `conn` closed, after whatever was sent to it before.
+    fn notify_closed(&mut self, client: u64, conn: ConnId) {
+        let at = self.conn_delivery(conn, false);
+        self.at(at, Event::Closed { client, conn });
     }
 
     fn step(&mut self, sid: Sid, input: Input) {
@@ -1265,14 +1264,7 @@ impl World {
                         continue;
                     };
                     self.log(|| format!("s{sid} closes conn {conn}: {reason}"));
-                    let at = self.conn_delivery(conn, false);
-                    self.at(
-                        at,
-                        Event::Closed {
-                            client: c.client,
-                            conn,
-                        },
-                    );
+                    self.notify_closed(c.client, conn);
                 }
             }
         }
@@ -1342,8 +1334,7 @@ impl World {
                 if !s.serving {
                     // ZooKeeper closes client connections while it has no leader.
                     let client = self.conn_client(conn);
-                    let at = self.conn_delivery(conn, false);
-                    self.at(at, Event::Closed { client, conn });
+                    self.notify_closed(client, conn);
                     return;
                 }
                 let client = self.conn_client(conn);
@@ -1388,8 +1379,7 @@ impl World {
         let incarnation = self.servers[&server].incarnation;
         if !self.servers[&server].up {
             // Refused: the client finds out at once.
-            let at = self.conn_delivery(conn, false);
-            self.at(at, Event::Closed { client, conn });
+            self.notify_closed(client, conn);
             return;
         }
         let at = self.conn_delivery(conn, true);
