@@ -352,3 +352,31 @@ pub fn check_snapshot(data: &[u8]) {
         assert_eq!(again.sessions, sessions);
     }
 }
+
+/// Target `peer`: a byte stream from another server (or a stranger) on the quorum or
+/// election port, through `rzk_peer::decode` frame after frame, as the transport reads it.
+///
+/// Invariants checked:
+/// - `decode` never panics and never claims more bytes than it was given;
+/// - a decoded frame re-encodes to exactly the bytes it was read from (the encoding is
+///   canonical, so nothing was misread or dropped);
+/// - the stream stops at the first error or incomplete frame, as the transport closes the
+///   connection or waits.
+pub fn check_peer(data: &[u8]) {
+    let mut pending = data;
+    // The limit as a server applies it, and a small one so oversized frames are exercised.
+    for limit in [rzk_peer::MAX_FRAME_BYTES, 64] {
+        pending = data;
+        while let Ok(Some((frame, used))) = rzk_peer::decode(pending, limit) {
+            assert!(
+                used <= pending.len(),
+                "decode claimed more bytes than given"
+            );
+            let mut again = Vec::new();
+            rzk_peer::encode(&frame, &mut again);
+            assert_eq!(again, &pending[..used], "a frame re-encodes to other bytes");
+            pending = &pending[used..];
+        }
+    }
+    let _ = pending;
+}

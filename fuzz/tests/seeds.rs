@@ -12,8 +12,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rzk_fuzz::{
-    check_connect, check_frames, check_request, check_response, check_snapshot, check_txn,
-    check_wal_segment, response_ops,
+    check_connect, check_frames, check_peer, check_request, check_response, check_snapshot,
+    check_txn, check_wal_segment, response_ops,
 };
 use rzk_proto::{
     decode_request, encode_reply, encode_request, Acl, ClientInfo, ConnectRequest, ConnectResponse,
@@ -23,7 +23,7 @@ use rzk_proto::{
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 7] = [
+const TARGETS: [(&str, Check); 8] = [
     ("request", check_request),
     ("connect", check_connect),
     ("response", check_response),
@@ -31,6 +31,7 @@ const TARGETS: [(&str, Check); 7] = [
     ("frames", check_frames),
     ("wal_segment", check_wal_segment),
     ("snapshot", check_snapshot),
+    ("peer", check_peer),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -594,6 +595,60 @@ fn write_seed_corpus() {
     write_seeds("frames", check_frames, &frames_seeds());
     write_seeds("wal_segment", check_wal_segment, &wal_segment_seeds());
     write_seeds("snapshot", check_snapshot, &snapshot_seeds());
+    write_seeds("peer", check_peer, &peer_seeds());
+}
+
+/// A follower's side of a connection: its hello, then the messages it sends, and one
+/// frame of each kind a leader sends.
+fn peer_seeds() -> Vec<(String, Vec<u8>)> {
+    use rzk_peer::{Channel, Frame, Hello};
+    use rzk_quorum::{Entry, Message, Zxid};
+    let z = Zxid::new(3, 7);
+    let entry = Entry {
+        zxid: z,
+        data: std::sync::Arc::from(&b"txn"[..]),
+    };
+    let frames = [
+        Frame::Hello(Hello {
+            sid: 2,
+            channel: Channel::Quorum,
+        }),
+        Frame::Message(Message::FollowerInfo {
+            accepted_epoch: 3,
+            last_zxid: z,
+            observer: false,
+        }),
+        Frame::Message(Message::Proposal {
+            entries: vec![entry.clone(), entry.clone()],
+        }),
+        Frame::Message(Message::Diff {
+            entries: vec![entry],
+        }),
+        Frame::Message(Message::Ack { zxid: z }),
+        Frame::Message(Message::PingReply {
+            round: 9,
+            touches: vec![1, 2],
+        }),
+        Frame::Forward(rzk_pipeline::Forwarded {
+            session_id: 0x0200_0000_0000_0001,
+            cxid: 4,
+            auth_ids: Vec::new(),
+            op: rzk_pipeline::ForwardedOp::Request(Request::Delete {
+                path: "/a".into(),
+                version: -1,
+            }),
+        }),
+    ];
+    let mut stream = Vec::new();
+    let mut seeds = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let mut one = Vec::new();
+        rzk_peer::encode(frame, &mut one);
+        stream.extend_from_slice(&one);
+        seeds.push((format!("frame-{i}"), one));
+    }
+    seeds.push(("stream".to_owned(), stream));
+    seeds
 }
 
 fn snapshot_seeds() -> Vec<(String, Vec<u8>)> {

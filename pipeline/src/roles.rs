@@ -70,7 +70,7 @@ pub struct CoreConfig {
 
 /// A learner's write (or new session) for the leader, with what the leader needs to prep it
 /// as if the client had sent it there: the session, the client's cxid and its identities.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Forwarded {
     pub session_id: i64,
     pub cxid: i32,
@@ -78,7 +78,7 @@ pub struct Forwarded {
     pub op: ForwardedOp,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ForwardedOp {
     Request(Request),
     /// The learner allocated the id and password (ids carry its server id, so they never

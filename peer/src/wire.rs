@@ -1,0 +1,562 @@
+//! The frame every byte between two rzk servers travels in, and the body of each message.
+//!
+//! ```text
+//! frame := length:u32  crc32c:u32  kind:u8  body
+//!          length counts what follows it (checksum, kind and body); the checksum covers
+//!          kind and body; integers are big-endian, strings and buffers jute-encoded.
+//! ```
+//!
+//! The first frame on any connection is a `Hello` (kind 0): the magic `rzkP`, the wire
+//! version and the sender's server id and channel. A reader refuses a peer that sends
+//! anything else first, speaks another version, or is not in its membership, before it
+//! reads a single message: a frame from a stranger never reaches the quorum core.
+//!
+//! rzk's own format, not ZooKeeper's: rzk servers form ensembles only with rzk servers, and
+//! a checksum per frame catches what TCP's 16-bit one lets through.
+
+use std::sync::Arc;
+
+use rzk_pipeline::{Forwarded, ForwardedOp};
+use rzk_proto::{decode_request, encode_request, DecodeError, Id, Reader, Request, Writer, Zxid};
+use rzk_quorum::{Entry, Message, PeerState, Sid, Vote};
+
+/// The wire version this build speaks. A peer that speaks another is refused at its hello.
+pub const VERSION: i32 = 1;
+const MAGIC: &[u8; 4] = b"rzkP";
+
+/// The largest frame a reader accepts: a peer announcing more is refused before anything of
+/// it is buffered. A proposal batch is far smaller; a SNAP is sent in chunks below it.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// Checksum and kind.
+const FRAME_OVERHEAD: usize = 4 + 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// electionPort: fast leader election's notifications.
+    Election,
+    /// quorumPort: discovery, synchronisation, broadcast, and learners' forwarded requests.
+    Quorum,
+}
+
+/// The opening frame of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    pub sid: Sid,
+    pub channel: Channel,
+}
+
+#[derive(Debug)]
+pub enum Frame {
+    Hello(Hello),
+    Message(Message),
+    /// A learner's client write or new session, for the leader (rides the quorum channel, so
+    /// it keeps its order with the learner's other messages).
+    Forward(Forwarded),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("frame of {length} bytes is over the {limit}-byte limit")]
+    TooLarge { length: usize, limit: usize },
+    #[error("frame of {length} bytes is too short to hold a checksum and a kind")]
+    TooShort { length: usize },
+    #[error("frame checksum {found:#010x} does not match its contents ({computed:#010x})")]
+    Checksum { found: u32, computed: u32 },
+    #[error("unknown frame kind {kind}")]
+    UnknownKind { kind: u8 },
+    #[error("not an rzk server: its hello lacks the magic")]
+    NotRzk,
+    #[error("wire version {theirs}, this server speaks {ours}")]
+    Version { theirs: i32, ours: i32 },
+    #[error("malformed {kind} frame: {source}")]
+    Malformed {
+        kind: &'static str,
+        source: DecodeError,
+    },
+    #[error("malformed {kind} frame: {reason}")]
+    Invalid {
+        kind: &'static str,
+        reason: &'static str,
+    },
+}
+
+mod kind {
+    pub const HELLO: u8 = 0;
+    pub const NOTIFICATION: u8 = 1;
+    pub const FOLLOWER_INFO: u8 = 2;
+    pub const LEADER_INFO: u8 = 3;
+    pub const ACK_EPOCH: u8 = 4;
+    pub const TRUNC: u8 = 5;
+    pub const SNAP: u8 = 6;
+    pub const DIFF: u8 = 7;
+    pub const NEW_LEADER: u8 = 8;
+    pub const ACK_NEW_LEADER: u8 = 9;
+    pub const UP_TO_DATE: u8 = 10;
+    pub const PROPOSAL: u8 = 11;
+    pub const ACK: u8 = 12;
+    pub const COMMIT: u8 = 13;
+    pub const INFORM: u8 = 14;
+    pub const PING: u8 = 15;
+    pub const PING_REPLY: u8 = 16;
+    pub const SYNC_REQUEST: u8 = 17;
+    pub const SYNC_REPLY: u8 = 18;
+    pub const NEW_EPOCH: u8 = 19;
+    pub const ACK_NEW_EPOCH: u8 = 20;
+    pub const FORWARD: u8 = 30;
+}
+
+/// Appends `frame`, whole, to `out`.
+pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
+    let mut w = Writer::new();
+    let kind = match frame {
+        Frame::Hello(hello) => {
+            w.bytes.extend_from_slice(MAGIC);
+            w.int(VERSION);
+            w.long(hello.sid as i64);
+            w.bool(hello.channel == Channel::Quorum);
+            kind::HELLO
+        }
+        Frame::Message(message) => encode_message(message, &mut w),
+        Frame::Forward(forwarded) => {
+            encode_forwarded(forwarded, &mut w);
+            kind::FORWARD
+        }
+    };
+    let mut crc = crc32c::crc32c(&[kind]);
+    crc = crc32c::crc32c_append(crc, &w.bytes);
+    let length = (FRAME_OVERHEAD + w.bytes.len()) as u32;
+    out.reserve(4 + length as usize);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&crc.to_be_bytes());
+    out.push(kind);
+    out.extend_from_slice(&w.bytes);
+}
+
+/// The first whole frame in `buf` and how many bytes it took; `None` while `buf` holds only
+/// part of one. Every error is final for the connection: the stream cannot be resynchronised
+/// after a bad length or checksum.
+pub fn decode(buf: &[u8], limit: usize) -> Result<Option<(Frame, usize)>, WireError> {
+    let Some(prefix) = buf.get(..4) else {
+        return Ok(None);
+    };
+    let length = u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize;
+    if length > limit {
+        return Err(WireError::TooLarge { length, limit });
+    }
+    if length < FRAME_OVERHEAD {
+        return Err(WireError::TooShort { length });
+    }
+    let Some(rest) = buf.get(4..4 + length) else {
+        return Ok(None);
+    };
+    let found = u32::from_be_bytes(rest[..4].try_into().expect("4 bytes"));
+    let computed = crc32c::crc32c(&rest[4..]);
+    if found != computed {
+        return Err(WireError::Checksum { found, computed });
+    }
+    let kind = rest[4];
+    let frame = decode_body(kind, &rest[5..])?;
+    Ok(Some((frame, 4 + length)))
+}
+
+fn decode_body(kind: u8, body: &[u8]) -> Result<Frame, WireError> {
+    let name = kind_name(kind).ok_or(WireError::UnknownKind { kind })?;
+    let malformed = |source| WireError::Malformed { kind: name, source };
+    let mut r = Reader::new(body);
+    let frame = match kind {
+        kind::HELLO => {
+            if body.get(..4) != Some(&MAGIC[..]) {
+                return Err(WireError::NotRzk);
+            }
+            let mut r = Reader::new(&body[4..]);
+            let theirs = r.int().map_err(malformed)?;
+            if theirs != VERSION {
+                return Err(WireError::Version {
+                    theirs,
+                    ours: VERSION,
+                });
+            }
+            let sid = r.long().map_err(malformed)? as u64;
+            let channel = if r.bool().map_err(malformed)? {
+                Channel::Quorum
+            } else {
+                Channel::Election
+            };
+            r.finish().map_err(malformed)?;
+            return Ok(Frame::Hello(Hello { sid, channel }));
+        }
+        kind::FORWARD => Frame::Forward(decode_forwarded(&mut r, name)?),
+        _ => Frame::Message(decode_message(kind, &mut r).map_err(malformed)?),
+    };
+    r.finish().map_err(malformed)?;
+    Ok(frame)
+}
+
+fn kind_name(kind: u8) -> Option<&'static str> {
+    Some(match kind {
+        kind::HELLO => "hello",
+        kind::NOTIFICATION => "notification",
+        kind::FOLLOWER_INFO => "FOLLOWERINFO",
+        kind::LEADER_INFO => "LEADERINFO",
+        kind::ACK_EPOCH => "ACKEPOCH",
+        kind::TRUNC => "TRUNC",
+        kind::SNAP => "SNAP",
+        kind::DIFF => "DIFF",
+        kind::NEW_LEADER => "NEWLEADER",
+        kind::ACK_NEW_LEADER => "ACK of NEWLEADER",
+        kind::UP_TO_DATE => "UPTODATE",
+        kind::PROPOSAL => "PROPOSAL",
+        kind::ACK => "ACK",
+        kind::COMMIT => "COMMIT",
+        kind::INFORM => "INFORM",
+        kind::PING => "PING",
+        kind::PING_REPLY => "PING reply",
+        kind::SYNC_REQUEST => "SYNC request",
+        kind::SYNC_REPLY => "SYNC reply",
+        kind::NEW_EPOCH => "NEWEPOCH",
+        kind::ACK_NEW_EPOCH => "ACK of NEWEPOCH",
+        kind::FORWARD => "forwarded request",
+        _ => return None,
+    })
+}
+
+fn zxid(w: &mut Writer, zxid: Zxid) {
+    w.long(zxid.as_i64());
+}
+
+fn epoch(w: &mut Writer, epoch: u32) {
+    w.int(epoch as i32);
+}
+
+fn entries(w: &mut Writer, entries: &[Entry]) {
+    w.int(entries.len() as i32);
+    for entry in entries {
+        zxid(w, entry.zxid);
+        w.buffer(Some(&entry.data));
+    }
+}
+
+fn encode_message(message: &Message, w: &mut Writer) -> u8 {
+    match message {
+        Message::Notification { vote, round, state } => {
+            epoch(w, vote.epoch);
+            zxid(w, vote.zxid);
+            w.long(vote.leader as i64);
+            w.long(*round as i64);
+            w.int(match state {
+                PeerState::Looking => 0,
+                PeerState::Following => 1,
+                PeerState::Leading => 2,
+                PeerState::Observing => 3,
+            });
+            kind::NOTIFICATION
+        }
+        Message::FollowerInfo {
+            accepted_epoch,
+            last_zxid,
+            observer,
+        } => {
+            epoch(w, *accepted_epoch);
+            zxid(w, *last_zxid);
+            w.bool(*observer);
+            kind::FOLLOWER_INFO
+        }
+        Message::LeaderInfo { epoch: e } => {
+            epoch(w, *e);
+            kind::LEADER_INFO
+        }
+        Message::AckEpoch {
+            epoch: e,
+            fresh,
+            current_epoch,
+            last_zxid,
+        } => {
+            epoch(w, *e);
+            w.bool(*fresh);
+            epoch(w, *current_epoch);
+            zxid(w, *last_zxid);
+            kind::ACK_EPOCH
+        }
+        Message::Trunc { after } => {
+            zxid(w, *after);
+            kind::TRUNC
+        }
+        Message::Snap { zxid: z, data } => {
+            zxid(w, *z);
+            w.buffer(Some(data));
+            kind::SNAP
+        }
+        Message::Diff { entries: e } => {
+            entries(w, e);
+            kind::DIFF
+        }
+        Message::NewLeader {
+            epoch: e,
+            last,
+            committed,
+        } => {
+            epoch(w, *e);
+            zxid(w, *last);
+            zxid(w, *committed);
+            kind::NEW_LEADER
+        }
+        Message::AckNewLeader { epoch: e } => {
+            epoch(w, *e);
+            kind::ACK_NEW_LEADER
+        }
+        Message::UpToDate { committed } => {
+            zxid(w, *committed);
+            kind::UP_TO_DATE
+        }
+        Message::Proposal { entries: e } => {
+            entries(w, e);
+            kind::PROPOSAL
+        }
+        Message::Ack { zxid: z } => {
+            zxid(w, *z);
+            kind::ACK
+        }
+        Message::Commit { zxid: z } => {
+            zxid(w, *z);
+            kind::COMMIT
+        }
+        Message::Inform { entries: e } => {
+            entries(w, e);
+            kind::INFORM
+        }
+        Message::Ping { round } => {
+            w.long(*round as i64);
+            kind::PING
+        }
+        Message::PingReply { round, touches } => {
+            w.long(*round as i64);
+            w.int(touches.len() as i32);
+            for &session in touches {
+                w.long(session);
+            }
+            kind::PING_REPLY
+        }
+        Message::SyncRequest { id } => {
+            w.long(*id as i64);
+            kind::SYNC_REQUEST
+        }
+        Message::SyncReply { id, zxid: z } => {
+            w.long(*id as i64);
+            zxid(w, *z);
+            kind::SYNC_REPLY
+        }
+        Message::NewEpoch { epoch: e } => {
+            epoch(w, *e);
+            kind::NEW_EPOCH
+        }
+        Message::AckNewEpoch { epoch: e, fresh } => {
+            epoch(w, *e);
+            w.bool(*fresh);
+            kind::ACK_NEW_EPOCH
+        }
+    }
+}
+
+fn read_zxid(r: &mut Reader<'_>) -> Result<Zxid, DecodeError> {
+    Ok(Zxid::from_i64(r.long()?))
+}
+
+fn read_epoch(r: &mut Reader<'_>) -> Result<u32, DecodeError> {
+    Ok(r.int()? as u32)
+}
+
+fn read_entries(r: &mut Reader<'_>) -> Result<Vec<Entry>, DecodeError> {
+    let count = r.vec_len()?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let zxid = read_zxid(r)?;
+        let offset = r.offset();
+        let data = r.buffer()?.ok_or(DecodeError::Null { offset })?;
+        out.push(Entry {
+            zxid,
+            data: Arc::from(data),
+        });
+    }
+    Ok(out)
+}
+
+fn decode_message(kind: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    Ok(match kind {
+        kind::NOTIFICATION => {
+            let vote = Vote {
+                epoch: read_epoch(r)?,
+                zxid: read_zxid(r)?,
+                leader: r.long()? as u64,
+            };
+            let round = r.long()? as u64;
+            let state = match r.int()? {
+                0 => PeerState::Looking,
+                1 => PeerState::Following,
+                2 => PeerState::Leading,
+                3 => PeerState::Observing,
+                value => {
+                    return Err(DecodeError::Unknown {
+                        what: "peer state",
+                        value,
+                    })
+                }
+            };
+            Message::Notification { vote, round, state }
+        }
+        kind::FOLLOWER_INFO => Message::FollowerInfo {
+            accepted_epoch: read_epoch(r)?,
+            last_zxid: read_zxid(r)?,
+            observer: r.bool()?,
+        },
+        kind::LEADER_INFO => Message::LeaderInfo {
+            epoch: read_epoch(r)?,
+        },
+        kind::ACK_EPOCH => Message::AckEpoch {
+            epoch: read_epoch(r)?,
+            fresh: r.bool()?,
+            current_epoch: read_epoch(r)?,
+            last_zxid: read_zxid(r)?,
+        },
+        kind::TRUNC => Message::Trunc {
+            after: read_zxid(r)?,
+        },
+        kind::SNAP => {
+            let zxid = read_zxid(r)?;
+            let offset = r.offset();
+            let data = r.buffer()?.ok_or(DecodeError::Null { offset })?;
+            Message::Snap {
+                zxid,
+                data: Arc::from(data),
+            }
+        }
+        kind::DIFF => Message::Diff {
+            entries: read_entries(r)?,
+        },
+        kind::NEW_LEADER => Message::NewLeader {
+            epoch: read_epoch(r)?,
+            last: read_zxid(r)?,
+            committed: read_zxid(r)?,
+        },
+        kind::ACK_NEW_LEADER => Message::AckNewLeader {
+            epoch: read_epoch(r)?,
+        },
+        kind::UP_TO_DATE => Message::UpToDate {
+            committed: read_zxid(r)?,
+        },
+        kind::PROPOSAL => Message::Proposal {
+            entries: read_entries(r)?,
+        },
+        kind::ACK => Message::Ack {
+            zxid: read_zxid(r)?,
+        },
+        kind::COMMIT => Message::Commit {
+            zxid: read_zxid(r)?,
+        },
+        kind::INFORM => Message::Inform {
+            entries: read_entries(r)?,
+        },
+        kind::PING => Message::Ping {
+            round: r.long()? as u64,
+        },
+        kind::PING_REPLY => {
+            let round = r.long()? as u64;
+            let count = r.vec_len()?;
+            let mut touches = Vec::with_capacity(count);
+            for _ in 0..count {
+                touches.push(r.long()?);
+            }
+            Message::PingReply { round, touches }
+        }
+        kind::SYNC_REQUEST => Message::SyncRequest {
+            id: r.long()? as u64,
+        },
+        kind::SYNC_REPLY => Message::SyncReply {
+            id: r.long()? as u64,
+            zxid: read_zxid(r)?,
+        },
+        kind::NEW_EPOCH => Message::NewEpoch {
+            epoch: read_epoch(r)?,
+        },
+        kind::ACK_NEW_EPOCH => Message::AckNewEpoch {
+            epoch: read_epoch(r)?,
+            fresh: r.bool()?,
+        },
+        other => unreachable!("kind {other} is named but not a message"),
+    })
+}
+
+fn encode_forwarded(f: &Forwarded, w: &mut Writer) {
+    w.long(f.session_id);
+    w.int(f.cxid);
+    w.int(f.auth_ids.len() as i32);
+    for id in &f.auth_ids {
+        w.ustring(&id.scheme);
+        w.ustring(&id.id);
+    }
+    match &f.op {
+        ForwardedOp::Request(request) => {
+            w.int(0);
+            // The client's own frame, without its length prefix: the leader decodes it with
+            // the decoder every client request goes through.
+            let frame = encode_request(f.cxid, request);
+            w.buffer(Some(&frame[4..]));
+        }
+        ForwardedOp::CreateSession { timeout_ms, passwd } => {
+            w.int(1);
+            w.int(*timeout_ms);
+            w.buffer(Some(passwd));
+        }
+    }
+}
+
+fn decode_forwarded(r: &mut Reader<'_>, kind: &'static str) -> Result<Forwarded, WireError> {
+    let malformed = |source| WireError::Malformed { kind, source };
+    let invalid = |reason| WireError::Invalid { kind, reason };
+    let session_id = r.long().map_err(malformed)?;
+    let cxid = r.int().map_err(malformed)?;
+    let count = r.vec_len().map_err(malformed)?;
+    let mut auth_ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        let scheme = r.ustring().map_err(malformed)?;
+        let id = r.ustring().map_err(malformed)?;
+        auth_ids.push(Id { scheme, id });
+    }
+    let op = match r.int().map_err(malformed)? {
+        0 => {
+            let offset = r.offset();
+            let body = r
+                .buffer()
+                .map_err(malformed)?
+                .ok_or(malformed(DecodeError::Null { offset }))?;
+            let (header, request) = decode_request(body).map_err(malformed)?;
+            if header.xid != cxid {
+                return Err(invalid("the request's xid is not the forwarded cxid"));
+            }
+            // A learner forwards only writes it decoded itself.
+            if !(request.is_write() || matches!(request, Request::Reconfig)) {
+                return Err(invalid("not a write"));
+            }
+            ForwardedOp::Request(request)
+        }
+        1 => {
+            let timeout_ms = r.int().map_err(malformed)?;
+            let offset = r.offset();
+            let passwd = r
+                .buffer()
+                .map_err(malformed)?
+                .ok_or(malformed(DecodeError::Null { offset }))?;
+            let passwd: [u8; 16] = passwd
+                .try_into()
+                .map_err(|_| invalid("a session password is 16 bytes"))?;
+            ForwardedOp::CreateSession { timeout_ms, passwd }
+        }
+        _ => return Err(invalid("unknown forwarded operation")),
+    };
+    Ok(Forwarded {
+        session_id,
+        cxid,
+        auth_ids,
+        op,
+    })
+}
