@@ -2,12 +2,14 @@
 //!
 //! Owns: the frame (length, crc32c, kind, body), the handshake that opens every connection
 //! and names the sender, and the encoding of every quorum message and forwarded client
-//! request (`wire.rs`).
+//! request (`wire.rs`), and the connections themselves on one mio thread (`transport.rs`).
 //! Never: decide anything the protocol decides (the quorum core does), trust a byte before
 //! its checksum and length are checked, or allocate more than the frame limit for a peer
 //! that lies about a length. A frame that fails any check ends that connection, nothing
 //! else: the caller logs the error and closes it.
 
+pub mod transport;
 pub mod wire;
 
+pub use transport::{Event, PeerAddrs, Transport, TransportConfig};
 pub use wire::{decode, encode, Channel, Frame, Hello, WireError, MAX_FRAME_BYTES, VERSION};

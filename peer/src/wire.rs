@@ -31,7 +31,7 @@ pub const MAX_FRAME_BYTES: usize = 64 << 20;
 /// Checksum and kind.
 const FRAME_OVERHEAD: usize = 4 + 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Channel {
     /// electionPort: fast leader election's notifications.
     Election,

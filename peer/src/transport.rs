@@ -1,0 +1,634 @@
+//! The connections between servers: one TCP connection per pair of servers and channel
+//! (quorum, election), all on one mio thread, whatever the ensemble's size.
+//!
+//! Of each pair, the server with the larger id dials (as ZooKeeper's QuorumCnxManager
+//! keeps the connection the larger id opens), so the two never race to open two. Both ends
+//! open with a `Hello`; a connection becomes a *link* once the other end's hello names a
+//! listed server on the expected channel. Each link gets a generation, reported in
+//! `Connected` and in `Disconnected` when it breaks, and every frame received is tagged with
+//! its link's generation. A send names the generation it was meant for and is dropped if
+//! that link is gone, so nothing sent for a broken link ever travels on its successor: the
+//! quorum core's transport contract (FIFO until a break, and the break known before
+//! anything of a new connection arrives) holds at both ends.
+//!
+//! A slow or dead peer never grows memory without bound: a link whose unsent bytes pass
+//! `max_queued_bytes` is closed (the core resyncs that learner later by DIFF or SNAP), and
+//! a connection that sends no hello within `hello_timeout` is dropped.
+//!
+//! Never: interpret a message (the driver and the cores do), or block the thread on a
+//! socket.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use rzk_quorum::Sid;
+use tracing::{debug, info, warn};
+
+use crate::wire::{self, Channel, Frame, Hello};
+
+/// Where a server listens for its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddrs {
+    pub quorum: SocketAddr,
+    pub election: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    pub me: Sid,
+    /// Every other server of the ensemble (voters and observers).
+    pub peers: BTreeMap<Sid, PeerAddrs>,
+    /// Unsent bytes one link may hold before it is closed as too slow.
+    pub max_queued_bytes: usize,
+    pub max_frame_bytes: usize,
+    /// How long after a failed or broken dial the next one is tried.
+    pub redial_after: Duration,
+    pub hello_timeout: Duration,
+}
+
+impl TransportConfig {
+    pub fn new(me: Sid, peers: BTreeMap<Sid, PeerAddrs>) -> Self {
+        TransportConfig {
+            me,
+            peers,
+            max_queued_bytes: 64 << 20,
+            max_frame_bytes: wire::MAX_FRAME_BYTES,
+            redial_after: Duration::from_millis(100),
+            hello_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Event {
+    Connected {
+        peer: Sid,
+        channel: Channel,
+        generation: u64,
+    },
+    Frame {
+        peer: Sid,
+        channel: Channel,
+        generation: u64,
+        frame: Frame,
+    },
+    /// The link broke (or was closed); nothing more arrives from it, and nothing sent for it
+    /// leaves.
+    Disconnected {
+        peer: Sid,
+        channel: Channel,
+        generation: u64,
+    },
+}
+
+enum Command {
+    Send {
+        to: Sid,
+        channel: Channel,
+        generation: u64,
+        bytes: Vec<u8>,
+    },
+    Close {
+        peer: Sid,
+        channel: Channel,
+        generation: u64,
+    },
+    Stop,
+}
+
+/// The handle the driver holds; the connections live on the transport's thread.
+pub struct Transport {
+    commands: Sender<Command>,
+    waker: Arc<Waker>,
+    events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+const WAKER: Token = Token(0);
+const QUORUM_LISTENER: Token = Token(1);
+const ELECTION_LISTENER: Token = Token(2);
+const FIRST_CONN: usize = 16;
+
+impl Transport {
+    /// Starts the transport's thread on listeners the caller bound (so a bind error is the
+    /// caller's to report, with the config key that named the address).
+    pub fn start(
+        config: TransportConfig,
+        quorum: std::net::TcpListener,
+        election: std::net::TcpListener,
+    ) -> io::Result<Transport> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (commands, command_rx) = crossbeam_channel::unbounded();
+        let (event_tx, events) = crossbeam_channel::unbounded();
+        for listener in [&quorum, &election] {
+            listener.set_nonblocking(true)?;
+        }
+        let mut quorum = TcpListener::from_std(quorum);
+        let mut election = TcpListener::from_std(election);
+        poll.registry()
+            .register(&mut quorum, QUORUM_LISTENER, Interest::READABLE)?;
+        poll.registry()
+            .register(&mut election, ELECTION_LISTENER, Interest::READABLE)?;
+        let mut io = Io {
+            config,
+            poll,
+            listeners: [quorum, election],
+            conns: HashMap::new(),
+            links: HashMap::new(),
+            redial_at: HashMap::new(),
+            next_token: FIRST_CONN,
+            next_generation: 1,
+            commands: command_rx,
+            events: event_tx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("rzk-peers".into())
+            .spawn(move || io.run())?;
+        Ok(Transport {
+            commands,
+            waker,
+            events,
+            thread: Some(thread),
+        })
+    }
+
+    /// What arrived, in order per link; a link's `Disconnected` comes after its last frame
+    /// and before anything of the next link to the same peer and channel.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Sends `frame` on the link of that generation, if it still stands.
+    pub fn send(&self, to: Sid, channel: Channel, generation: u64, frame: &Frame) {
+        // Encoded here, on the caller's thread: the transport's thread only moves bytes.
+        let mut bytes = Vec::new();
+        wire::encode(frame, &mut bytes);
+        self.command(Command::Send {
+            to,
+            channel,
+            generation,
+            bytes,
+        });
+    }
+
+    /// Closes that link (the core judged the peer dead or confused); it reports
+    /// `Disconnected`, and a new link forms as usual.
+    pub fn close(&self, peer: Sid, channel: Channel, generation: u64) {
+        self.command(Command::Close {
+            peer,
+            channel,
+            generation,
+        });
+    }
+
+    fn command(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub fn stop(mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        self.command(Command::Stop);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        self.shut_down();
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for the other end's hello (an accepted connection, or a dialed one whose
+    /// hello went out).
+    AwaitHello,
+    Linked {
+        generation: u64,
+    },
+}
+
+struct Conn {
+    stream: TcpStream,
+    channel: Channel,
+    /// The server this connection is with: known from the start when dialed, from its hello
+    /// when accepted.
+    peer: Option<Sid>,
+    dialed: bool,
+    state: State,
+    opened: Instant,
+    read: Vec<u8>,
+    write: Vec<u8>,
+    written: usize,
+}
+
+impl Conn {
+    fn queued(&self) -> usize {
+        self.write.len() - self.written
+    }
+}
+
+struct Io {
+    config: TransportConfig,
+    poll: Poll,
+    listeners: [TcpListener; 2],
+    conns: HashMap<Token, Conn>,
+    links: HashMap<(Sid, Channel), Token>,
+    /// Peers this server dials, per channel: when to try again.
+    redial_at: HashMap<(Sid, Channel), Instant>,
+    next_token: usize,
+    next_generation: u64,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+}
+
+const CHANNELS: [Channel; 2] = [Channel::Quorum, Channel::Election];
+
+impl Io {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(50))) {
+                if e.kind() != ErrorKind::Interrupted {
+                    warn!(error = %e, "peer transport: poll failed; stopping");
+                    return;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    QUORUM_LISTENER => self.accept(Channel::Quorum),
+                    ELECTION_LISTENER => self.accept(Channel::Election),
+                    token => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.readable(token);
+                        }
+                        if event.is_writable() {
+                            self.flush(token);
+                        }
+                    }
+                }
+            }
+            while let Ok(command) = self.commands.try_recv() {
+                match command {
+                    Command::Stop => return,
+                    Command::Send {
+                        to,
+                        channel,
+                        generation,
+                        bytes,
+                    } => self.send(to, channel, generation, bytes),
+                    Command::Close {
+                        peer,
+                        channel,
+                        generation,
+                    } => {
+                        if let Some(token) = self.link(peer, channel, generation) {
+                            self.drop_conn(token, "closed by this server's core");
+                        }
+                    }
+                }
+            }
+            self.expire_hellos();
+            self.dial();
+        }
+    }
+
+    fn link(&self, peer: Sid, channel: Channel, generation: u64) -> Option<Token> {
+        let token = *self.links.get(&(peer, channel))?;
+        match self.conns.get(&token)?.state {
+            State::Linked { generation: g } if g == generation => Some(token),
+            _ => None,
+        }
+    }
+
+    fn register(&mut self, mut stream: TcpStream, conn: impl FnOnce(TcpStream) -> Conn) {
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            warn!(error = %e, "peer transport: cannot register a connection");
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        self.conns.insert(token, conn(stream));
+        // A dialed connection's hello is queued already; an accepted one may have data.
+        self.flush(token);
+        self.readable(token);
+    }
+
+    fn accept(&mut self, channel: Channel) {
+        let index = usize::from(channel == Channel::Election);
+        loop {
+            match self.listeners[index].accept() {
+                Ok((stream, _)) => {
+                    let now = Instant::now();
+                    self.register(stream, |stream| Conn {
+                        stream,
+                        channel,
+                        peer: None,
+                        dialed: false,
+                        state: State::AwaitHello,
+                        opened: now,
+                        read: Vec::new(),
+                        write: Vec::new(),
+                        written: 0,
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    warn!(error = %e, ?channel, "peer transport: accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Opens the connections this server is the one to open: to every smaller id, on each
+    /// channel, unless open or recently failed.
+    fn dial(&mut self) {
+        let now = Instant::now();
+        let me = self.config.me;
+        let targets: Vec<(Sid, Channel, SocketAddr)> = self
+            .config
+            .peers
+            .iter()
+            .filter(|(&sid, _)| sid < me)
+            .flat_map(|(&sid, addrs)| {
+                CHANNELS.map(|channel| {
+                    let addr = match channel {
+                        Channel::Quorum => addrs.quorum,
+                        Channel::Election => addrs.election,
+                    };
+                    (sid, channel, addr)
+                })
+            })
+            .collect();
+        for (peer, channel, addr) in targets {
+            let busy = self
+                .conns
+                .values()
+                .any(|c| c.dialed && c.peer == Some(peer) && c.channel == channel);
+            let due = self
+                .redial_at
+                .get(&(peer, channel))
+                .is_none_or(|&t| now >= t);
+            if busy || !due {
+                continue;
+            }
+            self.redial_at
+                .insert((peer, channel), now + self.config.redial_after);
+            match TcpStream::connect(addr) {
+                Ok(stream) => {
+                    let mut hello = Vec::new();
+                    wire::encode(&Frame::Hello(Hello { sid: me, channel }), &mut hello);
+                    self.register(stream, |stream| Conn {
+                        stream,
+                        channel,
+                        peer: Some(peer),
+                        dialed: true,
+                        state: State::AwaitHello,
+                        opened: now,
+                        read: Vec::new(),
+                        write: hello,
+                        written: 0,
+                    });
+                }
+                Err(e) => debug!(peer, ?channel, %addr, error = %e, "peer transport: dial failed"),
+            }
+        }
+    }
+
+    fn expire_hellos(&mut self) {
+        let limit = self.config.hello_timeout;
+        let stale: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == State::AwaitHello && c.opened.elapsed() > limit)
+            .map(|(&t, _)| t)
+            .collect();
+        for token in stale {
+            self.drop_conn(token, "no hello within the timeout");
+        }
+    }
+
+    fn readable(&mut self, token: Token) {
+        let mut buf = [0u8; 64 * 1024];
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            match conn.stream.read(&mut buf) {
+                Ok(0) => return self.drop_conn(token, "closed by the peer"),
+                Ok(n) => conn.read.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return,
+                Err(e) => return self.drop_conn(token, &format!("read failed: {e}")),
+            }
+            if !self.take_frames(token) {
+                return;
+            }
+        }
+        self.take_frames(token);
+    }
+
+    /// Decodes and hands on every whole frame read; false if the connection was dropped.
+    fn take_frames(&mut self, token: Token) -> bool {
+        let limit = self.config.max_frame_bytes;
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return false;
+            };
+            let (frame, used) = match wire::decode(&conn.read, limit) {
+                Ok(Some(decoded)) => decoded,
+                Ok(None) => return true,
+                Err(e) => {
+                    self.drop_conn(token, &format!("bad frame: {e}"));
+                    return false;
+                }
+            };
+            conn.read.drain(..used);
+            if !self.frame(token, frame) {
+                return false;
+            }
+        }
+    }
+
+    fn frame(&mut self, token: Token, frame: Frame) -> bool {
+        let conn = self.conns.get(&token).expect("caller checked");
+        match (conn.state, frame) {
+            (State::AwaitHello, Frame::Hello(hello)) => self.hello(token, hello),
+            (State::AwaitHello, _) => {
+                self.drop_conn(token, "sent a message before its hello");
+                false
+            }
+            (State::Linked { .. }, Frame::Hello(_)) => {
+                self.drop_conn(token, "sent a second hello");
+                false
+            }
+            (State::Linked { generation }, frame) => {
+                let (peer, channel) = (conn.peer.expect("linked"), conn.channel);
+                let _ = self.events.send(Event::Frame {
+                    peer,
+                    channel,
+                    generation,
+                    frame,
+                });
+                true
+            }
+        }
+    }
+
+    fn hello(&mut self, token: Token, hello: Hello) -> bool {
+        let me = self.config.me;
+        let conn = self.conns.get(&token).expect("caller checked");
+        let problem = if hello.channel != conn.channel {
+            Some("its hello names the other channel")
+        } else if !self.config.peers.contains_key(&hello.sid) {
+            Some("its server id is not in this ensemble")
+        } else if conn.dialed && conn.peer != Some(hello.sid) {
+            Some("another server answers at that peer's address")
+        } else if !conn.dialed && hello.sid < me {
+            Some("a smaller server id dialed (the larger one dials)")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            warn!(
+                sid = hello.sid,
+                channel = ?hello.channel,
+                "peer transport: refusing a connection: {problem}"
+            );
+            self.drop_conn(token, problem);
+            return false;
+        }
+        let (peer, channel) = (hello.sid, hello.channel);
+        // A newer connection from the same peer replaces the old one (it restarted, or
+        // redialed after a break this end has not noticed yet).
+        if let Some(&old) = self.links.get(&(peer, channel)) {
+            if old != token {
+                self.drop_conn(old, "replaced by a newer connection");
+            }
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let conn = self.conns.get_mut(&token).expect("caller checked");
+        conn.peer = Some(peer);
+        conn.state = State::Linked { generation };
+        if !conn.dialed {
+            wire::encode(&Frame::Hello(Hello { sid: me, channel }), &mut conn.write);
+        }
+        self.links.insert((peer, channel), token);
+        info!(peer, ?channel, generation, "peer transport: linked");
+        let _ = self.events.send(Event::Connected {
+            peer,
+            channel,
+            generation,
+        });
+        self.flush(token);
+        self.conns.contains_key(&token)
+    }
+
+    fn send(&mut self, to: Sid, channel: Channel, generation: u64, bytes: Vec<u8>) {
+        let Some(token) = self.link(to, channel, generation) else {
+            // That link is gone; its Disconnected is on its way to the driver.
+            return;
+        };
+        let limit = self.config.max_queued_bytes;
+        let conn = self.conns.get_mut(&token).expect("linked");
+        if conn.queued() + bytes.len() > limit {
+            return self.drop_conn(
+                token,
+                &format!("over {limit} bytes queued: the peer reads too slowly"),
+            );
+        }
+        conn.write.extend_from_slice(&bytes);
+        self.flush(token);
+    }
+
+    fn flush(&mut self, token: Token) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if conn.queued() == 0 {
+                conn.write.clear();
+                conn.written = 0;
+                return;
+            }
+            match conn.stream.write(&conn.write[conn.written..]) {
+                Ok(0) => return self.drop_conn(token, "write returned 0"),
+                Ok(n) => conn.written += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Keep the buffer from growing by what was already sent.
+                    if conn.written > 1 << 20 {
+                        conn.write.drain(..conn.written);
+                        conn.written = 0;
+                    }
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return,
+                Err(e) => return self.drop_conn(token, &format!("write failed: {e}")),
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, token: Token, reason: &str) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let (peer, channel) = (conn.peer, conn.channel);
+        if let State::Linked { generation } = conn.state {
+            let peer = peer.expect("linked");
+            if self.links.get(&(peer, channel)) == Some(&token) {
+                self.links.remove(&(peer, channel));
+            }
+            info!(
+                peer,
+                ?channel,
+                generation,
+                reason,
+                "peer transport: link closed"
+            );
+            let _ = self.events.send(Event::Disconnected {
+                peer,
+                channel,
+                generation,
+            });
+        } else {
+            debug!(
+                ?peer,
+                ?channel,
+                reason,
+                "peer transport: connection dropped"
+            );
+        }
+        if conn.dialed {
+            if let Some(peer) = peer {
+                self.redial_at
+                    .insert((peer, channel), Instant::now() + self.config.redial_after);
+            }
+        }
+    }
+}
