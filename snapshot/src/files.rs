@@ -247,3 +247,69 @@ mod tests {
         }
     }
 }
+
+/// The two epoch files of a server of an ensemble, named as ZooKeeper names them in its data
+/// dir: the epoch a server has promised to follow (`acceptedEpoch`), and the one whose
+/// history it holds (`currentEpoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochFile {
+    Accepted,
+    Current,
+}
+
+impl EpochFile {
+    pub fn name(self) -> &'static str {
+        match self {
+            EpochFile::Accepted => "acceptedEpoch",
+            EpochFile::Current => "currentEpoch",
+        }
+    }
+}
+
+/// Writes `epoch` as decimal text (as ZooKeeper's files hold it) through a temp file: write,
+/// fsync, rename, fsync the dir. A crash leaves the old value or the new one, never a torn
+/// file: the quorum core relies on an epoch it wrote being durable before it acts on it.
+pub fn write_epoch(dir: &Path, which: EpochFile, epoch: u32) -> io::Result<()> {
+    let final_path = dir.join(which.name());
+    let temp_path = dir.join(format!(
+        "{}{TEMP_MARKER}{}",
+        which.name(),
+        std::process::id()
+    ));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp_path)
+            .map_err(with_path(&temp_path))?;
+        file.write_all(epoch.to_string().as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(with_path(&temp_path))?;
+        fs::rename(&temp_path, &final_path).map_err(with_path(&final_path))?;
+        sync_dir(dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temp_path);
+    }
+    written
+}
+
+/// The epoch in that file; None if there is none yet (a server that never joined an
+/// ensemble: ZooKeeper then takes the epoch of its last zxid). Anything but a decimal epoch
+/// is an error naming the file and what it holds, never read as 0.
+pub fn read_epoch(dir: &Path, which: EpochFile) -> io::Result<Option<u32>> {
+    let path = dir.join(which.name());
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(with_path(&path)(e)),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    text.trim().parse::<u32>().map(Some).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: holds {text:?}, not an epoch", path.display()),
+        )
+    })
+}

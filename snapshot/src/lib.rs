@@ -10,8 +10,10 @@
 //!
 //! Owns: the snapshot format (`format`: pure functions on bytes, fuzzable), the snapshot
 //! files (`files`: naming, atomic write via temp + fsync + rename + dir fsync, listing,
-//! purge by count) and a snapshot streamed to a learner (`stream`: chunked encode, and an
-//! install that completes and checks the file like `write` and `load`).
+//! purge by count), a snapshot streamed to a learner (`stream`: chunked encode, and an
+//! install that completes and checks the file like `write` and `load`), and an ensemble
+//! server's two epoch files beside them (`write_epoch`, `read_epoch`, written the same
+//! atomic way).
 //! Holds: a file exists under its final name only once it is complete and durable; a temp
 //! file is never listed; [`decode`] never panics on any input, never allocates more than the
 //! bytes it has actually seen justify, and accepts a file only if its magic, version, both
@@ -32,7 +34,9 @@ use std::path::PathBuf;
 
 use rzk_tree::Tree;
 
-pub use files::{list, load, load_with, purge, write, SNAP_RETAIN_COUNT_MIN};
+pub use files::{
+    list, load, load_with, purge, read_epoch, write, write_epoch, EpochFile, SNAP_RETAIN_COUNT_MIN,
+};
 pub use format::{decode, decode_with, encode, FORMAT_VERSION, HEADER_BYTES, MAGIC, TRAILER_BYTES};
 pub use stream::{stream, Framing, Install};
 
