@@ -18,6 +18,7 @@
 pub mod apply;
 pub mod batch;
 pub mod commit;
+pub mod entry;
 pub mod prep;
 pub mod read;
 pub mod roles;

@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use rzk_pipeline::{Core, CoreConfig};
-use rzk_proto::{Reader, Txn, Writer};
 use rzk_session::{DurableSession, Now, TimeoutLimits};
 use rzk_snapshot::SessionRecord;
 use rzk_tree::{NodeHasher, Tree};
@@ -48,31 +47,6 @@ pub fn learner_core(
     core.join_ensemble(counter_limit);
     core.become_learner(&mut rzk_pipeline::Actions::default());
     core
-}
-
-/// A log entry's payload: the transaction, and for the last one of a proposal the leader's
-/// tree digest after it (ZooKeeper's TxnDigest), so learners detect divergence.
-pub fn encode_entry(txn: &Txn, digest: Option<u64>) -> Arc<[u8]> {
-    let mut w = Writer::new();
-    match digest {
-        Some(d) => {
-            w.bool(true);
-            w.long(d as i64);
-        }
-        None => w.bool(false),
-    }
-    txn.encode(&mut w);
-    w.bytes.into()
-}
-
-pub fn decode_entry(data: &[u8]) -> (Txn, Option<u64>) {
-    let mut r = Reader::new(data);
-    let digest = r
-        .bool()
-        .expect("an entry this simulator encoded")
-        .then(|| r.long().expect("a digest") as u64);
-    let txn = Txn::decode(&mut r).expect("an entry this simulator encoded");
-    (txn, digest)
 }
 
 /// A host snapshot: the released tree and the committed sessions as a real snapshot file.
@@ -180,8 +154,6 @@ mod tests {
             &mut actions,
         );
         let last = actions.append.last().expect("two txns").zxid;
-        let (entry, digest) = decode_entry(&encode_entry(&actions.append[1], Some(7)));
-        assert_eq!((entry.zxid, digest), (last, Some(7)));
         leader.seal_batch();
         leader.step(now, Input::Committed { zxid: last }, &mut actions);
         assert!(orphaned_ephemerals(&leader).is_empty());

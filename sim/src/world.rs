@@ -1072,7 +1072,8 @@ impl World {
             // One Replicated per proposal: each ends with the leader's digest after it.
             let mut txns = Vec::new();
             for entry in &entries {
-                let (txn, digest) = host::decode_entry(&entry.data);
+                let (txn, digest) = rzk_pipeline::entry::decode(&entry.data)
+                    .expect("an entry this simulator encoded");
                 txns.push(txn);
                 if digest.is_some() {
                     let txns = std::mem::take(&mut txns);
@@ -1299,7 +1300,8 @@ impl World {
             .enumerate()
             .map(|(i, txn)| Entry {
                 zxid: Zxid::from_i64(txn.zxid),
-                data: host::encode_entry(txn, if i + 1 == count { digest } else { None }),
+                data: rzk_pipeline::entry::encode(txn, if i + 1 == count { digest } else { None })
+                    .into(),
             })
             .collect();
         let mut out = Vec::new();
