@@ -104,6 +104,33 @@ pub fn write(dir: &Path, tree: &Tree, sessions: &[SessionRecord]) -> io::Result<
     }
 }
 
+/// Writes a whole snapshot image (a leader's SNAP, already decoded and checked by the
+/// caller with [`crate::decode`]) as `<dir>/snapshot.<zxid>`, the same atomic way as [`write`].
+/// `zxid` must be the image's own (its header's), or `load` refuses the file.
+pub fn write_image(dir: &Path, zxid: i64, image: &[u8]) -> io::Result<PathBuf> {
+    let final_path = final_path(dir, zxid);
+    let temp_path = temp_path(dir, zxid);
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .map_err(with_path(&temp_path))?;
+        file.write_all(image)
+            .and_then(|()| file.sync_all())
+            .map_err(with_path(&temp_path))?;
+        fs::rename(&temp_path, &final_path).map_err(with_path(&final_path))?;
+        sync_dir(dir)
+    })();
+    match written {
+        Ok(()) => Ok(final_path),
+        Err(e) => {
+            let _ = fs::remove_file(&temp_path);
+            Err(e)
+        }
+    }
+}
+
 fn write_temp(path: &Path, tree: &Tree, sessions: &[SessionRecord]) -> io::Result<u64> {
     let mut file = OpenOptions::new()
         .write(true)

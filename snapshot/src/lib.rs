@@ -35,7 +35,8 @@ use std::path::PathBuf;
 use rzk_tree::Tree;
 
 pub use files::{
-    list, load, load_with, purge, read_epoch, write, write_epoch, EpochFile, SNAP_RETAIN_COUNT_MIN,
+    list, load, load_with, purge, read_epoch, write, write_epoch, write_image, EpochFile,
+    SNAP_RETAIN_COUNT_MIN,
 };
 pub use format::{decode, decode_with, encode, FORMAT_VERSION, HEADER_BYTES, MAGIC, TRAILER_BYTES};
 pub use stream::{stream, Framing, Install};

@@ -57,3 +57,16 @@ fn a_damaged_epoch_file_is_an_error_naming_it() {
         );
     }
 }
+
+#[test]
+fn a_received_snapshot_image_is_written_as_a_snapshot_file() {
+    let dir = TempDir::new("image");
+    let tree = rzk_tree::Tree::from_nodes(0x3_0000_0009, common::every_kind_nodes()).unwrap();
+    let image = rzk_snapshot::encode(&tree, &[]);
+    let path = rzk_snapshot::write_image(dir.path(), 0x3_0000_0009, &image).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), image);
+    let listed = list(dir.path()).unwrap();
+    assert_eq!(listed.len(), 1);
+    let loaded = rzk_snapshot::load(&listed[0].1).unwrap();
+    assert_eq!(loaded.tree.digest(), tree.digest());
+}
