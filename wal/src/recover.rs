@@ -115,7 +115,11 @@ pub fn recover(storage: &dyn Storage, after_zxid: i64) -> Result<Recovered, Reco
         .rposition(|(base, _)| *base <= after_zxid + 1)
         .unwrap_or(0);
     let (first_base, first_name) = &segments[first_needed];
-    if *first_base > after_zxid + 1 {
+    // A new epoch may start right after the snapshot: an ensemble's history goes from
+    // (e, n) to (e + 1, 1) when what followed (e, n) was never committed, or the counter
+    // ran out. Within the log the same rule holds (below).
+    let next_epoch = (*first_base >> 32) > (after_zxid >> 32);
+    if *first_base > after_zxid + 1 && !next_epoch {
         return Err(RecoverError::Gap {
             expected: after_zxid + 1,
             detail: format!(

@@ -154,3 +154,40 @@ fn a_missing_middle_segment_is_a_gap() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An ensemble's history may go from the snapshot's (e, n) straight to (e + 1, 1): what
+/// followed (e, n) was never committed, or a learner installed a SNAP and appends after it.
+/// A log that starts later within the snapshot's own epoch still lacks something.
+#[test]
+fn a_log_may_start_a_new_epoch_right_after_the_snapshot_but_not_skip_within_one() {
+    let dir = temp_dir("epoch-start");
+    let storage = FileStorage::open(&dir, SyncMode::None).unwrap();
+    let recovered = recover(&storage, 0).unwrap();
+    let mut writer = WalWriter::open(Box::new(storage), &recovered, 0).unwrap();
+    let (e1, e2) = (1i64 << 32, 2i64 << 32);
+    writer.append(&[txn(e2 + 1), txn(e2 + 2)]).unwrap();
+    drop(writer);
+    let storage = FileStorage::open(&dir, SyncMode::None).unwrap();
+    let snapshot_at = e1 + 9;
+    let got: Vec<i64> = recover(&storage, snapshot_at)
+        .unwrap()
+        .txns
+        .iter()
+        .map(|t| t.zxid)
+        .collect();
+    assert_eq!(got, vec![e2 + 1, e2 + 2]);
+    // Within one epoch a log that starts past the snapshot's next zxid lacks something.
+    std::fs::remove_dir_all(&dir).unwrap();
+    let dir = temp_dir("epoch-skip");
+    let storage = FileStorage::open(&dir, SyncMode::None).unwrap();
+    let recovered = recover(&storage, 0).unwrap();
+    let mut writer = WalWriter::open(Box::new(storage), &recovered, 0).unwrap();
+    writer.append(&[txn(e2 + 3)]).unwrap();
+    drop(writer);
+    let storage = FileStorage::open(&dir, SyncMode::None).unwrap();
+    match recover(&storage, e2 + 1) {
+        Err(RecoverError::Gap { expected, .. }) => assert_eq!(expected, e2 + 2),
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
