@@ -26,8 +26,27 @@ pub enum DiskDone {
     Failed(String),
 }
 
+/// What the disk thread is asked: the quorum core's requests, reported in order, and purges
+/// of old log segments (a snapshot covers them), which report nothing.
+enum Job {
+    Quorum(DiskRequest),
+    PurgeBefore(i64),
+    /// Finish what came before, then end (purgers may still hold the channel).
+    Stop,
+}
+
+/// Asks the disk thread to delete log segments a retained snapshot covers.
+#[derive(Clone)]
+pub struct Purger(Sender<Job>);
+
+impl Purger {
+    pub fn purge_before(&self, zxid: i64) {
+        let _ = self.0.send(Job::PurgeBefore(zxid));
+    }
+}
+
 pub struct DiskStage {
-    requests: Option<Sender<DiskRequest>>,
+    requests: Option<Sender<Job>>,
     done: Receiver<DiskDone>,
     thread: Option<JoinHandle<()>>,
 }
@@ -64,8 +83,16 @@ impl DiskStage {
     pub fn submit(&self, request: DiskRequest) {
         if let Some(requests) = &self.requests {
             // A stage that stopped on a failure said so in its last `Failed`.
-            let _ = requests.send(request);
+            let _ = requests.send(Job::Quorum(request));
         }
+    }
+
+    pub fn purger(&self) -> Purger {
+        Purger(
+            self.requests
+                .clone()
+                .expect("the stage is running while its owner holds it"),
+        )
     }
 
     /// One `Done` per request, in order (or a final `Failed`).
@@ -79,7 +106,9 @@ impl DiskStage {
     }
 
     fn shut_down(&mut self) {
-        self.requests = None;
+        if let Some(requests) = self.requests.take() {
+            let _ = requests.send(Job::Stop);
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -102,12 +131,30 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(&mut self, requests: Receiver<DiskRequest>) {
+    fn run(&mut self, jobs: Receiver<Job>) {
         let mut queued = Vec::new();
-        while let Ok(first) = requests.recv() {
+        while let Ok(first) = jobs.recv() {
             queued.push(first);
-            queued.extend(requests.try_iter());
-            let mut pending = std::mem::take(&mut queued).into_iter().peekable();
+            queued.extend(jobs.try_iter());
+            let mut requests = Vec::new();
+            let mut stop = false;
+            for job in std::mem::take(&mut queued) {
+                match job {
+                    Job::Stop => stop = true,
+                    Job::Quorum(request) => requests.push(request),
+                    Job::PurgeBefore(zxid) => {
+                        // Between requests (never inside a TRUNC or SNAP, which run below).
+                        let removed = self.wal().purge_before(zxid);
+                        if !removed.is_empty() {
+                            info!(
+                                segments = removed.len(),
+                                "purged log segments a snapshot covers"
+                            );
+                        }
+                    }
+                }
+            }
+            let mut pending = requests.into_iter().peekable();
             while let Some(request) = pending.next() {
                 let (result, count) = match request {
                     DiskRequest::Append(entries) => {
@@ -132,6 +179,9 @@ impl Worker {
                 for _ in 0..count {
                     let _ = self.done.send(DiskDone::Done);
                 }
+            }
+            if stop {
+                return;
             }
         }
     }

@@ -10,4 +10,4 @@
 
 pub mod disk;
 
-pub use disk::{DiskDone, DiskStage};
+pub use disk::{DiskDone, DiskStage, Purger};
