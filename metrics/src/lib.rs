@@ -303,6 +303,8 @@ pub struct Metrics {
     pub slow_requests: IntCounter,
     pub sessions_expired: IntCounter,
     pub snapshots_taken: IntCounter,
+    /// A learner's tree digest differed from its leader's (mntr's zk_digest_mismatches_count).
+    pub digest_mismatches: IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -412,6 +414,11 @@ impl Metrics {
                 "Snapshots written",
             ))
             .expect("static counter options are valid"),
+            digest_mismatches: IntCounter::with_opts(Opts::new(
+                "rzk_digest_mismatches_total",
+                "Times a learner's tree digest differed from its leader's",
+            ))
+            .expect("static counter options are valid"),
             registry,
         };
         let register = |c: Box<dyn Collector>| {
@@ -439,6 +446,7 @@ impl Metrics {
         register(Box::new(metrics.slow_requests.clone()));
         register(Box::new(metrics.sessions_expired.clone()));
         register(Box::new(metrics.snapshots_taken.clone()));
+        register(Box::new(metrics.digest_mismatches.clone()));
         metrics
     }
 

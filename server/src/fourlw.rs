@@ -29,6 +29,9 @@ pub struct Context<'a> {
     pub now_ms: u64,
     /// The monotonic clock session touches are kept in (`rzk_net::mono_ms`).
     pub mono_ms: u64,
+    /// `Mode:` as srvr says it (standalone, leader, follower, observer); None while a server
+    /// of an ensemble has no leader, when ZooKeeper answers that it is not serving.
+    pub mode: Option<&'static str>,
 }
 
 /// ZooKeeper counts the root twice (it is stored under "" and "/"), so its node count for an
@@ -85,7 +88,7 @@ fn server_lines(ctx: &Context<'_>, out: &mut String) {
     let _ = writeln!(out, "Connections: {}", ctx.shared.conns.lock().len());
     let _ = writeln!(out, "Outstanding: {}", ctx.core.outstanding_count());
     let _ = writeln!(out, "Zxid: {:#x}", ctx.core.released().last_zxid());
-    let _ = writeln!(out, "Mode: standalone");
+    let _ = writeln!(out, "Mode: {}", ctx.mode.unwrap_or("standalone"));
     let _ = writeln!(out, "Node count: {}", node_count(ctx));
 }
 
@@ -206,7 +209,7 @@ pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
     let tree = ctx.core.released();
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", version_line()),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", ctx.mode.unwrap_or("standalone").into()),
         ("zk_avg_latency", format!("{:.1}", s.latency.avg_ms())),
         ("zk_max_latency", s.latency.max_ms().to_string()),
         ("zk_min_latency", s.latency.min_ms().to_string()),
@@ -254,12 +257,19 @@ pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
             "zk_bytes_received_count",
             s.bytes_received.load(Ordering::Relaxed).to_string(),
         ),
+        (
+            "zk_digest_mismatches_count",
+            rzk_metrics::metrics().digest_mismatches.get().to_string(),
+        ),
     ];
     lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) -> String {
     let mut out = String::new();
+    if ctx.mode.is_none() && word != FourLetterWord::Ruok {
+        return "This ZooKeeper instance is not currently serving requests\n".into();
+    }
     let tree = ctx.core.released();
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),

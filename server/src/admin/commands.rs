@@ -55,7 +55,7 @@ fn server_stats_object(ctx: &Context<'_>) -> Value {
         "data_dir_size": 0,
         "log_dir_size": 0,
         "provider_null": false,
-        "server_state": "standalone",
+        "server_state": ctx.mode.unwrap_or("standalone"),
         "last_processed_zxid": ctx.core.released().last_zxid(),
         "outstanding_requests": ctx.core.outstanding_count(),
         "avg_latency": s.latency.avg_ms(),
