@@ -30,17 +30,6 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
-    #[error(
-        "{path}:{line}: {key}: {count} servers are listed, and rzk does not run ensembles yet: \
-         each would accept writes alone and their data would diverge; list one server (or \
-         none) to run standalone"
-    )]
-    Ensemble {
-        path: String,
-        line: usize,
-        key: String,
-        count: usize,
-    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -58,6 +47,11 @@ pub struct Config {
     pub tick_time_ms: u32,
     pub init_limit: u32,
     pub sync_limit: u32,
+    /// The `server.N` lines, in file order: (line, N, value). Two or more make an ensemble
+    /// (ensemble.rs reads them with the myid file).
+    pub servers: Vec<(usize, u64, String)>,
+    /// peerType: observer or participant (the default).
+    pub peer_type_observer: bool,
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
     pub client_port: u16,
@@ -110,6 +104,8 @@ impl Default for Config {
             tick_time_ms: 2000,
             init_limit: 10,
             sync_limit: 5,
+            servers: Vec::new(),
+            peer_type_observer: false,
             data_dir: PathBuf::from("data"),
             data_log_dir: PathBuf::from("data"),
             client_port: 2181,
@@ -394,14 +390,29 @@ impl Config {
                     config.metrics_address = ip(&value).map_err(bad)?
                 }
                 "slowRequest.thresholdMs" => config.slow_request_ms = num(&value).map_err(bad)?,
-                "secureClientPort" | "peerType" => warnings.push(Warning(format!(
+                "peerType" => {
+                    config.peer_type_observer = match value.as_str() {
+                        "observer" => true,
+                        "participant" => false,
+                        _ => {
+                            return Err(bad(ValueError(
+                                "peerType is observer or participant".into(),
+                            )))
+                        }
+                    }
+                }
+                "secureClientPort" => warnings.push(Warning(format!(
                     "{origin}:{line}: {key} is not supported yet; ignored"
                 ))),
                 k if k.starts_with("server.") => {
+                    let id = k["server.".len()..].parse::<u64>().map_err(|_| {
+                        bad(ValueError(format!(
+                            "the server id after server. must be a number, not {:?}",
+                            &k["server.".len()..]
+                        )))
+                    })?;
                     servers.push((line, key.clone()));
-                    warnings.push(Warning(format!(
-                        "{origin}:{line}: {key}: one server listed; running standalone"
-                    )));
+                    config.servers.push((line, id, value.clone()));
                 }
                 k if k.starts_with("group.") || k.starts_with("weight.") => {
                     warnings.push(Warning(format!(
@@ -416,15 +427,11 @@ impl Config {
                 ))),
             }
         }
-        // One listed server runs standalone, as ZooKeeper does; two or more would each serve
-        // writes on their own until the ensemble exists.
-        if let [_, (line, key), ..] = servers.as_slice() {
-            return Err(ConfigError::Ensemble {
-                path: origin.to_owned(),
-                line: *line,
-                key: key.clone(),
-                count: servers.len(),
-            });
+        // One listed server runs standalone, as ZooKeeper does (standaloneEnabled).
+        if let [(line, key)] = servers.as_slice() {
+            warnings.push(Warning(format!(
+                "{origin}:{line}: {key}: one server listed; running standalone"
+            )));
         }
         if !data_log_dir_set {
             config.data_log_dir = config.data_dir.clone();
@@ -530,27 +537,38 @@ mystery.key=1
     }
 
     #[test]
-    fn two_or_more_servers_stop_the_server_and_one_stays_standalone() {
+    fn one_listed_server_stays_standalone_and_more_are_an_ensemble() {
         let base = "tickTime=2000\ndataDir=/tmp/zk\n";
         let (_, warnings) = Config::from_text(base, "zoo.cfg").unwrap();
         assert!(warnings.is_empty());
         let one = format!("{base}server.1=127.0.0.1:2888:3888\n");
-        let (_, warnings) = Config::from_text(&one, "zoo.cfg").unwrap();
+        let (config, warnings) = Config::from_text(&one, "zoo.cfg").unwrap();
         assert!(warnings[0]
             .0
             .contains("zoo.cfg:3: server.1: one server listed; running standalone"));
-        for count in [2, 3] {
-            let mut text = base.to_owned();
-            for n in 1..=count {
-                text.push_str(&format!("server.{n}=127.0.0.{n}:2888:3888\n"));
-            }
-            let err = Config::from_text(&text, "zoo.cfg").unwrap_err().to_string();
-            assert!(
-                err.starts_with(&format!("zoo.cfg:4: server.2: {count} servers are listed")),
-                "{err}"
-            );
-            assert!(err.contains("does not run ensembles yet"), "{err}");
-        }
+        assert_eq!(config.servers.len(), 1);
+        let three = format!(
+            "{base}server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888\n\
+             server.3=127.0.0.3:2888:3888:observer\npeerType=observer\n"
+        );
+        let (config, warnings) = Config::from_text(&three, "zoo.cfg").unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            config.servers,
+            vec![
+                (3, 1, "127.0.0.1:2888:3888".to_owned()),
+                (4, 2, "127.0.0.2:2888:3888".to_owned()),
+                (5, 3, "127.0.0.3:2888:3888:observer".to_owned()),
+            ]
+        );
+        assert!(config.peer_type_observer);
+        let err = Config::from_text(&format!("{base}server.x=127.0.0.1:1:2\n"), "zoo.cfg")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("zoo.cfg:3: bad value for server.x"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Driver {
     pub woken: Vec<bool>,
     /// Set once shutdown has stopped the log and snapshot threads: nothing more is run.
     pub stopped: bool,
+    /// What srvr says under `Mode:`; None while an ensemble server has no leader.
+    pub mode: Option<&'static str>,
 }
 
 /// The core thread's side: the driver and the channels it waits on.
@@ -260,20 +262,21 @@ enum Event {
 impl Driver {
     /// Ends the log and snapshot threads once their queues drain (by closing their
     /// channels); nothing runs the driver afterwards.
-    fn stop(&mut self) -> Option<std::thread::JoinHandle<()>> {
+    pub(crate) fn stop(&mut self) -> Option<std::thread::JoinHandle<()>> {
         self.stopped = true;
         let (closed, _) = crossbeam_channel::bounded(0);
         drop(std::mem::replace(&mut self.to_log, closed));
         self.snapshots.snapshotter.stop()
     }
 
-    fn context(&self) -> fourlw::Context<'_> {
+    pub(crate) fn context(&self) -> fourlw::Context<'_> {
         fourlw::Context {
             core: &self.core,
             shared: &self.shared,
             config: &self.config,
             now_ms: now_ms(),
             mono_ms: mono_ms(),
+            mode: self.mode,
         }
     }
 
@@ -304,7 +307,12 @@ impl Driver {
 
     /// Handles one message from a loop; `now` (an Instant for stage timing, and the core's two
     /// clocks) is when the pass that took it began.
-    fn handle(&mut self, message: ToCore, (now, clocks): (Instant, Now), actions: &mut Actions) {
+    pub(crate) fn handle(
+        &mut self,
+        message: ToCore,
+        (now, clocks): (Instant, Now),
+        actions: &mut Actions,
+    ) {
         match message {
             ToCore::Input(input) => {
                 match &input {
@@ -328,7 +336,7 @@ impl Driver {
 
     /// Carries out the core's actions. Outputs for `caller_loop` (a loop running the driver
     /// on its own thread) are queued without waking it: it drains them when this returns.
-    fn carry_out(&mut self, actions: &mut Actions, caller_loop: Option<usize>) {
+    pub(crate) fn carry_out(&mut self, actions: &mut Actions, caller_loop: Option<usize>) {
         for (session, timeout_ms) in actions.expired.drain(..) {
             rzk_metrics::metrics().sessions_expired.inc();
             info!(

@@ -6,6 +6,7 @@
 mod admin;
 mod config;
 mod driver;
+mod ensemble;
 mod fourlw;
 mod http;
 mod log_stage;
@@ -237,6 +238,9 @@ fn load_config(args: &ServerArgs) -> Result<Config, String> {
 
 fn run_server(args: ServerArgs) -> Result<(), String> {
     let config = load_config(&args)?;
+    if let Some((setup, listen)) = ensemble::setup(&config)? {
+        return ensemble::run(config, setup, listen, args.net_threads);
+    }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
     let sync = if config.force_sync {
@@ -370,6 +374,7 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         durable_zxid: last_zxid,
         woken: Vec::new(),
         stopped: false,
+        mode: Some("standalone"),
     }));
     if run_to_completion {
         to_core.set_host(Arc::new(driver::RunToCompletion {

@@ -1,8 +1,7 @@
-"""A zoo.cfg of an ensemble must not start a lone standalone server (replication-core issue):
-until rzk's ensemble serves, three servers started from one such zoo.cfg would each accept
-writes and diverge. The server stops at once, naming the file, the line and the key; one
-listed server still runs standalone, as Apache ZooKeeper does. rzk only: the reference
-server would start as an ensemble member.
+"""A zoo.cfg of an ensemble whose membership is wrong stops the server at once with an error
+naming what is wrong (the myid file, the server.N line), instead of a server that waits
+for peers it can never have; one listed server still runs standalone, as Apache ZooKeeper
+does. rzk only: the reference server's messages differ.
 """
 
 import os
@@ -39,17 +38,46 @@ def _write_cfg(tmp_path, servers):
     return cfg
 
 
-def test_three_listed_servers_stop_the_server_naming_file_line_and_key(tmp_path):
-    cfg = _write_cfg(tmp_path, 3)
-    proc = subprocess.run(
+def _run(cfg):
+    return subprocess.run(
         [rzk_bin(), "server", "--config", str(cfg)],
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_an_ensemble_without_a_myid_file_stops_naming_it(tmp_path):
+    cfg = _write_cfg(tmp_path, 3)
+    proc = _run(cfg)
     assert proc.returncode != 0
-    assert "%s:8: server.2: 3 servers are listed" % cfg in proc.stderr, proc.stderr
-    assert "does not run ensembles yet" in proc.stderr
+    myid = tmp_path / "data" / "myid"
+    assert "%s:" % myid in proc.stderr, proc.stderr
+    assert "needs its server id" in proc.stderr, proc.stderr
+
+
+def test_a_myid_that_is_not_listed_stops_the_server(tmp_path):
+    cfg = _write_cfg(tmp_path, 3)
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "myid").write_text("7\n")
+    proc = _run(cfg)
+    assert proc.returncode != 0
+    assert "myid 7 is not one of the server.N lines" in proc.stderr, proc.stderr
+
+
+def test_a_port_used_twice_names_both_lines(tmp_path):
+    cfg = _write_cfg(tmp_path, 3)
+    text = cfg.read_text().splitlines()
+    # server.3 takes server.1's quorum address.
+    s1 = text[6].split("=", 1)[1]
+    host, quorum, _ = s1.split(":")
+    text[8] = "server.3=%s:%s:%d" % (host, quorum, _free_port())
+    cfg.write_text("\n".join(text) + "\n")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "myid").write_text("1\n")
+    proc = _run(cfg)
+    assert proc.returncode != 0
+    assert "line 9: server.3: %s:%s is already used by server.1 (line 7)" % (host, quorum) in proc.stderr, proc.stderr
 
 
 def test_one_listed_server_runs_standalone(tmp_path):

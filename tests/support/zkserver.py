@@ -226,6 +226,12 @@ class ZkServer:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self, timeout=START_TIMEOUT_S):
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self):
+        """Starts the process without waiting for it to serve (a server of an ensemble
+        serves only once a quorum of its peers is up)."""
         if self.running():
             raise RuntimeError("server already running (pid %d)" % self.proc.pid)
         self._write_cfg()
@@ -242,6 +248,10 @@ class ZkServer:
                 start_new_session=True,
             )
         _LIVE[self.proc.pid] = self.proc
+        return self
+
+    def wait_ready(self, timeout=START_TIMEOUT_S):
+        """Waits until srvr answers with a Mode: line (the server serves clients)."""
         deadline = time.monotonic() + timeout
         last_error = None
         while time.monotonic() < deadline:

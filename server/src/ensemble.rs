@@ -1,0 +1,916 @@
+//! An ensemble server's core thread: the quorum core (`rzk_quorum::Peer`) and the pipeline
+//! core (`rzk_pipeline::Core`) driven together, one event at a time, against the peer
+//! transport, the quorum disk stage and the client event loops. How the two cores meet is the
+//! simulator's (sim/src/world.rs), which the checkers judge; this file must do the same:
+//! - the leader's appended txns are proposed as one batch per pass (seal, then
+//!   `Peer::propose` from `next_zxid`, the tree digest on the last entry); while
+//!   `Core::room` is 0 (the quorum is rolling the epoch over) client input waits;
+//! - `Apply` is `Committed` on the leader and `Replicated` (per proposal) on a learner;
+//!   `Reset` installs the leader's snapshot;
+//! - forwarded requests ride the learner's quorum link; syncs are the quorum's rounds;
+//!   learners relay their clients' heartbeats in their pings;
+//! - a role change closes every client connection, and a server that is not serving (no
+//!   leader) refuses new ones, as ZooKeeper does.
+//!
+//! Unlike the standalone driver, nothing here writes the log inline or runs on an event
+//! loop's thread: a leader must keep taking ACKs and heartbeats while its own sync runs.
+//!
+//! Never: decide anything either core decides; act on a link's frames after its break was
+//! reported (the transport's generations); report a disk request done before it is durable
+//! (the disk stage's).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver};
+use rzk_net::{clocks, loop_of, mono_ms, CoreInbox, ToCore, ToLoop};
+use rzk_peer::wire::{Channel, Frame};
+use rzk_peer::{PeerAddrs, Transport};
+use rzk_pipeline::{Actions, Input, Output};
+use rzk_proto::Txn;
+use rzk_quorum::{Action, Entry, Message, Peer, Role, Sid, Zxid};
+use rzk_session::DurableSession;
+use tracing::{error, info, warn};
+
+use crate::driver::Driver;
+use crate::http::CoreCall;
+
+/// Who the ensemble is, from zoo.cfg and myid.
+#[derive(Debug, Clone)]
+pub struct EnsembleSetup {
+    pub me: Sid,
+    pub voters: BTreeSet<Sid>,
+    pub observers: BTreeSet<Sid>,
+    /// Every other server's quorum and election addresses.
+    pub peers: BTreeMap<Sid, PeerAddrs>,
+    pub init_limit_ticks: u64,
+    pub sync_limit_ticks: u64,
+}
+
+/// How often the quorum core is ticked: its timeouts are in ticks of tickTime, and a
+/// heartbeat every half tick, so a finer clock than the tick keeps them prompt.
+const PEER_TICK: Duration = Duration::from_millis(10);
+
+pub struct EnsembleThread {
+    pub driver: Driver,
+    pub from_net: CoreInbox,
+    pub calls: Receiver<CoreCall>,
+    pub peer: Peer,
+    pub transport: Transport,
+    pub disk: rzk_ensemble::DiskStage,
+    pub hasher: rzk_tree::NodeHasher,
+}
+
+/// A client input or forwarded request that waits while the leader's epoch is full.
+enum Held {
+    Net(ToCore),
+    Forwarded(rzk_pipeline::Forwarded),
+}
+
+struct State {
+    links: HashMap<(Sid, Channel), u64>,
+    unproposed: Vec<Txn>,
+    held: VecDeque<Held>,
+    /// Peer inputs raised while carrying out the peer's own actions (a message that could
+    /// not be sent is a broken link), handled after them.
+    deferred: VecDeque<rzk_quorum::Input>,
+    leading: bool,
+    serving: bool,
+    touches_sent_ms: u64,
+    looking_since: Instant,
+}
+
+impl EnsembleThread {
+    /// Runs until shutdown; returns the snapshot thread so the caller can wait for it.
+    pub fn run(mut self) -> Option<std::thread::JoinHandle<()>> {
+        let tick_ms = u64::from(self.driver.config.tick_time_ms);
+        let core_tick = Duration::from_millis((tick_ms / 4).clamp(10, 250));
+        let mut next_peer_tick = Instant::now();
+        let mut next_core_tick = Instant::now() + core_tick;
+        let mut state = State {
+            links: HashMap::new(),
+            unproposed: Vec::new(),
+            held: VecDeque::new(),
+            deferred: VecDeque::new(),
+            leading: false,
+            serving: false,
+            touches_sent_ms: mono_ms(),
+            looking_since: Instant::now(),
+        };
+        let transport_events = self.transport.events().clone();
+        let disk_done = self.disk.completions().clone();
+        let mut calls = self.calls.clone();
+        loop {
+            let timeout = next_peer_tick
+                .min(next_core_tick)
+                .saturating_duration_since(Instant::now());
+            select! {
+                recv(self.from_net.rx) -> message => match message {
+                    Ok(message) => {
+                        self.net(&mut state, message);
+                        self.from_net.handled();
+                    }
+                    Err(_) => return self.stop(),
+                },
+                recv(transport_events) -> event => match event {
+                    Ok(event) => self.transport_event(&mut state, event),
+                    Err(_) => return self.stop(),
+                },
+                recv(disk_done) -> done => match done {
+                    Ok(rzk_ensemble::DiskDone::Done) => {
+                        self.peer_step(&mut state, rzk_quorum::Input::DiskDone)
+                    }
+                    Ok(rzk_ensemble::DiskDone::Failed(reason)) => {
+                        error!(%reason, "the quorum disk stage failed; this server stops rather than vote with a log it cannot trust");
+                        return self.stop();
+                    }
+                    Err(_) => return self.stop(),
+                },
+                recv(calls) -> call => match call {
+                    Ok(call) => call(&self.driver.context()),
+                    Err(_) => calls = crossbeam_channel::never(),
+                },
+                default(timeout) => {}
+            }
+            let now = Instant::now();
+            if now >= next_peer_tick {
+                next_peer_tick = now + PEER_TICK;
+                self.peer_step(&mut state, rzk_quorum::Input::Tick { now_ms: mono_ms() });
+                self.relay_touches(&mut state);
+            }
+            if now >= next_core_tick {
+                next_core_tick = now + core_tick;
+                self.core_step(&mut state, Input::Tick);
+            }
+            self.settle(&mut state);
+            if self.driver.shared.shutting_down.load(Ordering::Relaxed) {
+                return self.stop();
+            }
+        }
+    }
+
+    fn stop(mut self) -> Option<std::thread::JoinHandle<()>> {
+        info!("ensemble server stopping");
+        for l in &self.driver.loops {
+            l.send(ToLoop::Shutdown);
+        }
+        self.transport.stop();
+        self.disk.stop();
+        self.driver.stop()
+    }
+
+    /// Proposes what the leader's core appended, then handles what carrying out actions
+    /// raised, until nothing is left.
+    fn settle(&mut self, state: &mut State) {
+        for _ in 0..64 {
+            self.propose(state);
+            let Some(input) = state.deferred.pop_front() else {
+                return;
+            };
+            self.peer_step(state, input);
+        }
+    }
+
+    fn net(&mut self, state: &mut State, message: ToCore) {
+        if let ToCore::Input(Input::Connect { conn, .. }) = &message {
+            if !state.serving {
+                // ZooKeeper closes client connections while it has no leader.
+                self.driver.loops[loop_of(*conn)].send(ToLoop::Output(
+                    Output::Close {
+                        conn: *conn,
+                        reason: "this server is not serving: no leader yet",
+                    },
+                    None,
+                ));
+                return;
+            }
+        }
+        let holds_txns = matches!(
+            message,
+            ToCore::Input(Input::Connect { .. } | Input::Request { .. })
+        );
+        if holds_txns && self.must_hold(state) {
+            state.held.push_back(Held::Net(message));
+            return;
+        }
+        let mut actions = Actions::default();
+        self.driver
+            .handle(message, (Instant::now(), clocks()), &mut actions);
+        self.core_actions(state, actions);
+    }
+
+    /// A leader whose epoch has no room left holds what could make a txn, in order.
+    fn must_hold(&self, state: &State) -> bool {
+        self.driver.core.is_leader() && (self.driver.core.room() == 0 || !state.held.is_empty())
+    }
+
+    fn feed_held(&mut self, state: &mut State) {
+        while self.driver.core.is_leader() && self.driver.core.room() > 0 {
+            let Some(held) = state.held.pop_front() else {
+                return;
+            };
+            match held {
+                Held::Net(message) => {
+                    let mut actions = Actions::default();
+                    self.driver
+                        .handle(message, (Instant::now(), clocks()), &mut actions);
+                    self.core_actions(state, actions);
+                }
+                Held::Forwarded(f) => self.core_step(state, Input::Forwarded(f)),
+            }
+        }
+    }
+
+    fn transport_event(&mut self, state: &mut State, event: rzk_peer::Event) {
+        match event {
+            rzk_peer::Event::Connected {
+                peer,
+                channel,
+                generation,
+            } => {
+                state.links.insert((peer, channel), generation);
+            }
+            rzk_peer::Event::Disconnected {
+                peer,
+                channel,
+                generation,
+            } => {
+                if state.links.get(&(peer, channel)) == Some(&generation) {
+                    state.links.remove(&(peer, channel));
+                    if channel == Channel::Quorum {
+                        self.peer_step(state, rzk_quorum::Input::Disconnected { peer });
+                    }
+                }
+            }
+            rzk_peer::Event::Frame {
+                peer,
+                channel,
+                generation,
+                frame,
+            } => {
+                if state.links.get(&(peer, channel)) != Some(&generation) {
+                    return;
+                }
+                match frame {
+                    Frame::Message(message) => self.peer_step(
+                        state,
+                        rzk_quorum::Input::Message {
+                            from: peer,
+                            message,
+                        },
+                    ),
+                    Frame::Forward(forwarded) => {
+                        if !self.driver.core.is_leader() {
+                            // Sent while this server led; the learner closes its clients'
+                            // connections when it hears of the new leader.
+                        } else if self.must_hold(state) {
+                            state.held.push_back(Held::Forwarded(forwarded));
+                        } else {
+                            self.core_step(state, Input::Forwarded(forwarded));
+                        }
+                    }
+                    Frame::Hello(_) => unreachable!("the transport takes hellos"),
+                }
+            }
+        }
+    }
+
+    fn relay_touches(&mut self, state: &mut State) {
+        if self.driver.core.is_leader() || !state.serving {
+            return;
+        }
+        let now = mono_ms();
+        let heard = self
+            .driver
+            .core
+            .local_sessions_heard_since(state.touches_sent_ms);
+        state.touches_sent_ms = now;
+        if !heard.is_empty() {
+            self.peer_step(state, rzk_quorum::Input::Touches { sessions: heard });
+        }
+    }
+
+    fn peer_step(&mut self, state: &mut State, input: rzk_quorum::Input) {
+        let mut out = Vec::new();
+        self.peer.step(input, &mut out);
+        for action in out {
+            self.peer_action(state, action);
+        }
+    }
+
+    fn send(&mut self, state: &mut State, to: Sid, frame: Frame) {
+        let channel = match &frame {
+            Frame::Message(Message::Notification { .. }) => Channel::Election,
+            _ => Channel::Quorum,
+        };
+        match state.links.get(&(to, channel)) {
+            Some(&generation) => self.transport.send(to, channel, generation, &frame),
+            // Lost: the quorum core must hear that its connection to `to` is not there
+            // (election messages may be lost freely).
+            None if channel == Channel::Quorum => {
+                let input = rzk_quorum::Input::Disconnected { peer: to };
+                if !state
+                    .deferred
+                    .iter()
+                    .any(|i| matches!(i, rzk_quorum::Input::Disconnected { peer } if *peer == to))
+                {
+                    state.deferred.push_back(input);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn peer_action(&mut self, state: &mut State, action: Action) {
+        match action {
+            Action::Send { to, message } => self.send(state, to, Frame::Message(message)),
+            Action::SendSnapshot { to, zxid } => {
+                let core = &self.driver.core;
+                assert_eq!(
+                    core.released().last_zxid(),
+                    zxid.as_i64(),
+                    "the quorum core asked for a snapshot at another zxid than the tree's"
+                );
+                let sessions: Vec<rzk_snapshot::SessionRecord> = core
+                    .committed_sessions()
+                    .into_iter()
+                    .map(|s| rzk_snapshot::SessionRecord {
+                        id: s.id,
+                        timeout_ms: s.timeout_ms,
+                        passwd: s.passwd,
+                    })
+                    .collect();
+                let started = Instant::now();
+                let data = rzk_snapshot::encode(core.released(), &sessions);
+                info!(
+                    learner = to,
+                    zxid = %zxid,
+                    bytes = data.len(),
+                    encode_ms = started.elapsed().as_millis() as u64,
+                    "sending a snapshot to a learner (SNAP)"
+                );
+                self.send(
+                    state,
+                    to,
+                    Frame::Message(Message::Snap {
+                        zxid,
+                        data: data.into(),
+                    }),
+                );
+            }
+            Action::Disk(request) => self.disk.submit(request),
+            Action::Apply(entries) => self.apply(state, entries),
+            Action::Reset { zxid, data } => {
+                let snapshot = rzk_snapshot::decode_with(&data, self.hasher.clone())
+                    .unwrap_or_else(|e| panic!("the leader's snapshot at {zxid} is corrupt: {e}"));
+                let sessions: Vec<DurableSession> = snapshot
+                    .sessions
+                    .iter()
+                    .map(|s| DurableSession {
+                        id: s.id,
+                        timeout_ms: s.timeout_ms,
+                        passwd: s.passwd,
+                    })
+                    .collect();
+                info!(zxid = %zxid, nodes = snapshot.tree.node_count(), "installed the leader's snapshot (SNAP)");
+                let mut actions = Actions::default();
+                self.driver
+                    .core
+                    .install(snapshot.tree, sessions, &mut actions);
+                self.core_actions(state, actions);
+            }
+            Action::Role(role) => self.role(state, role),
+            Action::SyncDone { id, ok } => self.core_step(state, Input::Synced { id, ok }),
+            Action::Disconnect { peer } => {
+                if let Some(&generation) = state.links.get(&(peer, Channel::Quorum)) {
+                    self.transport.close(peer, Channel::Quorum, generation);
+                }
+            }
+            Action::Touched { sessions } => {
+                if self.driver.core.is_leader() {
+                    self.core_step(
+                        state,
+                        Input::Touches {
+                            session_ids: sessions,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn role(&mut self, state: &mut State, role: Role) {
+        let mut actions = Actions::default();
+        match role {
+            Role::Looking { reason } => {
+                warn!(reason, "no leader: looking for one");
+                state.looking_since = Instant::now();
+                self.driver.mode = None;
+                state.serving = false;
+                state.leading = false;
+                state.unproposed.clear();
+                state.held.clear();
+                self.driver.core.become_learner(&mut actions);
+            }
+            Role::Following {
+                leader,
+                epoch,
+                observer,
+            } => {
+                info!(
+                    leader,
+                    epoch,
+                    observer,
+                    elapsed_ms = state.looking_since.elapsed().as_millis() as u64,
+                    "{} server {leader} in epoch {epoch}",
+                    if observer { "observing" } else { "following" }
+                );
+                self.driver.mode = Some(if observer { "observer" } else { "follower" });
+                state.serving = true;
+                state.leading = false;
+                state.unproposed.clear();
+                state.held.clear();
+                self.driver.core.become_learner(&mut actions);
+            }
+            Role::Leading { epoch, .. } if state.leading => {
+                info!(
+                    epoch,
+                    "the ensemble moved to the next epoch without an election"
+                );
+                self.driver.core.set_epoch(epoch);
+                self.feed_held(state);
+            }
+            Role::Leading { epoch, next_zxid } => {
+                info!(
+                    epoch,
+                    next_zxid = %next_zxid,
+                    elapsed_ms = state.looking_since.elapsed().as_millis() as u64,
+                    "leading epoch {epoch}"
+                );
+                self.driver.mode = Some("leader");
+                state.serving = true;
+                state.leading = true;
+                self.driver.core.become_leader(epoch, &mut actions);
+            }
+        }
+        self.core_actions(state, actions);
+    }
+
+    fn apply(&mut self, state: &mut State, entries: Vec<Entry>) {
+        let Some(last) = entries.last().map(|e| e.zxid) else {
+            return;
+        };
+        if self.driver.core.is_leader() {
+            self.core_step(
+                state,
+                Input::Committed {
+                    zxid: last.as_i64(),
+                },
+            );
+            return;
+        }
+        let mut txns = Vec::new();
+        for entry in &entries {
+            let (txn, digest) = rzk_pipeline::entry::decode(&entry.data)
+                .unwrap_or_else(|e| panic!("committed entry {} does not decode: {e}", entry.zxid));
+            txns.push(txn);
+            if digest.is_some() {
+                let txns = std::mem::take(&mut txns);
+                self.core_step(state, Input::Replicated { txns, digest });
+            }
+        }
+        if !txns.is_empty() {
+            self.core_step(state, Input::Replicated { txns, digest: None });
+        }
+    }
+
+    fn core_step(&mut self, state: &mut State, input: Input) {
+        let mut actions = Actions::default();
+        self.driver.core.step(clocks(), input, &mut actions);
+        self.core_actions(state, actions);
+    }
+
+    fn core_actions(&mut self, state: &mut State, mut actions: Actions) {
+        state.unproposed.append(&mut actions.append);
+        if let Some(d) = actions.diverged.take() {
+            error!(
+                zxid = format_args!("{:#x}", d.zxid),
+                ours = format_args!("{:#x}", d.ours),
+                leaders = format_args!("{:#x}", d.leaders),
+                "this server's tree differs from its leader's (digest mismatch): resynchronising"
+            );
+            rzk_metrics::metrics().digest_mismatches.inc();
+            if let Some(leader) = self.peer.status().leader {
+                if let Some(&generation) = state.links.get(&(leader, Channel::Quorum)) {
+                    self.transport.close(leader, Channel::Quorum, generation);
+                }
+            }
+        }
+        for forwarded in actions.forward.drain(..) {
+            match self.peer.status().leader {
+                Some(leader) if leader != self.peer.config().me => {
+                    self.send(state, leader, Frame::Forward(forwarded))
+                }
+                // No leader: the client's connection closes when this server changes role.
+                _ => {}
+            }
+        }
+        let syncs = std::mem::take(&mut actions.syncs);
+        self.driver.carry_out(&mut actions, None);
+        for id in syncs {
+            self.peer_step(state, rzk_quorum::Input::Sync { id });
+        }
+    }
+
+    /// The leader's appended txns, as one proposal: one seal (the only tree the core keeps
+    /// for them), one log write, one PROPOSAL per follower.
+    fn propose(&mut self, state: &mut State) {
+        if state.unproposed.is_empty() || !self.driver.core.is_leader() {
+            return;
+        }
+        let first = Zxid::from_i64(state.unproposed[0].zxid);
+        let expected = self.peer.next_zxid();
+        assert_eq!(
+            expected,
+            Some(first),
+            "the pipeline numbered {first}; the quorum core expects {expected:?}"
+        );
+        self.driver.core.seal_batch();
+        let digest = self.driver.core.proposed_digest();
+        let txns = std::mem::take(&mut state.unproposed);
+        let count = txns.len();
+        let entries: Vec<Entry> = txns
+            .iter()
+            .enumerate()
+            .map(|(i, txn)| Entry {
+                zxid: Zxid::from_i64(txn.zxid),
+                data: rzk_pipeline::entry::encode(txn, if i + 1 == count { digest } else { None })
+                    .into(),
+            })
+            .collect();
+        let mut out = Vec::new();
+        self.peer
+            .propose(entries, &mut out)
+            .expect("next_zxid said this leader takes proposals");
+        for action in out {
+            self.peer_action(state, action);
+        }
+    }
+}
+
+/// Starts every part of an ensemble server and runs it until shutdown: the data from disk
+/// (the snapshot into the pipeline; the log after it into the quorum core, which applies
+/// what it learns is committed), the disk stage, the peer transport on this server's quorum
+/// and election addresses, the client event loops, and the core thread.
+pub fn run(
+    config: crate::config::Config,
+    setup: EnsembleSetup,
+    listen: PeerAddrs,
+    net_threads: usize,
+) -> Result<(), String> {
+    use rzk_net::{now_ms, NetConfig, Shared};
+    use std::sync::Arc;
+
+    use rzk_wal::Storage as _;
+
+    use crate::{driver, fourlw, http, stages, storage};
+
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
+    let sync = if config.force_sync {
+        rzk_wal::SyncMode::Data
+    } else {
+        warn!("forceSync=no: the log is NOT synced; this server may ACK what it then loses in a crash. For tests only.");
+        rzk_wal::SyncMode::None
+    };
+    let seed = now_ms() ^ u64::from(std::process::id()) << 32;
+    let hasher = rzk_tree::NodeHasher::seeded(seed);
+    let loaded = storage::load(
+        &config.data_dir,
+        &config.data_log_dir,
+        sync,
+        config.wal_backend,
+        hasher.clone(),
+    )?;
+    let snap_dir = storage::snapshot_dir(&config.data_dir);
+    let last_zxid = Zxid::from_i64(loaded.recovered.last_zxid.max(loaded.snapshot_zxid));
+    let epoch = |which| {
+        rzk_snapshot::read_epoch(&snap_dir, which)
+            .map(|e| e.unwrap_or(last_zxid.epoch))
+            .map_err(|e| format!("cannot read an epoch file: {e}"))
+    };
+    let persisted = rzk_quorum::Persisted {
+        accepted_epoch: epoch(rzk_snapshot::EpochFile::Accepted)?,
+        current_epoch: epoch(rzk_snapshot::EpochFile::Current)?,
+        snapshot_zxid: Zxid::from_i64(loaded.snapshot_zxid),
+        log: loaded
+            .recovered
+            .txns
+            .iter()
+            .map(|txn| Entry {
+                zxid: Zxid::from_i64(txn.zxid),
+                data: rzk_pipeline::entry::encode(txn, None).into(),
+            })
+            .collect(),
+    };
+    let core_config = rzk_pipeline::CoreConfig {
+        limits: rzk_session::TimeoutLimits {
+            min_ms: config.min_session_timeout(),
+            max_ms: config.max_session_timeout(),
+        },
+        extended_types: config.extended_types,
+        container_check_interval_ms: config.container_check_interval_ms,
+        server_id: setup.me as u8,
+        seed,
+        tick_ms: u64::from(config.tick_time_ms),
+    };
+    // The pipeline starts from the snapshot alone: the log after it may hold txns that were
+    // never committed, and the quorum core applies only what it learns is.
+    let mut core =
+        rzk_pipeline::Core::recover(core_config, loaded.tree, loaded.sessions, &[], clocks());
+    core.join_ensemble(u32::MAX - 1);
+    core.become_learner(&mut Actions::default());
+    info!(
+        myid = setup.me,
+        snapshot_zxid = format_args!("{:#x}", loaded.snapshot_zxid),
+        logged_txns = persisted.log.len(),
+        accepted_epoch = persisted.accepted_epoch,
+        current_epoch = persisted.current_epoch,
+        "recovered; joining the ensemble"
+    );
+    let peer_config = rzk_quorum::Config {
+        me: setup.me,
+        voters: setup.voters.clone(),
+        observers: setup.observers.clone(),
+        tick_ms: u64::from(config.tick_time_ms),
+        init_limit_ticks: setup.init_limit_ticks,
+        sync_limit_ticks: setup.sync_limit_ticks,
+        // ZooKeeper's finalizeWait floor; notifications are re-sent at this pace too.
+        finalize_wait_ms: 200,
+        notify_interval_ms: 200,
+        // ZooKeeper's commitLogCount: a learner this far behind gets a DIFF.
+        diff_window_txns: 500,
+        counter_limit: u32::MAX - 1,
+        diff_chunk_txns: 1000,
+        plant: rzk_quorum::Plant::None,
+    };
+    let peer = Peer::new(peer_config, persisted, mono_ms());
+    let wal = rzk_wal::WalWriter::open(
+        loaded.storage.handle(),
+        &loaded.recovered,
+        config.pre_alloc_size_kb * 1024,
+    )
+    .map_err(|e| format!("cannot open the transaction log for writing: {e}"))?;
+    let disk = rzk_ensemble::DiskStage::spawn(
+        wal,
+        loaded.storage.handle(),
+        snap_dir,
+        config.pre_alloc_size_kb * 1024,
+    )
+    .map_err(|e| format!("cannot start the disk stage: {e}"))?;
+    let bind = |addr: std::net::SocketAddr, key: &str| {
+        std::net::TcpListener::bind(addr).map_err(|e| {
+            format!(
+                "cannot listen on {addr} (server.{}'s {key} port): {e}",
+                setup.me
+            )
+        })
+    };
+    let quorum_listener = bind(listen.quorum, "quorum")?;
+    let election_listener = bind(listen.election, "election")?;
+    let transport = Transport::start(
+        rzk_peer::TransportConfig::new(setup.me, setup.peers.clone()),
+        quorum_listener,
+        election_listener,
+    )
+    .map_err(|e| format!("cannot start the peer transport: {e}"))?;
+
+    let addr = config.client_addr();
+    let listener = mio::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
+    let shared = Arc::new(Shared::new(core.released().clone()));
+    let (to_core, from_net) = rzk_net::CoreLink::new();
+    let net_config = NetConfig {
+        max_frame_bytes: config.jute_max_buffer_bytes,
+        max_client_cnxns: config.max_client_cnxns,
+        handshake_timeout_ms: (config.tick_time_ms as u64 * 5).max(10_000),
+        four_letter_words: config.four_letter_words.clone(),
+        super_digest: config.super_digest.clone(),
+        loop_count: net_threads.max(1),
+        slow_request_ms: config.slow_request_ms,
+    };
+    let (loops, loop_threads) =
+        rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core.clone())
+            .map_err(|e| format!("cannot start event loops: {e}"))?;
+    // The snapshotter's purges go to the disk stage, which owns the log.
+    let (to_log, log_commands) = crossbeam_channel::unbounded();
+    let purger = disk.purger();
+    std::thread::Builder::new()
+        .name("rzk-purge".into())
+        .spawn(move || {
+            for command in log_commands {
+                if let crate::log_stage::LogCommand::PurgeBefore(zxid) = command {
+                    purger.purge_before(zxid);
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the purge thread: {e}"))?;
+    let snapshotter = storage::spawn_snapshotter(
+        &config.data_dir,
+        (config.autopurge_snap_retain_count as usize).max(rzk_snapshot::SNAP_RETAIN_COUNT_MIN),
+        config.autopurge_purge_interval_hours > 0,
+        to_log.clone(),
+    )
+    .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
+    let snapshots = driver::SnapshotPolicy::new(
+        snapshotter,
+        config.snap_count,
+        loaded.snapshot_zxid,
+        now_ms(),
+    );
+    crate::install_signal_handlers(shared.clone(), loops.clone())?;
+    let (calls_tx, calls) = crossbeam_channel::unbounded();
+    let endpoints: Vec<http::Endpoint> = [
+        http::spawn_admin(&config, calls_tx.clone()),
+        http::spawn_metrics(&config, calls_tx),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    info!(%addr, myid = setup.me, quorum = %listen.quorum, election = %listen.election,
+        voters = ?setup.voters, observers = ?setup.observers,
+        "rzk {} serving in an ensemble (ZooKeeper protocol {})",
+        env!("CARGO_PKG_VERSION"), fourlw::ZOOKEEPER_PROTOCOL_VERSION);
+    let released_zxid = core.released().last_zxid();
+    let batch_limits = config.batch;
+    let driver = Driver {
+        core,
+        config,
+        shared,
+        to_log,
+        loops,
+        snapshots,
+        clock: stages::StageClock::default(),
+        inline_log: None,
+        batch_limits,
+        handed_zxid: released_zxid,
+        durable_zxid: released_zxid,
+        woken: Vec::new(),
+        stopped: false,
+        mode: None,
+    };
+    drop(to_core);
+    let snapshot_thread = EnsembleThread {
+        driver,
+        from_net,
+        calls,
+        peer,
+        transport,
+        disk,
+        hasher,
+    }
+    .run();
+    for endpoint in endpoints {
+        endpoint.stop();
+    }
+    for t in loop_threads {
+        let _ = t.join();
+    }
+    if let Some(thread) = snapshot_thread {
+        let _ = thread.join();
+    }
+    info!("rzk stopped");
+    Ok(())
+}
+
+/// The ensemble zoo.cfg describes, with this server's id from `dataDir/myid`; None for a
+/// standalone server (one server listed, or none). Errors name the line and key, or the
+/// myid file.
+pub fn setup(config: &crate::config::Config) -> Result<Option<(EnsembleSetup, PeerAddrs)>, String> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+
+    if config.servers.len() < 2 {
+        return Ok(None);
+    }
+    let myid_path = config.data_dir.join("myid");
+    let myid_text = std::fs::read_to_string(&myid_path).map_err(|e| {
+        format!(
+            "{}: {e}: every server of an ensemble needs its server id (the N of its server.N line) in this file",
+            myid_path.display()
+        )
+    })?;
+    let me: Sid = myid_text.trim().parse().map_err(|_| {
+        format!(
+            "{}: holds {:?}, not a server id",
+            myid_path.display(),
+            myid_text.trim()
+        )
+    })?;
+    let mut voters = BTreeSet::new();
+    let mut observers = BTreeSet::new();
+    let mut addrs: BTreeMap<Sid, PeerAddrs> = BTreeMap::new();
+    let mut lines: BTreeMap<Sid, usize> = BTreeMap::new();
+    let mut used: BTreeMap<SocketAddr, (usize, Sid)> = BTreeMap::new();
+    for (line, id, value) in &config.servers {
+        let at = |problem: String| format!("line {line}: server.{id}: {problem}");
+        if let Some(first) = lines.insert(*id, *line) {
+            return Err(at(format!(
+                "server.{id} is listed twice (first on line {first})"
+            )));
+        }
+        // host:quorumPort:electionPort[:participant|:observer][;[clientAddress:]clientPort]
+        let quorum_part = value.split(';').next().unwrap_or_default();
+        let (host, rest) = match quorum_part.strip_prefix('[') {
+            Some(v6) => {
+                let (host, rest) = v6
+                    .split_once(']')
+                    .ok_or_else(|| at(format!("{value:?}: an IPv6 address lacks its ]")))?;
+                (host, rest.strip_prefix(':').unwrap_or(rest))
+            }
+            None => quorum_part
+                .split_once(':')
+                .ok_or_else(|| at(format!("{value:?} is not host:quorumPort:electionPort")))?,
+        };
+        let mut fields = rest.split(':');
+        let port = |field: Option<&str>, what: &str| {
+            field
+                .and_then(|p| p.trim().parse::<u16>().ok())
+                .filter(|&p| p != 0)
+                .ok_or_else(|| {
+                    at(format!(
+                        "{value:?}: the {what} port is missing or not a port"
+                    ))
+                })
+        };
+        let quorum_port = port(fields.next(), "quorum")?;
+        let election_port = port(fields.next(), "election")?;
+        let observer = match fields.next().map(str::trim) {
+            None | Some("participant") => false,
+            Some("observer") => true,
+            Some(other) => {
+                return Err(at(format!(
+                    "{other:?}: the role after the ports is participant or observer"
+                )))
+            }
+        };
+        let resolve = |port: u16| {
+            (host, port)
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| at(format!("cannot resolve the host {host:?}")))
+        };
+        let peer = PeerAddrs {
+            quorum: resolve(quorum_port)?,
+            election: resolve(election_port)?,
+        };
+        for addr in [peer.quorum, peer.election] {
+            if let Some((other_line, other)) = used.insert(addr, (*line, *id)) {
+                return Err(at(format!(
+                    "{addr} is already used by server.{other} (line {other_line})"
+                )));
+            }
+        }
+        if observer {
+            observers.insert(*id);
+        } else {
+            voters.insert(*id);
+        }
+        addrs.insert(*id, peer);
+    }
+    let Some(&listen) = addrs.get(&me) else {
+        return Err(format!(
+            "{}: myid {me} is not one of the server.N lines ({:?})",
+            myid_path.display(),
+            addrs.keys().collect::<Vec<_>>()
+        ));
+    };
+    if voters.is_empty() {
+        return Err("every listed server is an observer: an ensemble needs voters".into());
+    }
+    if observers.contains(&me) != config.peer_type_observer {
+        warn!(
+            myid = me,
+            "peerType and this server's server.N line disagree on whether it observes; the server.N line wins"
+        );
+    }
+    if voters.len() % 2 == 0 {
+        warn!(
+            voters = voters.len(),
+            "an even number of voters tolerates no more failures than one fewer would"
+        );
+    }
+    addrs.remove(&me);
+    Ok(Some((
+        EnsembleSetup {
+            me,
+            voters,
+            observers,
+            peers: addrs,
+            init_limit_ticks: u64::from(config.init_limit),
+            sync_limit_ticks: u64::from(config.sync_limit),
+        },
+        listen,
+    )))
+}
