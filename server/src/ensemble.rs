@@ -324,7 +324,24 @@ impl EnsembleThread {
 
     fn peer_action(&mut self, state: &mut State, action: Action) {
         match action {
-            Action::Send { to, message } => self.send(state, to, Frame::Message(message)),
+            Action::Send { to, message } => {
+                match &message {
+                    Message::Diff { entries } => info!(
+                        learner = to,
+                        txns = entries.len(),
+                        first = ?entries.first().map(|e| e.zxid),
+                        last = ?entries.last().map(|e| e.zxid),
+                        "syncing a learner by DIFF"
+                    ),
+                    Message::Trunc { after } => info!(
+                        learner = to,
+                        after = %after,
+                        "syncing a learner by TRUNC"
+                    ),
+                    _ => {}
+                }
+                self.send(state, to, Frame::Message(message))
+            }
             Action::SendSnapshot { to, zxid } => {
                 let core = &self.driver.core;
                 assert_eq!(
@@ -348,7 +365,7 @@ impl EnsembleThread {
                     zxid = %zxid,
                     bytes = data.len(),
                     encode_ms = started.elapsed().as_millis() as u64,
-                    "sending a snapshot to a learner (SNAP)"
+                    "syncing a learner by SNAP"
                 );
                 self.send(
                     state,

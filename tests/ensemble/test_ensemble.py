@@ -151,3 +151,92 @@ def test_killing_the_leader_under_load_loses_no_acknowledged_write(ensemble_fact
         finally:
             c.stop()
             c.close()
+
+
+def _count_children(hosts, path):
+    c = client(hosts)
+    try:
+        c.sync(path)
+        return len(c.get_children(path))
+    finally:
+        c.stop()
+        c.close()
+
+
+def _write_many(hosts, path, start, count):
+    c = client(hosts)
+    try:
+        c.ensure_path(path)
+        for i in range(start, start + count):
+            c.create("%s/n%06d" % (path, i), b"v")
+    finally:
+        c.stop()
+        c.close()
+
+
+def _log_has(server, needle, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in server.log_path.read_text(errors="replace"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.skipif(TARGET != "rzk", reason="reads rzk's own sync log lines")
+def test_a_follower_back_after_a_short_outage_syncs_by_diff_after_a_long_one_by_snap(ensemble_factory):
+    e = ensemble_factory(voters=3)
+    leader = e.leader()
+    follower = [s for s in e.ids if s != leader][0]
+    others = [s for s in e.ids if s != follower]
+    _write_many(e.hosts(others), "/d", 0, 20)
+    e.kill(follower)
+    _write_many(e.hosts(others), "/d", 20, 30)
+    e[follower].launch()
+    e[follower].wait_ready()
+    assert _log_has(e[leader], "syncing a learner by DIFF"), e.log_tails()
+    assert _count_children(e[follower].hosts, "/d") == 50
+    # Far behind: more than the leader keeps in memory for DIFF (500 txns).
+    e.kill(follower)
+    _write_many(e.hosts(others), "/d", 50, 700)
+    e[follower].launch()
+    e[follower].wait_ready()
+    assert _log_has(e[leader], "syncing a learner by SNAP"), e.log_tails()
+    assert _count_children(e[follower].hosts, "/d") == 750
+    # Restarted once more, it recovers from the installed snapshot and its log.
+    e[follower].stop()
+    e[follower].launch()
+    e[follower].wait_ready()
+    assert _count_children(e[follower].hosts, "/d") == 750
+
+
+def test_every_server_killed_at_once_restarts_with_every_acknowledged_write(ensemble_factory):
+    e = ensemble_factory(voters=3)
+    e.leader()
+    _write_many(e.hosts(), "/all", 0, 200)
+    for sid in e.ids:
+        e.kill(sid)
+    e.start()
+    e.leader()
+    for sid in e.ids:
+        assert _count_children(e[sid].hosts, "/all") == 200, sid
+
+
+def test_a_rolling_restart_keeps_sessions_and_their_ephemerals(ensemble_factory):
+    e = ensemble_factory(voters=3)
+    e.leader()
+    c = client(e.hosts())
+    try:
+        c.create("/rolling", b"", ephemeral=True)
+        session = c.client_id[0]
+        for sid in e.ids:
+            e[sid].stop()
+            e[sid].launch()
+            e[sid].wait_ready()
+            e.leader()
+            c.sync("/")
+            assert c.client_id[0] == session
+            assert c.exists("/rolling") is not None, "ephemeral lost after restarting s%d" % sid
+    finally:
+        c.stop()
+        c.close()
