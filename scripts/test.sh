@@ -8,7 +8,8 @@
 #      of the ensemble simulator (`rzk sim`) (all skipped only when RZK_SKIP_CARGO=1);
 #   4. runs pytest tests/ against the server chosen by ZK_TARGET (default rzk, the
 #      binary at RZK_BIN=target/debug/rzk; ZK_TARGET=apache runs the same tests
-#      against Apache ZooKeeper, the reference).
+#      against Apache ZooKeeper, the reference), then the client suites (kazoo's and the
+#      Java client's) once more against a 3-server ensemble (ZK_TOPOLOGY=ensemble).
 # Extra arguments go to pytest, e.g.: bash scripts/test.sh -k watches -x
 set -euo pipefail
 
@@ -89,5 +90,8 @@ step "pytest tests/ (ZK_TARGET=${ZK_TARGET:-rzk})"
 export RZK_BIN="${RZK_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/rzk}"
 export ZK_TARGET="${ZK_TARGET:-rzk}"
 "$VENV/bin/python" -m pytest tests/ "$@"
+
+step "pytest tests/compat tests/java against a 3-server ensemble (ZK_TOPOLOGY=ensemble)"
+ZK_TOPOLOGY=ensemble "$VENV/bin/python" -m pytest tests/compat tests/java "$@"
 
 step "all tests passed"

@@ -15,13 +15,35 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 from kazoo.client import KazooClient  # noqa: E402  (a missing kazoo must fail collection)
 
+from zkensemble import Ensemble  # noqa: E402
 from zkserver import ZkServer, rzk_bin  # noqa: E402
 
 TARGET = os.environ.get("ZK_TARGET", "rzk")
+# ZK_TOPOLOGY=ensemble runs the client suites against a 3-voter ensemble of ZK_TARGET
+# servers (clients spread over the three) instead of one standalone server.
+TOPOLOGY = os.environ.get("ZK_TOPOLOGY", "standalone")
 
 # Reconnect quickly and forever: session tests drop connections on purpose and
 # must not wait for kazoo's default back-off.
 FAST_RETRY = dict(max_tries=-1, delay=0.05, backoff=1.5, max_jitter=0.05, max_delay=0.5)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "standalone_only: checks what one standalone server answers about itself (its "
+        "four-letter words, its AdminServer, the sessions on it); skipped when "
+        "ZK_TOPOLOGY=ensemble, whose clients may be on any server",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if TOPOLOGY != "ensemble":
+        return
+    skip = pytest.mark.skip(reason="standalone_only: asks one server about itself")
+    for item in items:
+        if "standalone_only" in item.keywords:
+            item.add_marker(skip)
 
 
 def pytest_report_header(config):
@@ -69,10 +91,64 @@ def zk_server_factory(tmp_path):
         server.stop()
 
 
+class EnsembleAsServer:
+    """A 3-voter ensemble where the suites expect one server: clients get every server's
+    address; four-letter words, the port and the data dir are server 1's; a kill or a
+    restart takes the whole ensemble down and up again."""
+
+    def __init__(self, ensemble):
+        self.ensemble = ensemble
+        self.kind = ensemble.kind
+        first = ensemble[ensemble.ids[0]]
+        self.port = first.port
+        self.data_dir = first.data_dir
+
+    @property
+    def hosts(self):
+        return self.ensemble.hosts()
+
+    def four_letter(self, word, **kw):
+        return self.ensemble[self.ensemble.ids[0]].four_letter(word, **kw)
+
+    def log_tail(self, lines=60):
+        return self.ensemble.log_tails(lines)
+
+    def start(self):
+        self.ensemble.start()
+        self.ensemble.leader()
+        return self
+
+    def kill(self):
+        for sid in self.ensemble.ids:
+            self.ensemble.kill(sid)
+
+    def restart(self):
+        self.ensemble.stop_all()
+        return self.start()
+
+    def stop(self):
+        self.ensemble.stop_all()
+
+
 @pytest.fixture
-def zk_server(zk_server_factory):
-    """A started standalone server of kind ZK_TARGET in a fresh directory."""
-    return zk_server_factory("server")
+def zk_server(zk_server_factory, tmp_path):
+    """A started server of kind ZK_TARGET in a fresh directory: standalone, or a 3-voter
+    ensemble standing in for one (ZK_TOPOLOGY=ensemble)."""
+    if TOPOLOGY == "standalone":
+        yield zk_server_factory("server")
+        return
+    if TOPOLOGY != "ensemble":
+        pytest.fail("ZK_TOPOLOGY must be 'standalone' or 'ensemble', not %r" % TOPOLOGY, pytrace=False)
+    _check_target()
+    ensemble = Ensemble(TARGET, tmp_path / "ensemble", voters=3, tick_time=2000)
+    server = EnsembleAsServer(ensemble)
+    try:
+        server.start()
+    except Exception as e:
+        ensemble.stop_all()
+        pytest.fail("ensemble failed to start: %s\n%s" % (e, ensemble.log_tails()), pytrace=False)
+    yield server
+    server.stop()
 
 
 @pytest.fixture

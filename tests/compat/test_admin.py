@@ -285,6 +285,7 @@ def busy_client(zk_factory, server):
 # --- tests -------------------------------------------------------------------
 
 
+@pytest.mark.standalone_only
 def test_off_unless_enabled(zk_server):
     """The harness leaves admin.enableServer=false: nothing listens on the admin port."""
     with pytest.raises(urllib.error.URLError):

@@ -41,6 +41,7 @@ def test_isro(zk_server):
     assert zk_server.four_letter("isro") == "rw"
 
 
+@pytest.mark.standalone_only
 def test_srvr(zk_server, zk):
     _, stat = zk.create("/n", include_data=True)
     text = zk_server.four_letter("srvr")
@@ -76,6 +77,7 @@ def test_node_count_follows_creates_and_deletes(zk_server, zk):
     assert count() == base + 1
 
 
+@pytest.mark.standalone_only
 def test_stat(zk_server, zk):
     text = zk_server.four_letter("stat")
     assert text.startswith("Zookeeper version: ")
@@ -109,6 +111,7 @@ def test_conf_reflects_session_bounds(zk_server_factory):
     assert conf["maxSessionTimeout"] == "9000"
 
 
+@pytest.mark.standalone_only
 def test_cons(zk_server, zk):
     zk.create("/x")
     zk.get("/x")
@@ -123,6 +126,7 @@ def test_cons(zk_server, zk):
     assert text.endswith("\n\n")
 
 
+@pytest.mark.standalone_only
 def test_crst_resets_connection_stats(zk_server, zk):
     for i in range(5):
         zk.exists("/")
@@ -133,6 +137,7 @@ def test_crst_resets_connection_stats(zk_server, zk):
     assert "sent=0" in line
 
 
+@pytest.mark.standalone_only
 def test_srst_resets_server_stats(zk_server, zk):
     for i in range(20):
         zk.exists("/")
@@ -141,6 +146,7 @@ def test_srst_resets_server_stats(zk_server, zk):
     assert int(parse_colon_lines(zk_server.four_letter("srvr"))["Received"]) < 20
 
 
+@pytest.mark.standalone_only
 def test_mntr(zk_server, zk, zk_factory):
     zk.create("/m", b"12345")
     zk.create("/e1", ephemeral=True)
@@ -161,6 +167,7 @@ def test_mntr(zk_server, zk, zk_factory):
     assert int(m["zk_approximate_data_size"]) >= 5
 
 
+@pytest.mark.standalone_only
 def test_mntr_counts_connections(zk_server, zk_factory):
     def alive():
         return int(parse_mntr(zk_server.four_letter("mntr"))["zk_num_alive_connections"])
@@ -184,6 +191,7 @@ def test_envi(zk_server, zk):
     assert len(version) >= 2 and version >= (3, 5)
 
 
+@pytest.mark.standalone_only
 def test_watch_words(zk_server, zk, zk_factory):
     """wchs/wchc/wchp list data and exists watches; Apache 3.8 leaves child watches out."""
     other = zk_factory()

@@ -343,6 +343,7 @@ def cons_timeout_for(server, session_id):
     raise AssertionError("session 0x%x not in cons output:\n%s" % (session_id, text))
 
 
+@pytest.mark.standalone_only
 @pytest.mark.parametrize("requested_s, negotiated_ms", [(1.0, 4000), (15.0, 15000), (100.0, 40000)])
 def test_kazoo_session_timeout_negotiation(zk_server, zk_factory, requested_s, negotiated_ms):
     client = zk_factory(timeout=requested_s)

@@ -6,9 +6,29 @@ Every server gets the same server.N lines (observers marked ``:observer`` and gi
 are ever signalled, always by PID (zkserver.py's safety net kills leftovers).
 """
 
+import socket
 import time
 
-from zkserver import START_TIMEOUT_S, ZkServer, free_port
+from zkserver import START_TIMEOUT_S, ZkServer
+
+
+def _distinct_ports(count, taken):
+    """`count` free ports on 127.0.0.1, distinct from each other and from `taken`: the
+    sockets stay bound until all are picked, so the kernel cannot hand one out twice."""
+    sockets = []
+    ports = []
+    try:
+        while len(ports) < count:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(s)
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+    finally:
+        for s in sockets:
+            s.close()
+    return ports
 
 
 class Ensemble:
@@ -16,14 +36,19 @@ class Ensemble:
         self.kind = kind
         self.ids = list(range(1, voters + observers + 1))
         self.observers = set(range(voters + 1, voters + observers + 1))
-        ports = {sid: (free_port(), free_port()) for sid in self.ids}
-        lines = {}
-        for sid in self.ids:
-            quorum, election = ports[sid]
-            role = ":observer" if sid in self.observers else ""
-            lines["server.%d" % sid] = "127.0.0.1:%d:%d%s" % (quorum, election, role)
         self.servers = {}
         for sid in self.ids:
+            server = ZkServer(kind, workdir / ("s%d" % sid), extra_cfg=extra_cfg, tick_time=tick_time)
+            (server.data_dir / "myid").write_text("%d\n" % sid)
+            self.servers[sid] = server
+        # Quorum and election ports, distinct from each other and from every server's own.
+        taken = {p for s in self.servers.values() for p in (s.port, s.admin_port, s.metrics_port)}
+        ports = _distinct_ports(2 * len(self.ids), taken)
+        lines = {}
+        for i, sid in enumerate(self.ids):
+            role = ":observer" if sid in self.observers else ""
+            lines["server.%d" % sid] = "127.0.0.1:%d:%d%s" % (ports[2 * i], ports[2 * i + 1], role)
+        for sid, server in self.servers.items():
             cfg = {
                 # ZooKeeper's own timing, scaled to the tick: a leader is declared dead after
                 # syncLimit ticks, followers have initLimit ticks to sync.
@@ -34,9 +59,8 @@ class Ensemble:
             if sid in self.observers:
                 cfg["peerType"] = "observer"
             cfg.update(extra_cfg or {})
-            server = ZkServer(kind, workdir / ("s%d" % sid), extra_cfg=cfg, tick_time=tick_time)
-            (server.data_dir / "myid").write_text("%d\n" % sid)
-            self.servers[sid] = server
+            server.extra_cfg = cfg
+            server._write_cfg()
 
     def __getitem__(self, sid):
         return self.servers[sid]

@@ -214,15 +214,18 @@ public final class ClientCompat {
         openClients.remove(zk);
     }
 
+    /** Whether every server of the connect string (one, or an ensemble's) accepts TCP. */
     static boolean reachable() {
-        int colon = hosts.lastIndexOf(':');
-        try (java.net.Socket sock = new java.net.Socket()) {
-            sock.connect(new java.net.InetSocketAddress(hosts.substring(0, colon),
-                    Integer.parseInt(hosts.substring(colon + 1))), 3_000);
-            return true;
-        } catch (Exception e) {
-            return false;
+        for (String host : hosts.split(",")) {
+            int colon = host.lastIndexOf(':');
+            try (java.net.Socket sock = new java.net.Socket()) {
+                sock.connect(new java.net.InetSocketAddress(host.substring(0, colon),
+                        Integer.parseInt(host.substring(colon + 1))), 3_000);
+            } catch (Exception e) {
+                return false;
+            }
         }
+        return true;
     }
 
     static CuratorFramework curator() throws Exception {
@@ -1407,6 +1410,13 @@ public final class ClientCompat {
         }
     }
 
+    /** zk.sync(path), waited for: later reads of this session see every earlier write. */
+    static void syncNow(ZooKeeper zk, String path) throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        zk.sync(path, (rc, p, ctx) -> done.countDown(), null);
+        expect(done.await(10, TimeUnit.SECONDS), "sync of " + path + " answered");
+    }
+
     static void checkAcl() throws Exception {
         ZooKeeper zk = connect();
         ZooKeeper anon = connect();
@@ -1419,6 +1429,10 @@ public final class ClientCompat {
             List<ACL> aliceAll = Collections.singletonList(new ACL(Perms.ALL, new Id("digest", id)));
             String p = dir + "/private";
             zk.create(p, bytes("hidden"), aliceAll, CreateMode.PERSISTENT);
+            // The other sessions may be on other servers of an ensemble: a read there sees the
+            // node only after a sync (ZooKeeper's guarantee is per session).
+            syncNow(anon, p);
+            syncNow(wrong, p);
 
             expectCode(Code.NOAUTH, () -> anon.getData(p, false, null), "read without auth");
             expect(anon.exists(p, false) != null, "exists needs no permission");

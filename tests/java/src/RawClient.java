@@ -31,7 +31,9 @@ final class RawClient implements AutoCloseable {
     final long sessionId;
     final int negotiatedTimeout;
 
-    RawClient(String hostPort, int timeoutMs) throws IOException {
+    RawClient(String connectString, int timeoutMs) throws IOException {
+        // A raw connection goes to one server: the first of an ensemble's connect string.
+        String hostPort = connectString.split(",")[0];
         int colon = hostPort.lastIndexOf(':');
         String host = hostPort.substring(0, colon);
         int port = Integer.parseInt(hostPort.substring(colon + 1));
