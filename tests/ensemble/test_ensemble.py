@@ -240,3 +240,84 @@ def test_a_rolling_restart_keeps_sessions_and_their_ephemerals(ensemble_factory)
     finally:
         c.stop()
         c.close()
+
+
+def test_a_paused_leader_is_deposed_and_rejoins_without_losing_what_was_acknowledged(ensemble_factory):
+    # SIGSTOP cuts the leader off as a partition would: the others stop hearing it.
+    e = ensemble_factory(voters=3)
+    old = e.leader()
+    others = [s for s in e.ids if s != old]
+    _write_many(e.hosts(), "/p", 0, 20)
+    e[old].pause()
+    try:
+        deadline = time.monotonic() + 30
+        new = None
+        while time.monotonic() < deadline and new is None:
+            modes = {s: e.mode(s) for s in others}
+            new = next((s for s, m in modes.items() if m == "leader"), None)
+            time.sleep(0.05)
+        assert new is not None, e.log_tails()
+        _write_many(e.hosts(others), "/p", 20, 30)
+    finally:
+        e[old].resume()
+    # The deposed leader finds the new one and serves what the majority acknowledged.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and e.mode(old) not in ("follower",):
+        time.sleep(0.05)
+    assert e.mode(old) == "follower", e.log_tails()
+    for sid in e.ids:
+        assert _count_children(e[sid].hosts, "/p") == 50, sid
+
+
+def test_five_voters_and_an_observer_survive_two_failures(ensemble_factory):
+    e = ensemble_factory(voters=5, observers=1)
+    leader = e.leader()
+    victims = [leader, [s for s in e.ids if s not in (leader, 6)][0]]
+    for v in victims:
+        e.kill(v)
+    survivors = [s for s in e.ids if s not in victims]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        modes = {s: e.mode(s) for s in survivors}
+        if "leader" in modes.values() and None not in modes.values():
+            break
+        time.sleep(0.05)
+    assert "leader" in modes.values() and modes[6] == "observer", modes
+    # Writes through the observer are forwarded and committed by the remaining majority.
+    _write_many(e[6].hosts, "/five", 0, 25)
+    for sid in survivors:
+        assert _count_children(e[sid].hosts, "/five") == 25, sid
+
+
+def test_a_session_moves_to_another_server_with_its_ephemerals_and_watches(ensemble_factory):
+    e = ensemble_factory(voters=3)
+    e.leader()
+    a, b = e.ids[0], e.ids[1]
+    # Server a first (kazoo tries hosts in order when not randomising), then b.
+    c = client(e.hosts([a, b]), randomize_hosts=False)
+    watcher = client(e[b].hosts)
+    fired = threading.Event()
+    try:
+        c.create("/moving", b"", ephemeral=True)
+        session = c.client_id
+        c.exists("/watched", watch=lambda event: fired.set())
+        # Server a goes away; the client moves to b with the same session.
+        e[a].stop()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                c.sync("/")
+                break
+            except KazooException:
+                assert time.monotonic() < deadline, "the session did not move to s%d" % b
+                time.sleep(0.05)
+        assert c.client_id == session
+        assert c.exists("/moving") is not None
+        # Its watch, re-registered on the new server, fires there.
+        watcher.create("/watched", b"x")
+        assert fired.wait(15), "the moved session's watch did not fire"
+    finally:
+        c.stop()
+        c.close()
+        watcher.stop()
+        watcher.close()
