@@ -96,6 +96,18 @@ impl Leading {
         self.phase == Phase::Active
     }
 
+    pub(crate) fn learner_statuses(&self) -> Vec<crate::peer::LearnerStatus> {
+        self.learners
+            .iter()
+            .map(|(&sid, l)| crate::peer::LearnerStatus {
+                sid,
+                observer: l.observer,
+                synced: matches!(l.stage, Stage::NewLeaderAcked),
+                acked: l.acked,
+            })
+            .collect()
+    }
+
     pub(crate) fn own_syncs(&self) -> Vec<u64> {
         self.syncs
             .iter()

@@ -36,7 +36,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub use log::Log;
-pub use peer::{Peer, Status};
+pub use peer::{LearnerStatus, Peer, Status};
 pub use plant::Plant;
 pub use rzk_proto::Zxid;
 

@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 use crate::election::Looking;
 use crate::leader::Leading;
 use crate::learner::Following;
-use crate::{Action, Config, DiskRequest, Entry, Input, Log, Message, PeerState, Persisted, Zxid};
+use crate::{
+    Action, Config, DiskRequest, Entry, Input, Log, Message, PeerState, Persisted, Sid, Zxid,
+};
 
 pub(crate) enum RoleState {
     Looking(Looking),
@@ -66,6 +68,18 @@ pub struct Status {
     pub last: Zxid,
 }
 
+/// A leader's view of one learner, for status commands (mntr's synced and pending counts,
+/// the AdminServer's observers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LearnerStatus {
+    pub sid: Sid,
+    pub observer: bool,
+    /// Past NEWLEADER's ack: its acks count and it gets every proposal.
+    pub synced: bool,
+    /// Every entry up to here is durable there (its cumulative ACK).
+    pub acked: Zxid,
+}
+
 /// The pipeline proposed while this peer cannot take proposals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotServing;
@@ -110,6 +124,14 @@ impl Peer {
 
     pub fn log(&self) -> &Log {
         &self.log
+    }
+
+    /// The learners a leader is in touch with (none unless it leads), by id.
+    pub fn learners(&self) -> Vec<LearnerStatus> {
+        match &self.role {
+            RoleState::Leading(l) => l.learner_statuses(),
+            _ => Vec::new(),
+        }
     }
 
     pub fn status(&self) -> Status {

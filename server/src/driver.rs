@@ -277,6 +277,7 @@ impl Driver {
             now_ms: now_ms(),
             mono_ms: mono_ms(),
             mode: self.mode,
+            quorum: None,
         }
     }
 

@@ -60,6 +60,8 @@ pub struct EnsembleThread {
     pub transport: Transport,
     pub disk: rzk_ensemble::DiskStage,
     pub hasher: rzk_tree::NodeHasher,
+    /// Every server of the ensemble, this one included, for the status commands.
+    pub members: Vec<crate::fourlw::QuorumMember>,
 }
 
 /// A client input or forwarded request that waits while the leader's epoch is full.
@@ -128,7 +130,7 @@ impl EnsembleThread {
                     Err(_) => return self.stop(),
                 },
                 recv(calls) -> call => match call {
-                    Ok(call) => call(&self.driver.context()),
+                    Ok(call) => call(&self.context()),
                     Err(_) => calls = crossbeam_channel::never(),
                 },
                 default(timeout) => {}
@@ -172,7 +174,44 @@ impl EnsembleThread {
         }
     }
 
+    /// The driver's context for status commands, with what the quorum core knows.
+    fn context(&self) -> crate::fourlw::Context<'_> {
+        use rzk_quorum::PeerState;
+        let status = self.peer.status();
+        let peer_state = match (status.state, status.serving) {
+            (PeerState::Looking, _) => "looking - election",
+            (PeerState::Leading, true) => "leading - broadcast",
+            (PeerState::Leading, false) => "leading - synchronization",
+            (PeerState::Following, true) => "following - broadcast",
+            (PeerState::Following, false) => "following - synchronization",
+            (PeerState::Observing, true) => "observing - broadcast",
+            (PeerState::Observing, false) => "observing - synchronization",
+        };
+        let mut ctx = self.driver.context();
+        ctx.quorum = Some(crate::fourlw::QuorumView {
+            me: self.peer.config().me,
+            peer_state,
+            leader: status.leader,
+            quorum_size: self.peer.config().voters.len(),
+            members: self.members.clone(),
+            learners: self.peer.learners(),
+            last_zxid: status.last.as_i64(),
+        });
+        ctx
+    }
+
     fn net(&mut self, state: &mut State, message: ToCore) {
+        if let ToCore::FourLetter {
+            conn,
+            word,
+            argument,
+            ..
+        } = &message
+        {
+            let text = crate::fourlw::render(*word, *argument, &self.context());
+            self.driver.loops[loop_of(*conn)].send(ToLoop::Text { conn: *conn, text });
+            return;
+        }
         if let ToCore::Input(Input::Connect { conn, .. }) = &message {
             if !state.serving {
                 // ZooKeeper closes client connections while it has no leader.
@@ -759,6 +798,19 @@ pub fn run(
         voters = ?setup.voters, observers = ?setup.observers,
         "rzk {} serving in an ensemble (ZooKeeper protocol {})",
         env!("CARGO_PKG_VERSION"), fourlw::ZOOKEEPER_PROTOCOL_VERSION);
+    let mut members: Vec<crate::fourlw::QuorumMember> = setup
+        .peers
+        .iter()
+        .map(|(&sid, addrs)| (sid, *addrs))
+        .chain([(setup.me, listen)])
+        .map(|(sid, addrs)| crate::fourlw::QuorumMember {
+            sid,
+            quorum: addrs.quorum,
+            election: addrs.election,
+            observer: setup.observers.contains(&sid),
+        })
+        .collect();
+    members.sort_by_key(|m| m.sid);
     let released_zxid = core.released().last_zxid();
     let batch_limits = config.batch;
     let driver = Driver {
@@ -786,6 +838,7 @@ pub fn run(
         transport,
         disk,
         hasher,
+        members,
     }
     .run();
     for endpoint in endpoints {

@@ -32,6 +32,46 @@ pub struct Context<'a> {
     /// `Mode:` as srvr says it (standalone, leader, follower, observer); None while a server
     /// of an ensemble has no leader, when ZooKeeper answers that it is not serving.
     pub mode: Option<&'static str>,
+    /// What a server of an ensemble knows of the quorum (None standalone).
+    pub quorum: Option<QuorumView>,
+}
+
+/// A server of an ensemble's view of the quorum, for mntr and the AdminServer's quorum
+/// commands (built on the core thread when asked).
+#[derive(Debug, Clone)]
+pub struct QuorumView {
+    pub me: u64,
+    /// ZooKeeper's zk_peer_state: the role, then the Zab phase ("leading - broadcast").
+    pub peer_state: &'static str,
+    pub leader: Option<u64>,
+    /// ZooKeeper's zk_quorum_size: the number of voters.
+    pub quorum_size: usize,
+    pub members: Vec<QuorumMember>,
+    /// A leader's learners (empty otherwise).
+    pub learners: Vec<rzk_quorum::LearnerStatus>,
+    /// The last zxid this server logged.
+    pub last_zxid: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct QuorumMember {
+    pub sid: u64,
+    pub quorum: std::net::SocketAddr,
+    pub election: std::net::SocketAddr,
+    pub observer: bool,
+}
+
+impl QuorumView {
+    pub fn is_leader(&self) -> bool {
+        self.leader == Some(self.me)
+    }
+
+    /// ZooKeeper's Zab phase name, as zabstate says it.
+    pub fn zab_phase(&self) -> &'static str {
+        self.peer_state
+            .split_once(" - ")
+            .map_or("election", |(_, phase)| phase)
+    }
 }
 
 /// ZooKeeper counts the root twice (it is stored under "" and "/"), so its node count for an
@@ -262,7 +302,40 @@ pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
             rzk_metrics::metrics().digest_mismatches.get().to_string(),
         ),
     ];
-    lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+    let mut pairs: Vec<(String, String)> =
+        lines.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    if let Some(q) = &ctx.quorum {
+        // Where ZooKeeper puts them: the peer state after the server state, the ensemble's
+        // figures after it.
+        let at = pairs
+            .iter()
+            .position(|(k, _)| k == "zk_server_state")
+            .map_or(0, |i| i + 1);
+        let mut ensemble = vec![("zk_peer_state".to_owned(), q.peer_state.to_owned())];
+        if let (Some(leader), Some("observer")) = (q.leader, ctx.mode) {
+            ensemble.push(("zk_observer_master_id".into(), leader.to_string()));
+        }
+        if q.is_leader() {
+            let synced = |observer: bool| {
+                q.learners
+                    .iter()
+                    .filter(|l| l.synced && l.observer == observer)
+                    .count()
+                    .to_string()
+            };
+            ensemble.push(("zk_synced_followers".into(), synced(false)));
+            ensemble.push(("zk_synced_non_voting_followers".into(), "0".into()));
+            ensemble.push(("zk_synced_observers".into(), synced(true)));
+            ensemble.push((
+                "zk_pending_syncs".into(),
+                q.learners.iter().filter(|l| !l.synced).count().to_string(),
+            ));
+            ensemble.push(("zk_learners".into(), q.learners.len().to_string()));
+        }
+        ensemble.push(("zk_quorum_size".into(), q.quorum_size.to_string()));
+        pairs.splice(at..at, ensemble);
+    }
+    pairs
 }
 
 pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) -> String {

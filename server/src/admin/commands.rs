@@ -321,20 +321,89 @@ pub(super) fn set_trace_mask(ctx: &Context<'_>, params: &Params) -> Fields {
     fields(json!({ "tracemask": mask }))
 }
 
-/// leader/lead: ZooKeeper answers only for a quorum member; a standalone server gets this
-/// error.
-pub(super) fn leader(_: &Context<'_>, _: &Params) -> Fields {
-    failed("server is not initialized")
+/// leader/lead: ZooKeeper answers only for a quorum member that knows its leader; a
+/// standalone server gets this error.
+pub(super) fn leader(ctx: &Context<'_>, _: &Params) -> Fields {
+    let Some(q) = &ctx.quorum else {
+        return failed("server is not initialized");
+    };
+    let Some(leader) = q.leader else {
+        return failed("server is not initialized");
+    };
+    let ip = q
+        .members
+        .iter()
+        .find(|m| m.sid == leader)
+        .map(|m| m.quorum.ip().to_string())
+        .unwrap_or_default();
+    fields(json!({ "is_leader": q.is_leader(), "leader_id": leader, "leader_ip": ip }))
 }
 
-/// voting_view: a standalone server has no voters.
-pub(super) fn voting_view(_: &Context<'_>, _: &Params) -> Fields {
-    fields(json!({ "current_config": {} }))
+/// voting_view: the voters, as ZooKeeper lists them (observers are not in it); only a
+/// server's own entry names its client address.
+pub(super) fn voting_view(ctx: &Context<'_>, _: &Params) -> Fields {
+    let Some(q) = &ctx.quorum else {
+        return fields(json!({ "current_config": {} }));
+    };
+    let mut config = serde_json::Map::new();
+    for m in q.members.iter().filter(|m| !m.observer) {
+        let client = if m.sid == q.me {
+            ctx.config.client_addr().to_string()
+        } else {
+            String::new()
+        };
+        config.insert(
+            m.sid.to_string(),
+            json!({
+                "server_addresses": [m.quorum.to_string()],
+                "election_addresses": [m.election.to_string()],
+                "client_address": client,
+                "learner_type": "participant",
+            }),
+        );
+    }
+    fields(json!({ "current_config": config }))
 }
 
-/// zabstate: a standalone server runs no Zab; ZooKeeper's answer for it.
-pub(super) fn zabstate(_: &Context<'_>, _: &Params) -> Fields {
-    fields(json!({ "voting": false, "zabstate": "" }))
+/// ZooKeeper's MultipleAddresses as JSON, for one address.
+fn addresses(addr: std::net::SocketAddr) -> Value {
+    let text = addr.to_string();
+    json!({
+        "empty": false,
+        "all_addresses": [text],
+        "all_reachable_addresses": [text],
+        "one": text,
+        "reachable_address": text,
+        "wildcard_addresses": [format!("0.0.0.0:{}", addr.port())],
+        "all_ports": [addr.port()],
+        "all_host_strings": [addr.ip().to_string()],
+        "all_reachable_addresses_or_all": [text],
+        "reachable_or_one": text,
+    })
+}
+
+/// zabstate: this server's id, addresses and Zab phase; a standalone server runs no Zab
+/// (ZooKeeper's answer for it).
+pub(super) fn zabstate(ctx: &Context<'_>, _: &Params) -> Fields {
+    let Some(q) = &ctx.quorum else {
+        return fields(json!({ "voting": false, "zabstate": "" }));
+    };
+    let Some(me) = q.members.iter().find(|m| m.sid == q.me) else {
+        return failed("server is not initialized");
+    };
+    let zxid = rzk_proto::Zxid::from_i64(q.last_zxid);
+    fields(json!({
+        "myid": q.me,
+        "is_leader": q.is_leader(),
+        "quorum_address": addresses(me.quorum),
+        "election_address": addresses(me.election),
+        "client_address": ctx.config.client_addr().to_string(),
+        "voting": !me.observer,
+        "last_zxid": format!("{:#x}", q.last_zxid),
+        "zab_epoch": zxid.epoch,
+        "zab_counter": zxid.counter,
+        "zabstate": q.zab_phase(),
+    }))
 }
 
 /// hash: ZooKeeper's digest log, the tree digest at every zxid that is a multiple of 128 (the
@@ -352,9 +421,22 @@ pub(super) fn hash(ctx: &Context<'_>, _: &Params) -> Fields {
     fields(json!({ "digests": digests }))
 }
 
-/// observers/obsr: a standalone server has no observers.
-pub(super) fn observers(_: &Context<'_>, _: &Params) -> Fields {
-    fields(json!({ "synced_observers": 0, "observers": [] }))
+/// observers/obsr: a leader's observers (each with its id and the last zxid it has; rzk
+/// keeps no per-connection packet counts for them); none on any other server.
+pub(super) fn observers(ctx: &Context<'_>, _: &Params) -> Fields {
+    let observers: Vec<&rzk_quorum::LearnerStatus> = ctx
+        .quorum
+        .iter()
+        .filter(|q| q.is_leader())
+        .flat_map(|q| q.learners.iter())
+        .filter(|l| l.observer)
+        .collect();
+    let synced = observers.iter().filter(|l| l.synced).count();
+    let list: Vec<Value> = observers
+        .iter()
+        .map(|l| json!({ "sid": l.sid, "last_zxid": l.acked.as_i64() }))
+        .collect();
+    fields(json!({ "synced_observers": synced, "observers": list }))
 }
 
 /// last_snapshot/lsnp: the newest snapshot file (written to a temp name and renamed, so only
