@@ -139,11 +139,13 @@ impl EnsembleThread {
             if now >= next_peer_tick {
                 next_peer_tick = now + PEER_TICK;
                 self.peer_step(&mut state, rzk_quorum::Input::Tick { now_ms: mono_ms() });
-                self.relay_touches(&mut state);
             }
             if now >= next_core_tick {
                 next_core_tick = now + core_tick;
                 self.core_step(&mut state, Input::Tick);
+                // The quorum core carries them in its next ping reply (twice a tick), so a
+                // quarter tick is often enough, and costs a pass over the local sessions.
+                self.relay_touches(&mut state);
             }
             self.settle(&mut state);
             if self.driver.shared.shutting_down.load(Ordering::Relaxed) {

@@ -41,7 +41,8 @@ def ensemble_factory(tmp_path):
 
 
 def client(hosts, **kw):
-    c = KazooClient(hosts=hosts, timeout=10.0, connection_retry=dict(max_tries=-1, delay=0.05, max_delay=0.5), **kw)
+    kw.setdefault("timeout", 10.0)
+    c = KazooClient(hosts=hosts, connection_retry=dict(max_tries=-1, delay=0.05, max_delay=0.5), **kw)
     c.start(timeout=15)
     return c
 
@@ -321,3 +322,30 @@ def test_a_session_moves_to_another_server_with_its_ephemerals_and_watches(ensem
         c.close()
         watcher.stop()
         watcher.close()
+
+
+def test_a_session_on_a_follower_is_kept_alive_by_its_heartbeats_and_expires_without_them(ensemble_factory):
+    # tickTime 200 ms: a 1 s session would expire five times over in the 5 s below unless
+    # its follower relays the client's pings to the leader, which alone expires sessions.
+    e = ensemble_factory(voters=3)
+    leader = e.leader()
+    follower = next(s for s in e.ids if s != leader)
+    c = client(e[follower].hosts, timeout=1.0)
+    observer = client(e[leader].hosts)
+    try:
+        c.create("/kept", b"", ephemeral=True)
+        time.sleep(5)
+        observer.sync("/")
+        assert observer.exists("/kept") is not None, "a live session on a follower was expired"
+        # Silenced (no more pings): the leader expires it and its ephemeral goes.
+        e[follower].pause()
+        deadline = time.monotonic() + 20
+        while observer.exists("/kept") is not None:
+            assert time.monotonic() < deadline, "the session outlived its timeout"
+            time.sleep(0.1)
+    finally:
+        e[follower].resume()
+        c.stop()
+        c.close()
+        observer.stop()
+        observer.close()

@@ -32,13 +32,13 @@ def _distinct_ports(count, taken):
 
 
 class Ensemble:
-    def __init__(self, kind, workdir, voters=3, observers=0, tick_time=200, extra_cfg=None):
+    def __init__(self, kind, workdir, voters=3, observers=0, tick_time=200, extra_cfg=None, **server_kw):
         self.kind = kind
         self.ids = list(range(1, voters + observers + 1))
         self.observers = set(range(voters + 1, voters + observers + 1))
         self.servers = {}
         for sid in self.ids:
-            server = ZkServer(kind, workdir / ("s%d" % sid), extra_cfg=extra_cfg, tick_time=tick_time)
+            server = ZkServer(kind, workdir / ("s%d" % sid), extra_cfg=extra_cfg, tick_time=tick_time, **server_kw)
             (server.data_dir / "myid").write_text("%d\n" % sid)
             self.servers[sid] = server
         # Quorum and election ports, distinct from each other and from every server's own.

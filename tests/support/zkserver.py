@@ -139,7 +139,9 @@ def four_letter(host, port, word, timeout=FOUR_LETTER_TIMEOUT_S):
 class ZkServer:
     """One standalone server of kind "rzk" or "apache" in its own work directory."""
 
-    def __init__(self, kind, workdir, extra_cfg=None, tick_time=2000, jvm_fast_start=True, rzk_args=()):
+    def __init__(
+        self, kind, workdir, extra_cfg=None, tick_time=2000, jvm_fast_start=True, rzk_args=(), jvm_heap="512m"
+    ):
         if kind not in ("rzk", "apache"):
             raise ValueError("kind must be 'rzk' or 'apache', not %r" % (kind,))
         self.kind = kind
@@ -151,6 +153,7 @@ class ZkServer:
         self.log_path = self.workdir / "server.log"
         self.tick_time = tick_time
         self.jvm_fast_start = jvm_fast_start
+        self.jvm_heap = jvm_heap
         self.extra_cfg = dict(extra_cfg or {})
         # Command-line flags for an rzk server (what zoo.cfg has no key for, such as
         # --net-threads); Apache ZooKeeper ignores them.
@@ -208,7 +211,7 @@ class ZkServer:
         log4j.write_text(APACHE_LOG4J)
         return [
             "java",
-            "-Xmx512m",
+            "-Xmx%s" % self.jvm_heap,
             *(JVM_FAST_START_OPTS if self.jvm_fast_start else []),
             "-cp",
             apache_classpath(),
