@@ -453,10 +453,13 @@ impl Io {
 
     /// Decodes and hands on every whole frame read; false if the connection was dropped.
     fn take_frames(&mut self, token: Token) -> bool {
-        let limit = self.config.max_frame_bytes;
         loop {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return false;
+            };
+            let limit = match conn.state {
+                State::AwaitHello => wire::MAX_HELLO_BYTES,
+                State::Linked { .. } => self.config.max_frame_bytes,
             };
             let (frame, used) = match wire::decode(&conn.read, limit) {
                 Ok(Some(decoded)) => decoded,

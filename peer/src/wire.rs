@@ -24,9 +24,13 @@ use rzk_quorum::{Entry, Message, PeerState, Sid, Vote};
 pub const VERSION: i32 = 1;
 const MAGIC: &[u8; 4] = b"rzkP";
 
-/// The largest frame a reader accepts: a peer announcing more is refused before anything of
-/// it is buffered. A proposal batch is far smaller; a SNAP is sent in chunks below it.
-pub const MAX_FRAME_BYTES: usize = 64 << 20;
+/// The largest frame a reader accepts from a linked peer: one announcing more is refused
+/// before anything of it is buffered. A proposal batch is far smaller; a SNAP travels in one
+/// frame today (its compressed snapshot), which bounds the tree an ensemble can resync.
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
+
+/// The largest frame before the hello names a listed server: a stranger gets no more.
+pub const MAX_HELLO_BYTES: usize = 1024;
 
 /// Checksum and kind.
 const FRAME_OVERHEAD: usize = 4 + 1;
