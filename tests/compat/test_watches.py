@@ -9,6 +9,7 @@ recorded, and anything not recorded did not fire. No sleeps.
 """
 
 import threading
+import time
 
 import pytest
 from kazoo.protocol.states import EventType, KeeperState
@@ -307,7 +308,12 @@ def test_child_event_arrives_before_reply_of_later_read(zk, zk_factory):
         rec = EventRecorder()
         zk.get_children("/p", watch=rec)
         writer.create("/p/c%d" % i)
-        assert "c%d" % i in zk.get_children("/p")
+        # The writer may be on another server of an ensemble: this session's server shows the
+        # child once it has applied the create. The first read that shows it must come after
+        # the event (ZooKeeper's order: a client sees the event before the change).
+        deadline = time.monotonic() + 10
+        while "c%d" % i not in zk.get_children("/p"):
+            assert time.monotonic() < deadline, "round %d: the child never showed" % i
         flush_watch_callbacks(zk)
         assert rec.kinds() == [(EventType.CHILD, "/p")], "round %d" % i
 
