@@ -73,6 +73,8 @@ enum Held {
 struct State {
     links: HashMap<(Sid, Channel), u64>,
     unproposed: Vec<Txn>,
+    /// Their encoded size: a pass proposes before it passes the batch's byte cap.
+    unproposed_bytes: usize,
     held: VecDeque<Held>,
     /// Peer inputs raised while carrying out the peer's own actions (a message that could
     /// not be sent is a broken link), handled after them.
@@ -93,6 +95,7 @@ impl EnsembleThread {
         let mut state = State {
             links: HashMap::new(),
             unproposed: Vec::new(),
+            unproposed_bytes: 0,
             held: VecDeque::new(),
             deferred: VecDeque::new(),
             leading: false,
@@ -134,6 +137,38 @@ impl EnsembleThread {
                     Err(_) => calls = crossbeam_channel::never(),
                 },
                 default(timeout) => {}
+            }
+            // Everything else already queued joins this pass, so the leader's proposal (one
+            // per pass) carries a batch: what arrived during the last write and round trip.
+            let limits = self.driver.batch_limits;
+            for _ in 0..limits.max_txns {
+                let Ok(message) = self.from_net.rx.try_recv() else {
+                    break;
+                };
+                self.net(&mut state, message);
+                self.from_net.handled();
+                if state.unproposed.len() >= limits.max_txns
+                    || state.unproposed_bytes >= limits.max_bytes
+                {
+                    break;
+                }
+            }
+            for _ in 0..limits.max_txns {
+                let Ok(event) = transport_events.try_recv() else {
+                    break;
+                };
+                self.transport_event(&mut state, event);
+            }
+            while let Ok(done) = disk_done.try_recv() {
+                match done {
+                    rzk_ensemble::DiskDone::Done => {
+                        self.peer_step(&mut state, rzk_quorum::Input::DiskDone)
+                    }
+                    rzk_ensemble::DiskDone::Failed(reason) => {
+                        error!(%reason, "the quorum disk stage failed; this server stops rather than vote with a log it cannot trust");
+                        return self.stop();
+                    }
+                }
             }
             let now = Instant::now();
             if now >= next_peer_tick {
@@ -468,6 +503,7 @@ impl EnsembleThread {
                 state.serving = false;
                 state.leading = false;
                 state.unproposed.clear();
+                state.unproposed_bytes = 0;
                 state.held.clear();
                 self.driver.core.become_learner(&mut actions);
             }
@@ -488,6 +524,7 @@ impl EnsembleThread {
                 state.serving = true;
                 state.leading = false;
                 state.unproposed.clear();
+                state.unproposed_bytes = 0;
                 state.held.clear();
                 self.driver.core.become_learner(&mut actions);
             }
@@ -550,6 +587,7 @@ impl EnsembleThread {
     }
 
     fn core_actions(&mut self, state: &mut State, mut actions: Actions) {
+        state.unproposed_bytes += actions.append.iter().map(Txn::encoded_len).sum::<usize>();
         state.unproposed.append(&mut actions.append);
         if let Some(d) = actions.diverged.take() {
             error!(
@@ -597,6 +635,7 @@ impl EnsembleThread {
         self.driver.core.seal_batch();
         let digest = self.driver.core.proposed_digest();
         let txns = std::mem::take(&mut state.unproposed);
+        state.unproposed_bytes = 0;
         let count = txns.len();
         let entries: Vec<Entry> = txns
             .iter()
