@@ -285,7 +285,9 @@ fn a_stranger_announcing_a_huge_first_frame_is_refused_before_it_is_buffered() {
     let a1 = b1.addrs();
     let peer = Bound::new().addrs();
     // A hello timeout far beyond the wait below: only the size check can close it in time.
-    let _t1 = start(1, b1, &[(2, peer)], |c| c.hello_timeout = Duration::from_secs(600));
+    let _t1 = start(1, b1, &[(2, peer)], |c| {
+        c.hello_timeout = Duration::from_secs(600)
+    });
     let mut s = TcpStream::connect(a1.quorum).unwrap();
     // A length far above a hello's, then nothing: the server must not wait for 512 MiB.
     s.write_all(&(512u32 << 20).to_be_bytes()).unwrap();
