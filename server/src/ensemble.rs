@@ -428,11 +428,7 @@ impl EnsembleThread {
                 let sessions: Vec<rzk_snapshot::SessionRecord> = core
                     .committed_sessions()
                     .into_iter()
-                    .map(|s| rzk_snapshot::SessionRecord {
-                        id: s.id,
-                        timeout_ms: s.timeout_ms,
-                        passwd: s.passwd,
-                    })
+                    .map(|s| rzk_snapshot::SessionRecord::from(&s))
                     .collect();
                 let started = Instant::now();
                 let data = rzk_snapshot::encode(core.released(), &sessions);
@@ -457,15 +453,8 @@ impl EnsembleThread {
             Action::Reset { zxid, data } => {
                 let snapshot = rzk_snapshot::decode_with(&data, self.hasher.clone())
                     .unwrap_or_else(|e| panic!("the leader's snapshot at {zxid} is corrupt: {e}"));
-                let sessions: Vec<DurableSession> = snapshot
-                    .sessions
-                    .iter()
-                    .map(|s| DurableSession {
-                        id: s.id,
-                        timeout_ms: s.timeout_ms,
-                        passwd: s.passwd,
-                    })
-                    .collect();
+                let sessions: Vec<DurableSession> =
+                    snapshot.sessions.iter().map(DurableSession::from).collect();
                 info!(zxid = %zxid, nodes = snapshot.tree.node_count(), "installed the leader's snapshot (SNAP)");
                 let mut actions = Actions::default();
                 self.driver
@@ -666,30 +655,15 @@ pub fn run(
     listen: PeerAddrs,
     net_threads: usize,
 ) -> Result<(), String> {
-    use rzk_net::{now_ms, NetConfig, Shared};
+    use rzk_net::Shared;
+    use rzk_wal::Storage as _;
     use std::sync::Arc;
 
-    use rzk_wal::Storage as _;
+    use crate::{fourlw, stages, storage};
 
-    use crate::{driver, fourlw, http, stages, storage};
-
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
-    let sync = if config.force_sync {
-        rzk_wal::SyncMode::Data
-    } else {
-        warn!("forceSync=no: the log is NOT synced; this server may ACK what it then loses in a crash. For tests only.");
-        rzk_wal::SyncMode::None
-    };
-    let seed = now_ms() ^ u64::from(std::process::id()) << 32;
+    let seed = crate::process_seed();
     let hasher = rzk_tree::NodeHasher::seeded(seed);
-    let loaded = storage::load(
-        &config.data_dir,
-        &config.data_log_dir,
-        sync,
-        config.wal_backend,
-        hasher.clone(),
-    )?;
+    let loaded = crate::load_data(&config, seed)?;
     let snap_dir = storage::snapshot_dir(&config.data_dir);
     let last_zxid = Zxid::from_i64(loaded.recovered.last_zxid.max(loaded.snapshot_zxid));
     let epoch = |which| {
@@ -711,17 +685,7 @@ pub fn run(
             })
             .collect(),
     };
-    let core_config = rzk_pipeline::CoreConfig {
-        limits: rzk_session::TimeoutLimits {
-            min_ms: config.min_session_timeout(),
-            max_ms: config.max_session_timeout(),
-        },
-        extended_types: config.extended_types,
-        container_check_interval_ms: config.container_check_interval_ms,
-        server_id: setup.me as u8,
-        seed,
-        tick_ms: u64::from(config.tick_time_ms),
-    };
+    let core_config = crate::core_config(&config, setup.me as u8, seed);
     // The pipeline starts from the snapshot alone: the log after it may hold txns that were
     // never committed, and the quorum core applies only what it learns is.
     let mut core =
@@ -783,23 +747,9 @@ pub fn run(
     )
     .map_err(|e| format!("cannot start the peer transport: {e}"))?;
 
-    let addr = config.client_addr();
-    let listener = mio::net::TcpListener::bind(addr)
-        .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
     let shared = Arc::new(Shared::new(core.released().clone()));
     let (to_core, from_net) = rzk_net::CoreLink::new();
-    let net_config = NetConfig {
-        max_frame_bytes: config.jute_max_buffer_bytes,
-        max_client_cnxns: config.max_client_cnxns,
-        handshake_timeout_ms: (config.tick_time_ms as u64 * 5).max(10_000),
-        four_letter_words: config.four_letter_words.clone(),
-        super_digest: config.super_digest.clone(),
-        loop_count: net_threads.max(1),
-        slow_request_ms: config.slow_request_ms,
-    };
-    let (loops, loop_threads) =
-        rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core.clone())
-            .map_err(|e| format!("cannot start event loops: {e}"))?;
+    let (loops, loop_threads) = crate::spawn_client_loops(&config, net_threads, &shared, &to_core)?;
     // The snapshotter's purges go to the disk stage, which owns the log.
     let (to_log, log_commands) = crossbeam_channel::unbounded();
     let purger = disk.purger();
@@ -813,28 +763,10 @@ pub fn run(
             }
         })
         .map_err(|e| format!("cannot start the purge thread: {e}"))?;
-    let snapshotter = storage::spawn_snapshotter(
-        &config.data_dir,
-        (config.autopurge_snap_retain_count as usize).max(rzk_snapshot::SNAP_RETAIN_COUNT_MIN),
-        config.autopurge_purge_interval_hours > 0,
-        to_log.clone(),
-    )
-    .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
-    let snapshots = driver::SnapshotPolicy::new(
-        snapshotter,
-        config.snap_count,
-        loaded.snapshot_zxid,
-        now_ms(),
-    );
+    let snapshots = crate::snapshot_policy(&config, loaded.snapshot_zxid, to_log.clone())?;
     crate::install_signal_handlers(shared.clone(), loops.clone())?;
-    let (calls_tx, calls) = crossbeam_channel::unbounded();
-    let endpoints: Vec<http::Endpoint> = [
-        http::spawn_admin(&config, calls_tx.clone()),
-        http::spawn_metrics(&config, calls_tx),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let (endpoints, calls) = crate::spawn_endpoints(&config);
+    let addr = config.client_addr();
     info!(%addr, myid = setup.me, quorum = %listen.quorum, election = %listen.election,
         voters = ?setup.voters, observers = ?setup.observers,
         "rzk {} serving in an ensemble (ZooKeeper protocol {})",

@@ -241,39 +241,12 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     if let Some((setup, listen)) = ensemble::setup(&config)? {
         return ensemble::run(config, setup, listen, args.net_threads);
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
-    let sync = if config.force_sync {
-        rzk_wal::SyncMode::Data
-    } else {
-        warn!("forceSync=no: the log is NOT synced; acknowledged writes can be lost in a crash. For tests only.");
-        rzk_wal::SyncMode::None
-    };
     let started = std::time::Instant::now();
-    // One seed per process for the core's PRNG and the tree's hasher keys: unpredictable to
-    // clients, and a test or the simulator can fix both.
-    let seed = now_ms() ^ u64::from(std::process::id()) << 32;
-    let loaded = storage::load(
-        &config.data_dir,
-        &config.data_log_dir,
-        sync,
-        config.wal_backend,
-        rzk_tree::NodeHasher::seeded(seed),
-    )?;
+    let seed = process_seed();
+    let loaded = load_data(&config, seed)?;
     let replayed = loaded.recovered.txns.len();
-    let core_config = CoreConfig {
-        limits: TimeoutLimits {
-            min_ms: config.min_session_timeout(),
-            max_ms: config.max_session_timeout(),
-        },
-        extended_types: config.extended_types,
-        container_check_interval_ms: config.container_check_interval_ms,
-        server_id: config.server_id,
-        seed,
-        tick_ms: u64::from(config.tick_time_ms),
-    };
     let core = Core::recover(
-        core_config,
+        core_config(&config, config.server_id, seed),
         loaded.tree,
         loaded.sessions,
         &loaded.recovered.txns,
@@ -299,23 +272,9 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
         config.pre_alloc_size_kb * 1024,
     )
     .map_err(|e| format!("cannot open the transaction log for writing: {e}"))?;
-    let addr = config.client_addr();
-    let listener = mio::net::TcpListener::bind(addr)
-        .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
     let shared = Arc::new(Shared::new(core.released().clone()));
     let (to_core, from_net) = rzk_net::CoreLink::new();
-    let net_config = NetConfig {
-        max_frame_bytes: config.jute_max_buffer_bytes,
-        max_client_cnxns: config.max_client_cnxns,
-        handshake_timeout_ms: (config.tick_time_ms as u64 * 5).max(10_000),
-        four_letter_words: config.four_letter_words.clone(),
-        super_digest: config.super_digest.clone(),
-        loop_count: args.net_threads.max(1),
-        slow_request_ms: config.slow_request_ms,
-    };
-    let (loops, loop_threads) =
-        rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core.clone())
-            .map_err(|e| format!("cannot start event loops: {e}"))?;
+    let (loops, loop_threads) = spawn_client_loops(&config, args.net_threads, &shared, &to_core)?;
     let (to_log, commands) = crossbeam_channel::unbounded();
     let (durable_tx, durable) = crossbeam_channel::unbounded();
     let log = log_stage::shared(wal, config.fsync_warning_ms);
@@ -324,32 +283,14 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     let inline_log = (config.batch.max_delay_us == 0).then(|| log.clone());
     let log_thread = log_stage::spawn(log, commands, durable_tx, config.batch)
         .map_err(|e| format!("cannot start the log stage: {e}"))?;
-    let snapshotter = storage::spawn_snapshotter(
-        &config.data_dir,
-        (config.autopurge_snap_retain_count as usize).max(rzk_snapshot::SNAP_RETAIN_COUNT_MIN),
-        config.autopurge_purge_interval_hours > 0,
-        to_log.clone(),
-    )
-    .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
-    let mut snapshots = driver::SnapshotPolicy::new(
-        snapshotter,
-        config.snap_count,
-        loaded.snapshot_zxid,
-        now_ms(),
-    );
+    let mut snapshots = snapshot_policy(&config, loaded.snapshot_zxid, to_log.clone())?;
     // As ZooKeeper does after loading: snapshot what was replayed, so the next start is fast.
     if replayed > 0 {
         snapshots.maybe_snapshot(&core, true);
     }
     install_signal_handlers(shared.clone(), loops.clone())?;
-    let (calls_tx, calls) = crossbeam_channel::unbounded();
-    let endpoints: Vec<http::Endpoint> = [
-        http::spawn_admin(&config, calls_tx.clone()),
-        http::spawn_metrics(&config, calls_tx),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
+    let (endpoints, calls) = spawn_endpoints(&config);
+    let addr = config.client_addr();
     info!(%addr, data_dir = %config.data_dir.display(), data_log_dir = %config.data_log_dir.display(),
         tick_time_ms = config.tick_time_ms,
         min_session_timeout_ms = config.min_session_timeout(),
@@ -403,6 +344,108 @@ fn run_server(args: ServerArgs) -> Result<(), String> {
     }
     info!("rzk stopped");
     Ok(())
+}
+
+/// One seed per process for the core's PRNG and the tree's hasher keys: unpredictable to
+/// clients, and a test or the simulator can fix both.
+fn process_seed() -> u64 {
+    now_ms() ^ u64::from(std::process::id()) << 32
+}
+
+/// The newest valid snapshot and the log after it (standalone and ensemble alike).
+fn load_data(config: &Config, seed: u64) -> Result<storage::Loaded, String> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create dataDir {}: {e}", config.data_dir.display()))?;
+    let sync = if config.force_sync {
+        rzk_wal::SyncMode::Data
+    } else {
+        warn!("forceSync=no: the log is NOT synced; acknowledged writes can be lost in a crash. For tests only.");
+        rzk_wal::SyncMode::None
+    };
+    storage::load(
+        &config.data_dir,
+        &config.data_log_dir,
+        sync,
+        config.wal_backend,
+        rzk_tree::NodeHasher::seeded(seed),
+    )
+}
+
+fn core_config(config: &Config, server_id: u8, seed: u64) -> CoreConfig {
+    CoreConfig {
+        limits: TimeoutLimits {
+            min_ms: config.min_session_timeout(),
+            max_ms: config.max_session_timeout(),
+        },
+        extended_types: config.extended_types,
+        container_check_interval_ms: config.container_check_interval_ms,
+        server_id,
+        seed,
+        tick_ms: u64::from(config.tick_time_ms),
+    }
+}
+
+/// The client port's event loops.
+fn spawn_client_loops(
+    config: &Config,
+    net_threads: usize,
+    shared: &Arc<Shared>,
+    to_core: &rzk_net::CoreLink,
+) -> Result<(Vec<rzk_net::LoopHandle>, Vec<std::thread::JoinHandle<()>>), String> {
+    let addr = config.client_addr();
+    let listener = mio::net::TcpListener::bind(addr)
+        .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
+    let net_config = NetConfig {
+        max_frame_bytes: config.jute_max_buffer_bytes,
+        max_client_cnxns: config.max_client_cnxns,
+        handshake_timeout_ms: (config.tick_time_ms as u64 * 5).max(10_000),
+        four_letter_words: config.four_letter_words.clone(),
+        super_digest: config.super_digest.clone(),
+        loop_count: net_threads.max(1),
+        slow_request_ms: config.slow_request_ms,
+    };
+    rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core.clone())
+        .map_err(|e| format!("cannot start event loops: {e}"))
+}
+
+/// The snapshot thread and when to use it; its purges go to `to_log`.
+fn snapshot_policy(
+    config: &Config,
+    snapshot_zxid: i64,
+    to_log: crossbeam_channel::Sender<log_stage::LogCommand>,
+) -> Result<driver::SnapshotPolicy, String> {
+    let snapshotter = storage::spawn_snapshotter(
+        &config.data_dir,
+        (config.autopurge_snap_retain_count as usize).max(rzk_snapshot::SNAP_RETAIN_COUNT_MIN),
+        config.autopurge_purge_interval_hours > 0,
+        to_log,
+    )
+    .map_err(|e| format!("cannot start the snapshot thread: {e}"))?;
+    Ok(driver::SnapshotPolicy::new(
+        snapshotter,
+        config.snap_count,
+        snapshot_zxid,
+        now_ms(),
+    ))
+}
+
+/// The AdminServer and /metrics (each off when configured so), and the channel on which they
+/// ask the core thread.
+fn spawn_endpoints(
+    config: &Config,
+) -> (
+    Vec<http::Endpoint>,
+    crossbeam_channel::Receiver<http::CoreCall>,
+) {
+    let (calls_tx, calls) = crossbeam_channel::unbounded();
+    let endpoints = [
+        http::spawn_admin(config, calls_tx.clone()),
+        http::spawn_metrics(config, calls_tx),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (endpoints, calls)
 }
 
 /// SIGTERM/SIGINT start a graceful shutdown; a second one exits at once.

@@ -71,15 +71,7 @@ pub fn load(
     }
     let (tree, sessions, snapshot_zxid) = match chosen {
         Some(s) => {
-            let sessions = s
-                .sessions
-                .iter()
-                .map(|r| DurableSession {
-                    id: r.id,
-                    timeout_ms: r.timeout_ms,
-                    passwd: r.passwd,
-                })
-                .collect();
+            let sessions = s.sessions.iter().map(DurableSession::from).collect();
             (s.tree, sessions, s.zxid)
         }
         None => (Tree::with_hasher(hasher), Vec::new(), 0),
@@ -152,11 +144,7 @@ pub fn spawn_snapshotter(
                 let sessions: Vec<SessionRecord> = job
                     .sessions
                     .iter()
-                    .map(|s| SessionRecord {
-                        id: s.id,
-                        timeout_ms: s.timeout_ms,
-                        passwd: s.passwd,
-                    })
+                    .map(SessionRecord::from)
                     .collect();
                 match rzk_snapshot::write(&dir, &job.tree, &sessions) {
                     Ok((path, bytes)) => {

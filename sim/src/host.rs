@@ -54,11 +54,7 @@ pub fn encode_snapshot(core: &Core) -> Arc<[u8]> {
     let sessions: Vec<SessionRecord> = core
         .committed_sessions()
         .into_iter()
-        .map(|s| SessionRecord {
-            id: s.id,
-            timeout_ms: s.timeout_ms,
-            passwd: s.passwd,
-        })
+        .map(|s| rzk_snapshot::SessionRecord::from(&s))
         .collect();
     rzk_snapshot::encode(core.released(), &sessions).into()
 }
@@ -70,15 +66,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> (Tree, Vec<DurableSession>) {
     }
     let snapshot = rzk_snapshot::decode_with(bytes, NodeHasher::seeded(TREE_SEED))
         .expect("a snapshot this simulator encoded decodes");
-    let sessions = snapshot
-        .sessions
-        .iter()
-        .map(|s| DurableSession {
-            id: s.id,
-            timeout_ms: s.timeout_ms,
-            passwd: s.passwd,
-        })
-        .collect();
+    let sessions = snapshot.sessions.iter().map(DurableSession::from).collect();
     (snapshot.tree, sessions)
 }
 

@@ -51,6 +51,26 @@ pub struct SessionRecord {
     pub passwd: [u8; 16],
 }
 
+impl From<&rzk_session::DurableSession> for SessionRecord {
+    fn from(s: &rzk_session::DurableSession) -> Self {
+        SessionRecord {
+            id: s.id,
+            timeout_ms: s.timeout_ms,
+            passwd: s.passwd,
+        }
+    }
+}
+
+impl From<&SessionRecord> for rzk_session::DurableSession {
+    fn from(r: &SessionRecord) -> Self {
+        rzk_session::DurableSession {
+            id: r.id,
+            timeout_ms: r.timeout_ms,
+            passwd: r.passwd,
+        }
+    }
+}
+
 impl fmt::Debug for SessionRecord {
     // The password lets anyone reattach the session: keep it out of logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
