@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::proto::{self, MetricFamily, MetricType};
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, Opts, Registry};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
 use rzk_proto::OpCode;
 
 /// The stages a request passes through, in order. Standalone has no quorum wait: its
@@ -305,6 +307,10 @@ pub struct Metrics {
     pub snapshots_taken: IntCounter,
     /// A learner's tree digest differed from its leader's (mntr's zk_digest_mismatches_count).
     pub digest_mismatches: IntCounter,
+    /// From looking for a leader to leading or following one.
+    pub election_time: Histogram,
+    /// Learners a leader brought up to date, by how (diff, trunc, snap).
+    pub learner_syncs: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -419,6 +425,22 @@ impl Metrics {
                 "Times a learner's tree digest differed from its leader's",
             ))
             .expect("static counter options are valid"),
+            election_time: Histogram::with_opts(
+                HistogramOpts::new(
+                    "rzk_election_seconds",
+                    "From looking for a leader to leading or following one",
+                )
+                .buckets(latency_buckets()),
+            )
+            .expect("static histogram options are valid"),
+            learner_syncs: IntCounterVec::new(
+                Opts::new(
+                    "rzk_learner_syncs_total",
+                    "Learners this leader synchronised, by how: diff, trunc or snap",
+                ),
+                &["kind"],
+            )
+            .expect("static counter options are valid"),
             registry,
         };
         let register = |c: Box<dyn Collector>| {
@@ -447,6 +469,8 @@ impl Metrics {
         register(Box::new(metrics.sessions_expired.clone()));
         register(Box::new(metrics.snapshots_taken.clone()));
         register(Box::new(metrics.digest_mismatches.clone()));
+        register(Box::new(metrics.election_time.clone()));
+        register(Box::new(metrics.learner_syncs.clone()));
         metrics
     }
 

@@ -83,7 +83,17 @@ struct State {
     serving: bool,
     touches_sent_ms: u64,
     looking_since: Instant,
+    /// Leader: per follower, the proposals sent and not yet acked (last zxid, when), for
+    /// the proposal round trip metric.
+    inflight: HashMap<Sid, VecDeque<(Zxid, Instant)>>,
+    /// Leader: how each learner being synchronised is brought up to date (the first of
+    /// snap, trunc, diff sent to it), counted when its NEWLEADER goes out.
+    sync_kind: HashMap<Sid, &'static str>,
 }
+
+/// Proposals remembered per follower for the round trip metric; a follower that acks none
+/// of them costs no more than this.
+const INFLIGHT_MAX: usize = 4096;
 
 impl EnsembleThread {
     /// Runs until shutdown; returns the snapshot thread so the caller can wait for it.
@@ -102,6 +112,8 @@ impl EnsembleThread {
             serving: false,
             touches_sent_ms: mono_ms(),
             looking_since: Instant::now(),
+            inflight: HashMap::new(),
+            sync_kind: HashMap::new(),
         };
         let transport_events = self.transport.events().clone();
         let disk_done = self.disk.completions().clone();
@@ -315,6 +327,8 @@ impl EnsembleThread {
                 if state.links.get(&(peer, channel)) == Some(&generation) {
                     state.links.remove(&(peer, channel));
                     if channel == Channel::Quorum {
+                        state.inflight.remove(&peer);
+                        state.sync_kind.remove(&peer);
                         self.peer_step(state, rzk_quorum::Input::Disconnected { peer });
                     }
                 }
@@ -329,13 +343,26 @@ impl EnsembleThread {
                     return;
                 }
                 match frame {
-                    Frame::Message(message) => self.peer_step(
-                        state,
-                        rzk_quorum::Input::Message {
-                            from: peer,
-                            message,
-                        },
-                    ),
+                    Frame::Message(message) => {
+                        if let Message::Ack { zxid } = &message {
+                            if let Some(sent) = state.inflight.get_mut(&peer) {
+                                let histogram = rzk_metrics::metrics()
+                                    .proposal_round_trip
+                                    .with_label_values(&[&peer.to_string()]);
+                                while sent.front().is_some_and(|(z, _)| z <= zxid) {
+                                    let (_, at) = sent.pop_front().expect("checked");
+                                    histogram.observe(at.elapsed().as_secs_f64());
+                                }
+                            }
+                        }
+                        self.peer_step(
+                            state,
+                            rzk_quorum::Input::Message {
+                                from: peer,
+                                message,
+                            },
+                        )
+                    }
                     Frame::Forward(forwarded) => {
                         if !self.driver.core.is_leader() {
                             // Sent while this server led; the learner closes its clients'
@@ -401,6 +428,34 @@ impl EnsembleThread {
     fn peer_action(&mut self, state: &mut State, action: Action) {
         match action {
             Action::Send { to, message } => {
+                let kind = match &message {
+                    Message::Snap { .. } => Some("snap"),
+                    Message::Trunc { .. } => Some("trunc"),
+                    Message::Diff { .. } => Some("diff"),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    state.sync_kind.entry(to).or_insert(kind);
+                }
+                match &message {
+                    Message::NewLeader { .. } => {
+                        let kind = state.sync_kind.remove(&to).unwrap_or("diff");
+                        rzk_metrics::metrics()
+                            .learner_syncs
+                            .with_label_values(&[kind])
+                            .inc();
+                    }
+                    Message::Proposal { entries } => {
+                        if let Some(last) = entries.last() {
+                            let sent = state.inflight.entry(to).or_default();
+                            if sent.len() == INFLIGHT_MAX {
+                                sent.pop_front();
+                            }
+                            sent.push_back((last.zxid, Instant::now()));
+                        }
+                    }
+                    _ => {}
+                }
                 match &message {
                     Message::Diff { entries } => info!(
                         learner = to,
@@ -419,6 +474,7 @@ impl EnsembleThread {
                 self.send(state, to, Frame::Message(message))
             }
             Action::SendSnapshot { to, zxid } => {
+                state.sync_kind.insert(to, "snap");
                 let core = &self.driver.core;
                 assert_eq!(
                     core.released().last_zxid(),
@@ -509,6 +565,9 @@ impl EnsembleThread {
                     "{} server {leader} in epoch {epoch}",
                     if observer { "observing" } else { "following" }
                 );
+                rzk_metrics::metrics()
+                    .election_time
+                    .observe(state.looking_since.elapsed().as_secs_f64());
                 self.driver.mode = Some(if observer { "observer" } else { "follower" });
                 state.serving = true;
                 state.leading = false;
@@ -532,6 +591,9 @@ impl EnsembleThread {
                     elapsed_ms = state.looking_since.elapsed().as_millis() as u64,
                     "leading epoch {epoch}"
                 );
+                rzk_metrics::metrics()
+                    .election_time
+                    .observe(state.looking_since.elapsed().as_secs_f64());
                 self.driver.mode = Some("leader");
                 state.serving = true;
                 state.leading = true;

@@ -209,6 +209,23 @@ def test_a_follower_back_after_a_short_outage_syncs_by_diff_after_a_long_one_by_
     e[follower].launch()
     e[follower].wait_ready()
     assert _count_children(e[follower].hosts, "/d") == 750
+    # The leader's Prometheus endpoint counts both ways of syncing, times the election and
+    # each follower's proposal round trip.
+    import urllib.request
+
+    url = "http://127.0.0.1:%d/metrics" % e[leader].metrics_port
+    text = urllib.request.urlopen(url, timeout=10).read().decode()
+
+    def value(name):
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[-1])
+        raise AssertionError("%s not in /metrics" % name)
+
+    assert value('rzk_learner_syncs_total{kind="diff"}') >= 2  # the first sync, and the short outage
+    assert value('rzk_learner_syncs_total{kind="snap"}') >= 1
+    assert value("rzk_election_seconds_count") >= 1
+    assert value('rzk_proposal_round_trip_seconds_count{follower="%d"}' % follower) >= 1
 
 
 def test_every_server_killed_at_once_restarts_with_every_acknowledged_write(ensemble_factory):
