@@ -7,6 +7,7 @@ reference behaviour). A missing dependency is a failure, never a skip.
 
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,8 @@ from zkserver import ZkServer, rzk_bin  # noqa: E402
 
 TARGET = os.environ.get("ZK_TARGET", "rzk")
 # ZK_TOPOLOGY=ensemble runs the client suites against a 3-voter ensemble of ZK_TARGET
-# servers (clients spread over the three) instead of one standalone server.
+# servers (each test's clients on one of them, the leader or a follower) instead of one
+# standalone server.
 TOPOLOGY = os.environ.get("ZK_TOPOLOGY", "standalone")
 
 # Reconnect quickly and forever: session tests drop connections on purpose and
@@ -33,7 +35,7 @@ def pytest_configure(config):
         "markers",
         "standalone_only: checks what one standalone server answers about itself (its "
         "four-letter words, its AdminServer, the sessions on it); skipped when "
-        "ZK_TOPOLOGY=ensemble, whose clients may be on any server",
+        "ZK_TOPOLOGY=ensemble, whose servers answer as leader or follower",
     )
 
 
@@ -92,30 +94,51 @@ def zk_server_factory(tmp_path):
 
 
 class EnsembleAsServer:
-    """A 3-voter ensemble where the suites expect one server: clients get every server's
-    address; four-letter words, the port and the data dir are server 1's; a kill or a
-    restart takes the whole ensemble down and up again."""
+    """A 3-voter ensemble where the suites expect one server. Every client of a test is
+    given the same one server's address, its four-letter words and data dir are that
+    server's, and a kill or a restart takes the whole ensemble down and up again.
 
-    def __init__(self, ensemble):
+    One server, not all three: the suites check one client's write as another client's
+    read (a lock's release, a watch's event before a later read), an order ZooKeeper
+    promises only among the clients of one server, so clients spread over an ensemble
+    would fail them against Apache ZooKeeper too. Which server is chosen by the test's
+    id: about half the tests run on the leader, half on a follower that forwards.
+    """
+
+    def __init__(self, ensemble, test_id):
         self.ensemble = ensemble
         self.kind = ensemble.kind
-        first = ensemble[ensemble.ids[0]]
-        self.port = first.port
-        self.data_dir = first.data_dir
+        self.on_leader = zlib.crc32(test_id.encode()) % 2 == 0
+        self.serving = None
+
+    @property
+    def _server(self):
+        return self.ensemble[self.serving]
+
+    @property
+    def port(self):
+        return self._server.port
+
+    @property
+    def data_dir(self):
+        return self._server.data_dir
 
     @property
     def hosts(self):
-        return self.ensemble.hosts()
+        return self._server.hosts
 
     def four_letter(self, word, **kw):
-        return self.ensemble[self.ensemble.ids[0]].four_letter(word, **kw)
+        return self._server.four_letter(word, **kw)
 
     def log_tail(self, lines=60):
         return self.ensemble.log_tails(lines)
 
     def start(self):
         self.ensemble.start()
-        self.ensemble.leader()
+        leader = self.ensemble.leader()
+        if self.serving is None:
+            followers = [sid for sid in self.ensemble.ids if sid != leader]
+            self.serving = leader if self.on_leader else followers[0]
         return self
 
     def kill(self):
@@ -131,7 +154,7 @@ class EnsembleAsServer:
 
 
 @pytest.fixture
-def zk_server(zk_server_factory, tmp_path):
+def zk_server(zk_server_factory, tmp_path, request):
     """A started server of kind ZK_TARGET in a fresh directory: standalone, or a 3-voter
     ensemble standing in for one (ZK_TOPOLOGY=ensemble)."""
     if TOPOLOGY == "standalone":
@@ -141,7 +164,7 @@ def zk_server(zk_server_factory, tmp_path):
         pytest.fail("ZK_TOPOLOGY must be 'standalone' or 'ensemble', not %r" % TOPOLOGY, pytrace=False)
     _check_target()
     ensemble = Ensemble(TARGET, tmp_path / "ensemble", voters=3, tick_time=2000)
-    server = EnsembleAsServer(ensemble)
+    server = EnsembleAsServer(ensemble, request.node.nodeid)
     try:
         server.start()
     except Exception as e:
