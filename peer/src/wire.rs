@@ -21,7 +21,7 @@ use rzk_proto::{decode_request, encode_request, DecodeError, Id, Reader, Request
 use rzk_quorum::{Entry, Message, PeerState, Sid, Vote};
 
 /// The wire version this build speaks. A peer that speaks another is refused at its hello.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 const MAGIC: &[u8; 4] = b"rzkP";
 
 /// The largest frame a reader accepts from a linked peer: one announcing more is refused
@@ -57,6 +57,12 @@ pub enum Frame {
     /// A learner's client write or new session, for the leader (rides the quorum channel, so
     /// it keeps its order with the learner's other messages).
     Forward(Forwarded),
+    /// The leader refused a learner's forwarded write `cxid` of `session_id`: the session
+    /// had attached on another server since (ZooKeeper's SessionMoved).
+    Moved {
+        session_id: i64,
+        cxid: i32,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -108,6 +114,7 @@ mod kind {
     pub const NEW_EPOCH: u8 = 19;
     pub const ACK_NEW_EPOCH: u8 = 20;
     pub const FORWARD: u8 = 30;
+    pub const MOVED: u8 = 31;
 }
 
 /// Appends `frame`, whole, to `out`.
@@ -125,6 +132,11 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
         Frame::Forward(forwarded) => {
             encode_forwarded(forwarded, &mut w);
             kind::FORWARD
+        }
+        Frame::Moved { session_id, cxid } => {
+            w.long(*session_id);
+            w.int(*cxid);
+            kind::MOVED
         }
     };
     let mut crc = crc32c::crc32c(&[kind]);
@@ -191,6 +203,10 @@ fn decode_body(kind: u8, body: &[u8]) -> Result<Frame, WireError> {
             return Ok(Frame::Hello(Hello { sid, channel }));
         }
         kind::FORWARD => Frame::Forward(decode_forwarded(&mut r, name)?),
+        kind::MOVED => Frame::Moved {
+            session_id: r.long().map_err(malformed)?,
+            cxid: r.int().map_err(malformed)?,
+        },
         _ => Frame::Message(decode_message(kind, &mut r).map_err(malformed)?),
     };
     r.finish().map_err(malformed)?;
@@ -221,6 +237,7 @@ fn kind_name(kind: u8) -> Option<&'static str> {
         kind::NEW_EPOCH => "NEWEPOCH",
         kind::ACK_NEW_EPOCH => "ACK of NEWEPOCH",
         kind::FORWARD => "forwarded request",
+        kind::MOVED => "session moved",
         _ => return None,
     })
 }
@@ -511,6 +528,10 @@ fn encode_forwarded(f: &Forwarded, w: &mut Writer) {
             w.int(*timeout_ms);
             w.buffer(Some(passwd));
         }
+        ForwardedOp::Attach { timeout_ms } => {
+            w.int(2);
+            w.int(*timeout_ms);
+        }
     }
 }
 
@@ -555,6 +576,9 @@ fn decode_forwarded(r: &mut Reader<'_>, kind: &'static str) -> Result<Forwarded,
                 .map_err(|_| invalid("a session password is 16 bytes"))?;
             ForwardedOp::CreateSession { timeout_ms, passwd }
         }
+        2 => ForwardedOp::Attach {
+            timeout_ms: r.int().map_err(malformed)?,
+        },
         _ => return Err(invalid("unknown forwarded operation")),
     };
     Ok(Forwarded {

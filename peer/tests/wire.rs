@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rzk_peer::wire::{decode, encode, Channel, Frame, Hello, WireError, MAX_FRAME_BYTES};
+use rzk_peer::wire::{decode, encode, Channel, Frame, Hello, WireError, MAX_FRAME_BYTES, VERSION};
 use rzk_pipeline::{Forwarded, ForwardedOp};
 use rzk_proto::{Id, Request, Zxid};
 use rzk_quorum::{Entry, Message, PeerState, Vote};
@@ -112,6 +112,7 @@ fn forwarded() -> impl Strategy<Value = Forwarded> {
         Just(ForwardedOp::Request(Request::CloseSession)),
         (any::<i32>(), any::<[u8; 16]>())
             .prop_map(|(timeout_ms, passwd)| ForwardedOp::CreateSession { timeout_ms, passwd }),
+        any::<i32>().prop_map(|timeout_ms| ForwardedOp::Attach { timeout_ms }),
     ];
     (
         any::<i64>(),
@@ -142,6 +143,8 @@ fn frame() -> impl Strategy<Value = Frame> {
         })),
         message().prop_map(Frame::Message),
         forwarded().prop_map(Frame::Forward),
+        (any::<i64>(), any::<i32>())
+            .prop_map(|(session_id, cxid)| Frame::Moved { session_id, cxid }),
     ]
 }
 
@@ -221,10 +224,14 @@ fn strangers_and_other_versions_are_refused_at_the_hello() {
     }));
     let body = &hello[9..];
     let mut other_version = body.to_vec();
-    other_version[4..8].copy_from_slice(&2i32.to_be_bytes());
+    let theirs = VERSION - 1;
+    other_version[4..8].copy_from_slice(&theirs.to_be_bytes());
     assert_eq!(
         decode(&framed(0, &other_version), MAX_FRAME_BYTES).unwrap_err(),
-        WireError::Version { theirs: 2, ours: 1 }
+        WireError::Version {
+            theirs,
+            ours: VERSION
+        }
     );
     let mut not_rzk = body.to_vec();
     not_rzk[..4].copy_from_slice(b"ZKxx");

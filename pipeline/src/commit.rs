@@ -65,6 +65,10 @@ pub enum Queued {
         cxid: i32,
         conn: ConnId,
         reply: WriteReply,
+        /// The leader refused it (its session had moved to another server): no txn will
+        /// answer it. When it comes to the head of its queue it is dropped and its connection
+        /// closed, after everything the session sent before it was answered.
+        refused: bool,
     },
     Request {
         conn: ConnId,
@@ -90,15 +94,24 @@ pub enum Queued {
     },
 }
 
-/// A request that may be answered now, in its session's order, against the released tree;
-/// or, if `replay`, handed to the core again as newly arrived.
+/// What waited in a session's queue and may go ahead now, in the session's order.
 #[derive(Debug)]
 pub struct Ready {
     pub conn: ConnId,
     pub session_id: i64,
     pub xid: i32,
-    pub request: Request,
-    pub replay: bool,
+    pub action: ReadyAction,
+}
+
+#[derive(Debug)]
+pub enum ReadyAction {
+    /// Answer it against the released tree.
+    Answer(Request),
+    /// Hand it to the core again as newly arrived (it was held behind a sync).
+    Replay(Request),
+    /// A write the leader refused because its session moved to another server: close the
+    /// connection that sent it, as ZooKeeper does on SessionMoved.
+    Refused,
 }
 
 #[derive(Default)]
@@ -139,6 +152,28 @@ impl SessionQueues {
         drain_ready(queue, session_id, ready);
     }
 
+    /// The leader refused the write `cxid` of `session_id` (the session moved to another
+    /// server). Its place in the queue is kept, so what the session sent before it is still
+    /// answered first; it then leaves the queue as `ReadyAction::Refused`. A write queued
+    /// already refused leaves it here too if nothing is ahead of it.
+    pub fn refuse(&mut self, session_id: i64, cxid: i32, ready: &mut Vec<Ready>) {
+        let Some(queue) = self.queues.get_mut(&session_id) else {
+            return;
+        };
+        let waiting = queue.iter_mut().find_map(|item| match item {
+            Queued::Write {
+                cxid: queued,
+                refused,
+                ..
+            } if *queued == cxid && !*refused => Some(refused),
+            _ => None,
+        });
+        if let Some(refused) = waiting {
+            *refused = true;
+        }
+        drain_ready(queue, session_id, ready);
+    }
+
     /// Whether the session's last queued item waits for a write ahead of it to be answered
     /// (a request, or a sync): the write must end at a seal, so that it is answered before
     /// the session's next write is released.
@@ -171,6 +206,7 @@ impl SessionQueues {
                 cxid: head,
                 conn,
                 reply,
+                refused: false,
             }) if *head == cxid && reply.answered_by(kind) => (*conn, *reply),
             _ => return None,
         };
@@ -193,29 +229,31 @@ impl SessionQueues {
 }
 
 /// Moves what heads `queue` and waits for nothing any more to `ready`, up to the next write
-/// or unanswered sync.
+/// a txn will answer or the next unanswered sync. A refused write never stays at the head.
 fn drain_ready(queue: &mut VecDeque<Queued>, session_id: i64, ready: &mut Vec<Ready>) {
     loop {
         let item = match queue.front() {
             Some(
-                Queued::Request { .. } | Queued::Held { .. } | Queued::Sync { done: true, .. },
+                Queued::Request { .. }
+                | Queued::Held { .. }
+                | Queued::Sync { done: true, .. }
+                | Queued::Write { refused: true, .. },
             ) => queue.pop_front().expect("just looked"),
             _ => return,
         };
-        let (conn, xid, request, replay) = match item {
-            Queued::Request { conn, xid, request } => (conn, xid, *request, false),
-            Queued::Held { conn, xid, request } => (conn, xid, *request, true),
+        let (conn, xid, action) = match item {
+            Queued::Request { conn, xid, request } => (conn, xid, ReadyAction::Answer(*request)),
+            Queued::Held { conn, xid, request } => (conn, xid, ReadyAction::Replay(*request)),
             Queued::Sync {
                 conn, xid, path, ..
-            } => (conn, xid, Request::Sync { path }, false),
-            Queued::Write { .. } => unreachable!("matched above"),
+            } => (conn, xid, ReadyAction::Answer(Request::Sync { path })),
+            Queued::Write { conn, cxid, .. } => (conn, cxid, ReadyAction::Refused),
         };
         ready.push(Ready {
             conn,
             session_id,
             xid,
-            request,
-            replay,
+            action,
         });
     }
 }

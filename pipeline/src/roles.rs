@@ -48,7 +48,7 @@ use rzk_tree::watch::WatchRegistry;
 use rzk_tree::{Applied, OpOutcome, Tree};
 
 use crate::apply;
-use crate::commit::{Queued, TxnKind, WriteReply};
+use crate::commit::{Queued, ReadyAction, TxnKind, WriteReply};
 use front::Front;
 use proposer::Proposer;
 
@@ -87,6 +87,13 @@ pub enum ForwardedOp {
         timeout_ms: i32,
         passwd: [u8; 16],
     },
+    /// A client re-attached the session on the learner (ZooKeeper's REVALIDATE): the
+    /// leader touches the session and makes that server its owner, so a write still sent
+    /// on the connection the client left is refused. Rides the same link as the learner's
+    /// writes, so every write it forwards after the attach comes after it.
+    Attach {
+        timeout_ms: i32,
+    },
 }
 
 #[derive(Debug)]
@@ -121,8 +128,17 @@ pub enum Input {
         txns: Vec<Txn>,
         digest: Option<u64>,
     },
-    /// Leader: a learner's write or new session.
-    Forwarded(Forwarded),
+    /// Leader: a learner's write, new session or re-attach, from server `from`.
+    Forwarded {
+        from: u64,
+        forwarded: Forwarded,
+    },
+    /// Learner: the leader refused the write `cxid` of `session_id` because the session had
+    /// attached on another server since; the connection that sent it closes.
+    Moved {
+        session_id: i64,
+        cxid: i32,
+    },
     /// Leader: learners heard from these sessions (carried in their pings).
     Touches {
         session_ids: Vec<i64>,
@@ -176,6 +192,16 @@ pub struct Actions {
     /// `Input::Synced`. Once reported, every write committed before the round began is in
     /// the released tree.
     pub syncs: Vec<u64>,
+    /// Leader: writes forwarded by learners and refused because their session moved to
+    /// another server; each goes back to the learner `server` as `Input::Moved`.
+    pub refused: Vec<Refused>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub server: u64,
+    pub session_id: i64,
+    pub cxid: i32,
 }
 
 /// Where a learner found its tree digest differing from its leader's.
@@ -200,6 +226,7 @@ impl Actions {
         self.expired.clear();
         self.diverged = None;
         self.syncs.clear();
+        self.refused.clear();
     }
 }
 
@@ -460,6 +487,11 @@ impl Core {
         }
     }
 
+    /// This server's id, as the quorum and session owners name it.
+    fn me(&self) -> u64 {
+        u64::from(self.config.server_id)
+    }
+
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader(_))
     }
@@ -536,7 +568,13 @@ impl Core {
             Input::Disconnected { conn } => self.front.disconnected(conn),
             Input::Committed { zxid } => self.committed(zxid, actions),
             Input::Replicated { txns, digest } => self.replicated(txns, digest, actions),
-            Input::Forwarded(forwarded) => self.forwarded(forwarded, actions),
+            Input::Forwarded { from, forwarded } => self.forwarded(from, forwarded, actions),
+            Input::Moved { session_id, cxid } => {
+                self.front
+                    .queues
+                    .refuse(session_id, cxid, &mut self.front.deferred);
+                self.answer_deferred(actions);
+            }
             Input::Touches { session_ids } => {
                 if self.is_leader() {
                     for id in session_ids {
@@ -575,17 +613,27 @@ impl Core {
     /// was held behind a sync as if it arrived now.
     fn answer_deferred(&mut self, actions: &mut Actions) {
         for ready in std::mem::take(&mut self.front.deferred) {
-            if ready.replay {
-                self.request(ready.conn, ready.xid, ready.request, actions);
-            } else {
-                self.front.answer(
+            match ready.action {
+                ReadyAction::Replay(request) => {
+                    self.request(ready.conn, ready.xid, request, actions)
+                }
+                ReadyAction::Answer(request) => self.front.answer(
                     &self.released,
                     ready.conn,
                     ready.session_id,
                     ready.xid,
-                    ready.request,
+                    request,
                     actions,
-                );
+                ),
+                ReadyAction::Refused => {
+                    if self.front.conns.contains_key(&ready.conn) {
+                        actions.outputs.push(Output::Close {
+                            conn: ready.conn,
+                            reason: "session moved to another server",
+                        });
+                        self.front.disconnected(ready.conn);
+                    }
+                }
             }
         }
     }
@@ -615,14 +663,18 @@ impl Core {
                 timeout_ms,
                 read_only: request.read_only,
             };
-            match self.role {
-                Role::Leader(_) => self.submit(
-                    session_id,
-                    0,
-                    TxnBody::CreateSession { timeout_ms, passwd },
-                    Some((conn, reply)),
-                    actions,
-                ),
+            let me = self.me();
+            match &mut self.role {
+                Role::Leader(proposer) => {
+                    proposer.owners.insert(session_id, me);
+                    self.submit(
+                        session_id,
+                        0,
+                        TxnBody::CreateSession { timeout_ms, passwd },
+                        Some((conn, reply)),
+                        actions,
+                    )
+                }
                 Role::Learner => self.forward(
                     Forwarded {
                         session_id,
@@ -665,6 +717,18 @@ impl Core {
         self.front.move_session(conn, session_id, auth_ids, actions);
         self.sessions
             .reattach(session_id, timeout_ms, self.now.mono_ms);
+        let me = self.me();
+        match &mut self.role {
+            Role::Leader(proposer) => {
+                proposer.owners.insert(session_id, me);
+            }
+            Role::Learner => actions.forward.push(Forwarded {
+                session_id,
+                cxid: 0,
+                auth_ids: Vec::new(),
+                op: ForwardedOp::Attach { timeout_ms },
+            }),
+        }
         let session = self.sessions.get(session_id).expect("checked above");
         let response = ConnectResponse {
             protocol_version: 0,
@@ -715,9 +779,15 @@ impl Core {
             proposer.seal();
         }
         if let Some((conn, reply)) = waiter {
-            self.front
-                .queues
-                .push(session_id, Queued::Write { cxid, conn, reply });
+            self.front.queues.push(
+                session_id,
+                Queued::Write {
+                    cxid,
+                    conn,
+                    reply,
+                    refused: false,
+                },
+            );
         }
         let txn = proposer.push(session_id, cxid, body, self.now.wall_ms, waiter.is_some());
         actions.append.push(txn);
@@ -737,6 +807,7 @@ impl Core {
                 cxid: forwarded.cxid,
                 conn,
                 reply,
+                refused: false,
             },
         );
         actions.forward.push(forwarded);
@@ -783,6 +854,29 @@ impl Core {
                 is_multi: matches!(request, Request::Multi(_)),
                 is_close,
             };
+            let me = self.me();
+            let moved = match &mut self.role {
+                Role::Leader(proposer) => !is_close && proposer.moved_away(session_id, me),
+                Role::Learner => false,
+            };
+            if moved {
+                // Still queued in the session's order, so what it sent before is answered
+                // first; then its connection closes.
+                self.front.queues.push(
+                    session_id,
+                    Queued::Write {
+                        cxid: xid,
+                        conn,
+                        reply,
+                        refused: true,
+                    },
+                );
+                self.front
+                    .queues
+                    .refuse(session_id, xid, &mut self.front.deferred);
+                self.answer_deferred(actions);
+                return;
+            }
             match &self.role {
                 Role::Leader(proposer) => {
                     let body = proposer.prep(
@@ -834,8 +928,8 @@ impl Core {
 
     /// Leader: a learner's write, prepped as if its client had sent it here; the learner
     /// answers the client once the txn comes back committed.
-    fn forwarded(&mut self, forwarded: Forwarded, actions: &mut Actions) {
-        let Role::Leader(proposer) = &self.role else {
+    fn forwarded(&mut self, from: u64, forwarded: Forwarded, actions: &mut Actions) {
+        let Role::Leader(proposer) = &mut self.role else {
             // Sent to this server while it led; the learner closes its clients' connections
             // when it hears of the new leader, so nobody waits for it.
             return;
@@ -848,9 +942,31 @@ impl Core {
         } = forwarded;
         let body = match op {
             ForwardedOp::CreateSession { timeout_ms, passwd } => {
+                proposer.owners.insert(session_id, from);
                 self.sessions
                     .insert(session_id, timeout_ms, passwd, self.now.mono_ms);
                 TxnBody::CreateSession { timeout_ms, passwd }
+            }
+            ForwardedOp::Attach { timeout_ms } => {
+                // A session closing or gone stays so: its client learns it at its next
+                // request there.
+                if self.sessions.get(session_id).is_some_and(|s| !s.closing) {
+                    proposer.owners.insert(session_id, from);
+                    self.sessions
+                        .reattach(session_id, timeout_ms, self.now.mono_ms);
+                }
+                return;
+            }
+            ForwardedOp::Request(request)
+                if !matches!(request, Request::CloseSession)
+                    && proposer.moved_away(session_id, from) =>
+            {
+                actions.refused.push(Refused {
+                    server: from,
+                    session_id,
+                    cxid,
+                });
+                return;
             }
             ForwardedOp::Request(request) => {
                 let body = proposer.prep(
@@ -1074,6 +1190,9 @@ impl Core {
             .iter()
             .any(|o| matches!(o, OpOutcome::SessionClosed));
         if closed {
+            if let Role::Leader(proposer) = &mut self.role {
+                proposer.owners.remove(&session_id);
+            }
             self.sessions.remove(session_id);
             self.front.end_session(session_id, actions);
         }

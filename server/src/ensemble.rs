@@ -67,7 +67,7 @@ pub struct EnsembleThread {
 /// A client input or forwarded request that waits while the leader's epoch is full.
 enum Held {
     Net(ToCore),
-    Forwarded(rzk_pipeline::Forwarded),
+    Forwarded(Sid, rzk_pipeline::Forwarded),
 }
 
 struct State {
@@ -305,7 +305,9 @@ impl EnsembleThread {
                         .handle(message, (Instant::now(), clocks()), &mut actions);
                     self.core_actions(state, actions);
                 }
-                Held::Forwarded(f) => self.core_step(state, Input::Forwarded(f)),
+                Held::Forwarded(from, forwarded) => {
+                    self.core_step(state, Input::Forwarded { from, forwarded })
+                }
             }
         }
     }
@@ -368,9 +370,23 @@ impl EnsembleThread {
                             // Sent while this server led; the learner closes its clients'
                             // connections when it hears of the new leader.
                         } else if self.must_hold(state) {
-                            state.held.push_back(Held::Forwarded(forwarded));
+                            state.held.push_back(Held::Forwarded(peer, forwarded));
                         } else {
-                            self.core_step(state, Input::Forwarded(forwarded));
+                            self.core_step(
+                                state,
+                                Input::Forwarded {
+                                    from: peer,
+                                    forwarded,
+                                },
+                            );
+                        }
+                    }
+                    Frame::Moved { session_id, cxid } => {
+                        // From a leader this server no longer follows: its clients'
+                        // connections closed when it changed leader, so nothing waits.
+                        if !self.driver.core.is_leader() && self.peer.status().leader == Some(peer)
+                        {
+                            self.core_step(state, Input::Moved { session_id, cxid });
                         }
                     }
                     Frame::Hello(_) => unreachable!("the transport takes hellos"),
@@ -662,6 +678,16 @@ impl EnsembleThread {
                 // No leader: the client's connection closes when this server changes role.
                 _ => {}
             }
+        }
+        for refused in std::mem::take(&mut actions.refused) {
+            self.send(
+                state,
+                refused.server,
+                Frame::Moved {
+                    session_id: refused.session_id,
+                    cxid: refused.cxid,
+                },
+            );
         }
         let syncs = std::mem::take(&mut actions.syncs);
         self.driver.carry_out(&mut actions, None);

@@ -129,3 +129,49 @@ impl Checks {
         }
     }
 }
+
+/// ZooKeeper's SessionMoved: once a session's client has moved to a new connection and had a
+/// write acknowledged there, nothing it sent on an older connection may commit after that
+/// write. (A read there may still miss such a write, as in ZooKeeper.) `committed`: every
+/// committed client txn that changes state, as (session, cxid, zxid); `sent_on`: the
+/// connection each (session, xid) was sent on; `write_acks`: each session's acknowledged
+/// writes as (connection, zxid). Connection ids grow with time.
+pub fn session_moved(
+    committed: &[(i64, i32, i64)],
+    sent_on: &BTreeMap<(i64, i32), u64>,
+    write_acks: &BTreeMap<i64, Vec<(u64, i64)>>,
+) -> Option<String> {
+    committed.iter().find_map(|&(session, cxid, zxid)| {
+        let &old = sent_on.get(&(session, cxid))?;
+        let &(conn, acked) = write_acks
+            .get(&session)?
+            .iter()
+            .find(|&&(conn, acked)| conn > old && acked < zxid)?;
+        Some(format!(
+            "session {session:#x}: xid {cxid} sent on conn {old} committed at {zxid:#x}, after \
+             the write acknowledged at {acked:#x} on its later conn {conn}"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_from_a_left_connection_committed_after_one_acknowledged_on_the_new_is_caught() {
+        let sent_on = BTreeMap::from([((7, 1), 100), ((7, 2), 100), ((7, 3), 200)]);
+        let acks = BTreeMap::from([(7, vec![(200, 0x10)])]);
+        // xid 1 committed before the new connection's write: fine.
+        assert_eq!(
+            session_moved(&[(7, 1, 0x0f), (7, 3, 0x10)], &sent_on, &acks),
+            None
+        );
+        // xid 2, sent on the old connection, committed after it: caught.
+        let found = session_moved(&[(7, 3, 0x10), (7, 2, 0x11)], &sent_on, &acks);
+        assert!(found.unwrap().contains("xid 2 sent on conn 100"));
+        // Another session's acknowledgements say nothing about this one.
+        let other = BTreeMap::from([(8, vec![(200, 0x10)])]);
+        assert_eq!(session_moved(&[(7, 2, 0x11)], &sent_on, &other), None);
+    }
+}

@@ -69,10 +69,12 @@ pub fn run_cli(args: &SimArgs) -> bool {
     let mut failover_ms = Vec::new();
     let mut unjudged = 0;
     let mut acked = 0;
+    let mut moved = 0;
     let failed = explore(args.seed, args.seeds, voters, args.plant, |o| {
         failover_ms.extend_from_slice(&o.stats.failover_ms);
         unjudged += o.unjudged_keys;
         acked += o.stats.acked_writes;
+        moved += o.stats.moved_writes;
     });
     std::panic::set_hook(hook);
     let secs = started.elapsed().as_secs_f64();
@@ -95,7 +97,8 @@ pub fn run_cli(args: &SimArgs) -> bool {
     };
     println!(
         "{} seeds in {:.1} s ({:.0} seeds/s); {} acknowledged writes; leader failover p50 {} ms, \
-         p90 {} ms, max {} ms over {} failovers; {} key histories too large to judge",
+         p90 {} ms, max {} ms over {} failovers; {} writes refused as their session moved; {} key \
+         histories too large to judge",
         args.seeds,
         secs,
         args.seeds as f64 / secs.max(1e-9),
@@ -104,6 +107,7 @@ pub fn run_cli(args: &SimArgs) -> bool {
         pick(0.9),
         pick(1.0),
         failover_ms.len(),
+        moved,
         unjudged
     );
     println!("sim: {} seeds, {} violations", args.seeds, failed.len());

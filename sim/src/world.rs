@@ -15,14 +15,14 @@ use std::io::Write as _;
 use rzk_pipeline::{Actions, ConnId, Forwarded, Output};
 use rzk_proto::{
     ConnectRequest, ConnectResponse, CreateMode, ErrorCode, OpCode, Reader, ReplyHeader, Request,
-    Response, Txn,
+    Response, Txn, TxnBody,
 };
 use rzk_quorum::{
     Action, Config, DiskRequest, Entry, Input, Message, Peer, Persisted, Plant, Role, Sid, Zxid,
 };
 use rzk_session::{Now, Prng, Touch};
 
-use crate::checks::Checks;
+use crate::checks::{self, Checks};
 use crate::host;
 use crate::linearizability::{Operation, Znode, ZnodeOp, ZnodeRet};
 use crate::SimConfig;
@@ -49,6 +49,11 @@ enum Channel {
 enum Wire {
     Peer(Message),
     Forward(Forwarded),
+    /// The leader refused a forwarded write: the session moved to another server.
+    Moved {
+        session_id: i64,
+        cxid: i32,
+    },
 }
 
 /// What a client sends on its connection.
@@ -196,7 +201,7 @@ impl Disk {
 #[derive(Debug)]
 enum Held {
     Client(ConnId, FromClient),
-    Forwarded(Forwarded),
+    Forwarded(Sid, Forwarded),
 }
 
 struct ServerConn {
@@ -291,6 +296,16 @@ pub(crate) struct World {
     fifo: BTreeMap<(Sid, Sid, Channel), u64>,
     /// Per client connection and direction (true: to the server), the last delivery time.
     conn_fifo: BTreeMap<(ConnId, bool), u64>,
+    /// Connections whose client-to-server direction lags (a congested client link): what
+    /// the client sent may reach the server after the client gave up and moved elsewhere.
+    lagging: BTreeSet<ConnId>,
+    /// For the session-moved checker: the connection each request of a session was sent
+    /// on, by (session, xid); each session's acknowledged writes as (connection, zxid); and
+    /// every committed client txn as (session, cxid, zxid), once, with the last zxid seen.
+    sent_on: BTreeMap<(i64, i32), ConnId>,
+    write_acks: BTreeMap<i64, Vec<(ConnId, i64)>>,
+    committed_txns: Vec<(i64, i32, i64)>,
+    last_committed_txn: i64,
     next_conn: ConnId,
     partition: Option<Partition>,
     next_partition_id: u64,
@@ -318,6 +333,9 @@ pub struct Stats {
     pub sessions_expired: u64,
     pub sessions_closed: u64,
     pub syncs: u64,
+    /// Writes a leader refused because their session had moved to another server
+    /// (ZooKeeper's SessionMoved): sent on a lagging connection the client had left.
+    pub moved_writes: u64,
 }
 
 impl World {
@@ -385,6 +403,11 @@ impl World {
             links: BTreeMap::new(),
             fifo: BTreeMap::new(),
             conn_fifo: BTreeMap::new(),
+            lagging: BTreeSet::new(),
+            sent_on: BTreeMap::new(),
+            write_acks: BTreeMap::new(),
+            committed_txns: Vec::new(),
+            last_committed_txn: 0,
             next_conn: 1,
             partition: None,
             next_partition_id: 1,
@@ -549,7 +572,18 @@ impl World {
                     Wire::Forward(forwarded) => {
                         self.log(|| format!("s{to} <- s{from} forwarded {forwarded:?}"));
                         if self.servers[&to].core.is_leader() {
-                            self.feed(to, Held::Forwarded(forwarded));
+                            self.feed(to, Held::Forwarded(from, forwarded));
+                        }
+                    }
+                    Wire::Moved { session_id, cxid } => {
+                        self.log(|| {
+                            format!("s{to} <- s{from} session {session_id:#x} moved (cxid {cxid})")
+                        });
+                        let s = &self.servers[&to];
+                        let following =
+                            s.peer.as_ref().and_then(|p| p.status().leader) == Some(from);
+                        if !s.core.is_leader() && following {
+                            self.core_step(to, rzk_pipeline::Input::Moved { session_id, cxid });
                         }
                     }
                 }
@@ -773,7 +807,10 @@ impl World {
 
     /// When something sent now on client connection `conn` arrives, in FIFO order.
     fn conn_delivery(&mut self, conn: ConnId, to_server: bool) -> u64 {
-        let delay = self.rand(100, 1_000);
+        let mut delay = self.rand(100, 1_000);
+        if to_server && self.lagging.contains(&conn) {
+            delay += self.rand(0, 2 * CLIENT_TIMEOUT_US);
+        }
         let now = self.now_us;
         let last = self.conn_fifo.entry((conn, to_server)).or_default();
         let time = (now + delay).max(*last + 1);
@@ -1060,6 +1097,23 @@ impl World {
         };
         for entry in &entries {
             self.checks.applied(sid, entry);
+            if entry.zxid.as_i64() > self.last_committed_txn {
+                self.last_committed_txn = entry.zxid.as_i64();
+                let (txn, _) = rzk_pipeline::entry::decode(&entry.data)
+                    .expect("an entry this simulator encoded");
+                // A closeSession is the session's last word from wherever it was sent
+                // (ZooKeeper never refuses it as moved); a createSession has no connection;
+                // a failed write (an error txn, e.g. for a session already closed) changes
+                // nothing.
+                let client_txn = !matches!(
+                    txn.body,
+                    TxnBody::CloseSession | TxnBody::CreateSession { .. } | TxnBody::Error { .. }
+                );
+                if client_txn && txn.session_id != 0 {
+                    self.committed_txns
+                        .push((txn.session_id, txn.cxid, txn.zxid));
+                }
+            }
         }
         if self.servers[&sid].core.is_leader() {
             self.core_step(
@@ -1181,7 +1235,7 @@ impl World {
 
     fn feed_now(&mut self, sid: Sid, item: Held) {
         let input = match item {
-            Held::Forwarded(forwarded) => rzk_pipeline::Input::Forwarded(forwarded),
+            Held::Forwarded(from, forwarded) => rzk_pipeline::Input::Forwarded { from, forwarded },
             Held::Client(conn, FromClient::Connect(request)) => rzk_pipeline::Input::Connect {
                 conn,
                 request,
@@ -1226,6 +1280,17 @@ impl World {
                 // No leader: the client's connection closes when this server changes role.
                 _ => {}
             }
+        }
+        for refused in actions.refused.drain(..) {
+            self.stats.moved_writes += 1;
+            self.send(
+                sid,
+                refused.server,
+                Wire::Moved {
+                    session_id: refused.session_id,
+                    cxid: refused.cxid,
+                },
+            );
         }
         for output in actions.outputs.drain(..) {
             match output {
@@ -1400,6 +1465,10 @@ impl World {
         if let Some(waiting) = waiting {
             self.clients[client as usize].waiting.insert(xid, waiting);
         }
+        let c = &self.clients[client as usize];
+        if let (Some((session, _)), Some(conn)) = (&c.session, c.conn) {
+            self.sent_on.insert((*session, xid), conn);
+        }
         self.send_to_server(client, FromClient::Request { xid, request });
     }
 
@@ -1414,6 +1483,9 @@ impl World {
     fn connect(&mut self, client: u64) {
         let conn = self.next_conn * 1_000 + client;
         self.next_conn += 1;
+        if self.chance(5) {
+            self.lagging.insert(conn);
+        }
         let c = &mut self.clients[client as usize];
         c.conn = Some(conn);
         c.established = false;
@@ -1528,6 +1600,20 @@ impl World {
             );
         }
         let waiting = c.waiting.remove(&expected).expect("first");
+        let write = match &waiting {
+            Waiting::Op { op, .. } => !matches!(op, ZnodeOp::Read),
+            Waiting::Ephemeral => true,
+            Waiting::Sync | Waiting::Close => false,
+        };
+        if write && header.err == 0 {
+            if let Some((session, _)) = &c.session {
+                self.write_acks
+                    .entry(*session)
+                    .or_default()
+                    .push((conn, header.zxid));
+            }
+        }
+        let c = &mut self.clients[client as usize];
         c.last_reply_zxid = header.zxid;
         c.last_zxid = c.last_zxid.max(header.zxid);
         let err = ErrorCode::from_i32(header.err);
@@ -1877,7 +1963,16 @@ impl World {
         self.healed_at_us = Some(self.now_us);
     }
 
+    fn check_session_moved(&mut self) {
+        if let Some(detail) =
+            checks::session_moved(&self.committed_txns, &self.sent_on, &self.write_acks)
+        {
+            self.checks.violation("session-moved", detail);
+        }
+    }
+
     fn finish(&mut self) {
+        self.check_session_moved();
         let leaders: Vec<Sid> = self
             .servers
             .values()

@@ -12,6 +12,7 @@ use rzk_proto::{EventType, Reader, WatcherEvent};
 const LEADER_CONN: ConnId = 10;
 const LEARNER_CONN: ConnId = 20;
 const LEARNER_CONN_2: ConnId = 21;
+const LEARNER_SID: u64 = 2;
 
 struct Pair {
     leader: Core,
@@ -61,11 +62,29 @@ impl Pair {
             seen.leader.append(&mut leader.outputs);
             assert!(learner.append.is_empty(), "a learner proposes nothing");
             let forwards = std::mem::take(&mut learner.forward);
-            for f in forwards {
-                self.leader
-                    .step(self.clock(), Input::Forwarded(f), &mut leader);
+            for forwarded in forwards {
+                self.leader.step(
+                    self.clock(),
+                    Input::Forwarded {
+                        from: LEARNER_SID,
+                        forwarded,
+                    },
+                    &mut leader,
+                );
+            }
+            for refused in std::mem::take(&mut leader.refused) {
+                assert_eq!(refused.server, LEARNER_SID);
+                self.learner.step(
+                    self.clock(),
+                    Input::Moved {
+                        session_id: refused.session_id,
+                        cxid: refused.cxid,
+                    },
+                    &mut learner,
+                );
             }
             seen.leader.append(&mut leader.outputs);
+            seen.learner.append(&mut learner.outputs);
             if leader.append.is_empty() {
                 return seen;
             }
@@ -373,7 +392,7 @@ fn only_the_leader_expires_sessions_and_learner_heartbeats_keep_them() {
 }
 
 #[test]
-fn a_replicated_txn_of_a_session_that_moved_away_answers_nobody_here() {
+fn a_write_forwarded_before_the_session_moved_and_arriving_after_is_refused() {
     let mut pair = Pair::new();
     let session = {
         let seen = pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
@@ -406,7 +425,10 @@ fn a_replicated_txn_of_a_session_that_moved_away_answers_nobody_here() {
     );
     pair.leader.step(
         pair.clock(),
-        Input::Forwarded(forwarded),
+        Input::Forwarded {
+            from: LEARNER_SID,
+            forwarded,
+        },
         &mut leader_actions,
     );
     pair.leader.step(
@@ -415,7 +437,9 @@ fn a_replicated_txn_of_a_session_that_moved_away_answers_nobody_here() {
         &mut leader_actions,
     );
     let seen = pair.settle(leader_actions, learner_actions);
-    // The leader answers only its own request; the learner answers its forwarded one.
+    // The leader answers only its own request. The forwarded write reached it after the
+    // session moved: refused (ZooKeeper's SessionMoved), and the learner closes the
+    // connection it came from instead of answering.
     let leader_replies = frames(&seen.leader, LEADER_CONN);
     assert_eq!(
         leader_replies.len(),
@@ -423,9 +447,9 @@ fn a_replicated_txn_of_a_session_that_moved_away_answers_nobody_here() {
         "connect response and the reply to xid 2"
     );
     assert_eq!(decode(&leader_replies[1].1, OpCode::Create).0.xid, 2);
-    let learner_replies = frames(&seen.learner, LEARNER_CONN);
-    assert_eq!(learner_replies.len(), 1);
-    assert_eq!(decode(&learner_replies[0].1, OpCode::Create).0.xid, 1);
+    assert!(frames(&seen.learner, LEARNER_CONN).is_empty());
+    assert!(closed(&seen.learner, LEARNER_CONN));
+    assert!(!exists(&pair.leader, "/x") && exists(&pair.leader, "/y"));
     assert_same_trees(&pair);
 }
 
@@ -737,4 +761,163 @@ fn a_leader_numbers_nothing_past_the_counter_limit_and_expires_in_the_next_epoch
         Core::new(config(1), Tree::new(), Now::both(0)).room(),
         u32::MAX
     );
+}
+
+fn exists(core: &Core, path: &str) -> bool {
+    core.released().get(path).is_some()
+}
+
+fn passwd(core: &Core, session: i64) -> Vec<u8> {
+    core.sessions().get(session).unwrap().passwd.to_vec()
+}
+
+#[test]
+fn a_write_on_the_learner_connection_a_session_left_for_the_leader_is_refused_and_closes_it() {
+    let mut pair = Pair::new();
+    let session = {
+        let seen = pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+        established(&seen.learner, LEARNER_CONN).unwrap()
+    };
+    // A write the learner forwarded before the client moved is still on its way.
+    let mut learner_actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 1, create_request("/before", b"", 0)),
+        &mut learner_actions,
+    );
+    let seen = pair.on_leader(connect_input(
+        LEADER_CONN,
+        session,
+        passwd(&pair.leader, session),
+    ));
+    assert_eq!(established(&seen.leader, LEADER_CONN), Some(session));
+    // Then the old connection sends another; both arrive after the move.
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 2, create_request("/stale", b"", 0)),
+        &mut learner_actions,
+    );
+    let seen = pair.settle(Actions::default(), learner_actions);
+    assert!(
+        closed(&seen.learner, LEARNER_CONN),
+        "the old connection closes"
+    );
+    assert!(
+        frames(&seen.learner, LEARNER_CONN).is_empty(),
+        "and is not answered"
+    );
+    assert!(!exists(&pair.leader, "/before") && !exists(&pair.leader, "/stale"));
+    // The session goes on where it moved; the learner's queue for it is not stuck.
+    let seen = pair.on_leader(request(LEADER_CONN, 3, create_request("/after", b"", 0)));
+    assert_eq!(frames(&seen.leader, LEADER_CONN).len(), 1);
+    assert!(exists(&pair.learner, "/after"));
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_write_answered_before_the_move_is_answered_and_the_refused_one_after_it_closes() {
+    let mut pair = Pair::new();
+    let session = {
+        let seen = pair.on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]));
+        established(&seen.learner, LEARNER_CONN).unwrap()
+    };
+    // The first write reaches the leader and is proposed, but not yet committed, when the
+    // client moves and the second is refused: the first is still answered, then the close.
+    let mut learner_actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 1, create_request("/first", b"", 0)),
+        &mut learner_actions,
+    );
+    let mut leader_actions = Actions::default();
+    for forwarded in learner_actions.forward.drain(..) {
+        pair.leader.step(
+            pair.clock(),
+            Input::Forwarded {
+                from: LEARNER_SID,
+                forwarded,
+            },
+            &mut leader_actions,
+        );
+    }
+    pair.leader.step(
+        pair.clock(),
+        connect_input(LEADER_CONN, session, passwd(&pair.leader, session)),
+        &mut leader_actions,
+    );
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 2, create_request("/second", b"", 0)),
+        &mut learner_actions,
+    );
+    let seen = pair.settle(leader_actions, learner_actions);
+    let replies = frames(&seen.learner, LEARNER_CONN);
+    assert_eq!(replies.len(), 1, "the write the leader took is answered");
+    assert_eq!(decode(&replies[0].1, OpCode::Create).0.xid, 1);
+    let reply_at = seen
+        .learner
+        .iter()
+        .position(|o| matches!(o, Output::Send { conn, .. } if *conn == LEARNER_CONN))
+        .unwrap();
+    let close_at = seen
+        .learner
+        .iter()
+        .position(|o| matches!(o, Output::Close { conn, .. } if *conn == LEARNER_CONN))
+        .expect("then the connection closes");
+    assert!(reply_at < close_at);
+    assert!(exists(&pair.leader, "/first") && !exists(&pair.leader, "/second"));
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_write_on_the_leader_connection_a_session_left_for_a_learner_is_refused_and_closes_it() {
+    let mut pair = Pair::new();
+    let session = {
+        let seen = pair.on_leader(connect_input(LEADER_CONN, 0, vec![0; 16]));
+        established(&seen.leader, LEADER_CONN).unwrap()
+    };
+    let seen = pair.on_learner(connect_input(
+        LEARNER_CONN,
+        session,
+        passwd(&pair.learner, session),
+    ));
+    assert_eq!(established(&seen.learner, LEARNER_CONN), Some(session));
+    let seen = pair.on_leader(request(LEADER_CONN, 5, create_request("/stale", b"", 0)));
+    assert!(closed(&seen.leader, LEADER_CONN));
+    assert!(frames(&seen.leader, LEADER_CONN).is_empty());
+    assert!(!exists(&pair.leader, "/stale"));
+    let seen = pair.on_learner(request(LEARNER_CONN, 6, create_request("/moved", b"", 0)));
+    assert_eq!(frames(&seen.learner, LEARNER_CONN).len(), 1);
+    assert!(exists(&pair.leader, "/moved"));
+    // Closing the session is never refused: it is the session's last word wherever sent.
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_new_leader_knows_no_owner_and_takes_the_first_server_it_hears_from() {
+    let mut pair = Pair::new();
+    let session = {
+        let seen = pair.on_leader(connect_input(LEADER_CONN, 0, vec![0; 16]));
+        established(&seen.leader, LEADER_CONN).unwrap()
+    };
+    // The leader is re-elected: owners are not replicated and start empty.
+    pair.leader.become_leader(2, &mut Actions::default());
+    let write = request_after_attach(&mut pair, session);
+    let seen = pair.on_learner(write);
+    assert_eq!(frames(&seen.learner, LEARNER_CONN).len(), 1);
+    assert!(exists(&pair.leader, "/on-learner"));
+}
+
+/// Attaches `session` on the learner without the leader hearing of it (a lost attach) and
+/// returns a write for it there.
+fn request_after_attach(pair: &mut Pair, session: i64) -> Input {
+    let mut actions = Actions::default();
+    let passwd = passwd(&pair.learner, session);
+    pair.learner.step(
+        pair.clock(),
+        connect_input(LEARNER_CONN, session, passwd),
+        &mut actions,
+    );
+    assert_eq!(established(&actions.outputs, LEARNER_CONN), Some(session));
+    request(LEARNER_CONN, 1, create_request("/on-learner", b"", 0))
 }

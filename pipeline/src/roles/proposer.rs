@@ -5,7 +5,7 @@
 //! Never: release anything (the release path does, on the quorum's commit), or answer a
 //! client (the front end does).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use rzk_proto::{ErrorCode, Id, Request, Txn, TxnBody, Zxid};
 use rzk_session::SessionTable;
@@ -39,6 +39,9 @@ pub(super) struct Proposer {
     /// The epoch this leader numbers its txns in.
     pub epoch: u32,
     pub next_reap_ms: u64,
+    /// The server each session last attached on (ZooKeeper's session owner). Not replicated:
+    /// a new leader starts with none, and a session's next request names it.
+    pub owners: HashMap<i64, u64>,
 }
 
 impl Proposer {
@@ -54,7 +57,17 @@ impl Proposer {
             pending: VecDeque::new(),
             epoch,
             next_reap_ms,
+            owners: HashMap::new(),
         }
+    }
+
+    /// Whether a request of `session_id` from a client on server `from` must be refused
+    /// because the session has since attached on another server (ZooKeeper's
+    /// SessionMoved): a request sent on a connection the client has left must not be
+    /// applied after what it sends where it went. A session with no owner yet (a new
+    /// leader) takes `from`.
+    pub fn moved_away(&mut self, session_id: i64, from: u64) -> bool {
+        *self.owners.entry(session_id).or_insert(from) != from
     }
 
     /// The zxid the next txn gets. A standalone server moves to the next epoch itself when the
