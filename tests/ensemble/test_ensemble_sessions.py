@@ -6,6 +6,7 @@ which shows what the tests expect is ZooKeeper's behaviour.
 """
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,37 @@ def test_a_write_from_the_connection_a_session_left_is_refused_and_that_connecti
     finally:
         old.close()
         new.close()
+
+
+def test_a_client_that_has_seen_more_than_a_server_is_refused_there_and_served_elsewhere(ensemble_factory):
+    """A client must never go back in time: a server behind the last zxid the client saw
+    closes the connection without a session (the client tries another server), as
+    ZooKeeper's "Refusing session request ... client must try another server"."""
+    e = ensemble_factory(voters=3)
+    leader = e.leader()
+    follower = next(sid for sid in e.ids if sid != leader)
+    with raw(e[leader]).connect() as writer:
+        zxid, err, _ = writer.call(OP_CREATE, create_payload("/seen", b"x"))
+        assert err == 0 and zxid > 0
+        # As if the client had seen a zxid from a server further ahead than this follower.
+        ahead = raw(e[follower])
+        try:
+            with pytest.raises((EOFError, ConnectionError)):
+                ahead.connect(session_id=writer.session_id, passwd=writer.passwd, last_zxid=zxid + 1000)
+        finally:
+            ahead.close()
+        # What it has seen for real, the follower has (its COMMIT may still be on the way:
+        # until then it refuses too) and serves.
+        deadline = time.monotonic() + 10
+        while True:
+            moved = raw(e[follower])
+            try:
+                moved.connect(session_id=writer.session_id, passwd=writer.passwd, last_zxid=zxid)
+                break
+            except (EOFError, ConnectionError):
+                moved.close()
+                assert time.monotonic() < deadline, "the follower never caught up to %#x" % zxid
+                time.sleep(0.05)
+        with moved:
+            assert moved.session_id == writer.session_id
+            assert exists(moved, "/seen")
