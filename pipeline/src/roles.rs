@@ -66,6 +66,9 @@ pub struct CoreConfig {
     pub seed: u64,
     /// Session expiry is checked per this interval (ZooKeeper's tickTime).
     pub tick_ms: u64,
+    /// An ensemble server's /zookeeper/config text (its membership, as ZooKeeper writes
+    /// it), set in every tree this core starts from or installs. None: standalone, empty.
+    pub config_node: Option<Vec<u8>>,
 }
 
 /// A learner's write (or new session) for the leader, with what the leader needs to prep it
@@ -314,7 +317,10 @@ fn frame(xid: i32, zxid: i64, err: ErrorCode, response: &Response) -> Vec<u8> {
 impl Core {
     /// A standalone server: the leader of a quorum of itself, numbering txns in the epoch of
     /// its history (ZooKeeper's standalone zxids stay in epoch 0).
-    pub fn new(config: CoreConfig, tree: Tree, now: Now) -> Self {
+    pub fn new(config: CoreConfig, mut tree: Tree, now: Now) -> Self {
+        if let Some(text) = &config.config_node {
+            tree.set_config_node(text, now.wall_ms as i64);
+        }
         let epoch = rzk_proto::Zxid::from_i64(tree.last_zxid()).epoch;
         let sessions =
             SessionTable::new(config.server_id, now.wall_ms, config.seed, config.tick_ms);
@@ -451,13 +457,21 @@ impl Core {
 
     /// A learner takes the leader's snapshot (SNAP): the released tree and sessions are
     /// replaced, and every client connection closes (what it saw may be gone).
-    pub fn install(&mut self, tree: Tree, sessions: Vec<DurableSession>, actions: &mut Actions) {
+    pub fn install(
+        &mut self,
+        mut tree: Tree,
+        sessions: Vec<DurableSession>,
+        actions: &mut Actions,
+    ) {
         assert!(
             matches!(self.role, Role::Learner),
             "only a learner installs a snapshot"
         );
         self.front
             .close_all("server resynchronised with its leader: reconnect", actions);
+        if let Some(text) = &self.config.config_node {
+            tree.set_config_node(text, self.now.wall_ms as i64);
+        }
         self.released = tree;
         self.committed_sessions = sessions.into_iter().map(|s| (s.id, s)).collect();
         self.sessions = SessionTable::new(

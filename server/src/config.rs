@@ -55,6 +55,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
     pub client_port: u16,
+    /// Whether the file set clientPort: if not, an ensemble server takes its client port
+    /// from its own server.N line (`;[address:]port`), as ZooKeeper 3.5+ does.
+    pub client_port_set: bool,
     pub client_port_address: IpAddr,
     pub max_client_cnxns: usize,
     pub min_session_timeout_ms: i32,
@@ -109,6 +112,7 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             data_log_dir: PathBuf::from("data"),
             client_port: 2181,
+            client_port_set: false,
             client_port_address: IpAddr::from([127, 0, 0, 1]),
             max_client_cnxns: 60,
             min_session_timeout_ms: -1,
@@ -314,7 +318,10 @@ impl Config {
                     config.data_log_dir = PathBuf::from(&value);
                     data_log_dir_set = true;
                 }
-                "clientPort" => config.client_port = num(&value).map_err(bad)?,
+                "clientPort" => {
+                    config.client_port = num(&value).map_err(bad)?;
+                    config.client_port_set = true;
+                }
                 "clientPortAddress" => {
                     config.client_port_address = ip(&value).map_err(bad)?
                 }

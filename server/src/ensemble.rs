@@ -46,6 +46,10 @@ pub struct EnsembleSetup {
     pub peers: BTreeMap<Sid, PeerAddrs>,
     pub init_limit_ticks: u64,
     pub sync_limit_ticks: u64,
+    /// What /zookeeper/config holds: each server.N line as ZooKeeper writes it back
+    /// (`host:quorumPort:electionPort:participant|observer[;clientAddress:clientPort]`), then
+    /// `version=0` (no dynamic reconfiguration: the version of the static file).
+    pub config_node: String,
 }
 
 /// How often the quorum core is ticked: its timeouts are in ticks of tickTime, and a
@@ -773,7 +777,8 @@ pub fn run(
             })
             .collect(),
     };
-    let core_config = crate::core_config(&config, setup.me as u8, seed);
+    let mut core_config = crate::core_config(&config, setup.me as u8, seed);
+    core_config.config_node = Some(setup.config_node.clone().into_bytes());
     // The pipeline starts from the snapshot alone: the log after it may hold txns that were
     // never committed, and the quorum core applies only what it learns is.
     let mut core =
@@ -917,8 +922,11 @@ pub fn run(
 
 /// The ensemble zoo.cfg describes, with this server's id from `dataDir/myid`; None for a
 /// standalone server (one server listed, or none). Errors name the line and key, or the
-/// myid file.
-pub fn setup(config: &crate::config::Config) -> Result<Option<(EnsembleSetup, PeerAddrs)>, String> {
+/// myid file. A client address on this server's own line is its client port when the file
+/// sets no clientPort.
+pub fn setup(
+    config: &mut crate::config::Config,
+) -> Result<Option<(EnsembleSetup, PeerAddrs)>, String> {
     use std::net::{SocketAddr, ToSocketAddrs};
 
     if config.servers.len() < 2 {
@@ -943,6 +951,8 @@ pub fn setup(config: &crate::config::Config) -> Result<Option<(EnsembleSetup, Pe
     let mut addrs: BTreeMap<Sid, PeerAddrs> = BTreeMap::new();
     let mut lines: BTreeMap<Sid, usize> = BTreeMap::new();
     let mut used: BTreeMap<SocketAddr, (usize, Sid)> = BTreeMap::new();
+    let mut config_lines: BTreeMap<Sid, String> = BTreeMap::new();
+    let mut my_client: Option<(usize, std::net::IpAddr, u16)> = None;
     for (line, id, value) in &config.servers {
         let at = |problem: String| format!("line {line}: server.{id}: {problem}");
         if let Some(first) = lines.insert(*id, *line) {
@@ -951,7 +961,35 @@ pub fn setup(config: &crate::config::Config) -> Result<Option<(EnsembleSetup, Pe
             )));
         }
         // host:quorumPort:electionPort[:participant|:observer][;[clientAddress:]clientPort]
-        let quorum_part = value.split(';').next().unwrap_or_default();
+        let (quorum_part, client_part) = match value.split_once(';') {
+            Some((quorum, client)) => (quorum, Some(client.trim())),
+            None => (value.as_str(), None),
+        };
+        let client = match client_part {
+            None => None,
+            Some(client) => {
+                let (address, port) = match client.rsplit_once(':') {
+                    Some((address, port)) => (address.trim_matches(['[', ']']), port),
+                    None => ("0.0.0.0", client),
+                };
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| {
+                        at(format!(
+                            "{value:?}: the client port after ';' is not a port"
+                        ))
+                    })?;
+                let ip = (address, port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| at(format!("cannot resolve the client address {address:?}")))?
+                    .ip();
+                Some((ip, port))
+            }
+        };
         let (host, rest) = match quorum_part.strip_prefix('[') {
             Some(v6) => {
                 let (host, rest) = v6
@@ -1009,6 +1047,19 @@ pub fn setup(config: &crate::config::Config) -> Result<Option<(EnsembleSetup, Pe
             voters.insert(*id);
         }
         addrs.insert(*id, peer);
+        let role = if observer { "observer" } else { "participant" };
+        let mut text = format!("server.{id}={host}:{quorum_port}:{election_port}:{role}");
+        if let Some((ip, port)) = client {
+            let ip = match ip {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            text.push_str(&format!(";{ip}:{port}"));
+        }
+        config_lines.insert(*id, text);
+        if *id == me {
+            my_client = client.map(|(ip, port)| (*line, ip, port));
+        }
     }
     let Some(&listen) = addrs.get(&me) else {
         return Err(format!(
@@ -1032,6 +1083,19 @@ pub fn setup(config: &crate::config::Config) -> Result<Option<(EnsembleSetup, Pe
             "an even number of voters tolerates no more failures than one fewer would"
         );
     }
+    if let Some((line, ip, port)) = my_client {
+        if !config.client_port_set {
+            config.client_port = port;
+            config.client_port_address = ip;
+        } else if config.client_port != port {
+            return Err(format!(
+                "line {line}: server.{me}: its client port {port} differs from clientPort={}",
+                config.client_port
+            ));
+        }
+    }
+    let mut config_node: String = config_lines.into_values().map(|line| line + "\n").collect();
+    config_node.push_str("version=0");
     addrs.remove(&me);
     Ok(Some((
         EnsembleSetup {
@@ -1041,6 +1105,7 @@ pub fn setup(config: &crate::config::Config) -> Result<Option<(EnsembleSetup, Pe
             peers: addrs,
             init_limit_ticks: u64::from(config.init_limit),
             sync_limit_ticks: u64::from(config.sync_limit),
+            config_node,
         },
         listen,
     )))

@@ -237,8 +237,8 @@ fn load_config(args: &ServerArgs) -> Result<Config, String> {
 }
 
 fn run_server(args: ServerArgs) -> Result<(), String> {
-    let config = load_config(&args)?;
-    if let Some((setup, listen)) = ensemble::setup(&config)? {
+    let mut config = load_config(&args)?;
+    if let Some((setup, listen)) = ensemble::setup(&mut config)? {
         return ensemble::run(config, setup, listen, args.net_threads);
     }
     let started = std::time::Instant::now();
@@ -382,6 +382,7 @@ fn core_config(config: &Config, server_id: u8, seed: u64) -> CoreConfig {
         server_id,
         seed,
         tick_ms: u64::from(config.tick_time_ms),
+        config_node: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn learner_core(
         server_id: server_id as u8,
         seed: TREE_SEED ^ server_id,
         tick_ms: 100,
+        config_node: None,
     };
     let mut core = Core::recover(config, tree, sessions, &[], now);
     core.join_ensemble(counter_limit);

@@ -106,3 +106,33 @@ def test_mntr_and_the_admin_quorum_commands_describe_the_ensemble(ensemble):
     assert obs["synced_observers"] == 1
     assert [o["sid"] for o in obs["observers"]] == [4]
     assert admin(e[follower], "observers")["observers"] == []
+
+
+def test_zookeeper_config_holds_the_membership_on_every_server(ensemble):
+    """/zookeeper/config is each server's membership as ZooKeeper writes it back from the
+    server.N lines (the Java client's getConfig and Curator's ensemble tracking read it):
+    byte for byte, with version -1 and no zxid, readable by anyone and by nobody written."""
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import NoAuthError
+
+    ensemble.leader()
+    expected = "".join(
+        "server.%d=%s\n" % (sid, value if value.endswith("observer") else value + ":participant")
+        for sid, value in sorted(
+            (int(key.split(".")[1]), value)
+            for key, value in ensemble[1].extra_cfg.items()
+            if key.startswith("server.")
+        )
+    ) + "version=0"
+    for sid in ensemble.ids:
+        c = KazooClient(hosts=ensemble[sid].hosts)
+        c.start(timeout=15)
+        try:
+            data, stat = c.get("/zookeeper/config")
+            assert data.decode() == expected, sid
+            assert (stat.version, stat.czxid, stat.mzxid, stat.aversion) == (-1, 0, 0, -1)
+            with pytest.raises(NoAuthError):
+                c.set("/zookeeper/config", b"server.9=x")
+        finally:
+            c.stop()
+            c.close()

@@ -95,3 +95,35 @@ def test_one_listed_server_runs_standalone(tmp_path):
         proc.kill()
         _, err = proc.communicate(timeout=30)
     assert "one server listed; running standalone" in err, err
+
+
+def test_a_client_port_on_the_server_line_that_differs_from_clientport_names_the_line(tmp_path):
+    cfg = _write_cfg(tmp_path, 3)
+    text = cfg.read_text().splitlines()
+    text[6] += ";127.0.0.1:%d" % _free_port()
+    cfg.write_text("\n".join(text) + "\n")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "myid").write_text("1\n")
+    proc = _run(cfg)
+    assert proc.returncode != 0
+    assert "line 7: server.1: its client port" in proc.stderr, proc.stderr
+    assert "differs from clientPort=" in proc.stderr, proc.stderr
+
+
+def test_without_clientport_the_server_line_gives_the_client_address(tmp_path):
+    """ZooKeeper 3.5+'s style: the client address in the server.N line, no clientPort key."""
+    cfg = _write_cfg(tmp_path, 3)
+    port = _free_port()
+    text = [line for line in cfg.read_text().splitlines() if not line.startswith("clientPort")]
+    text = [line + (";127.0.0.1:%d" % port if line.startswith("server.1=") else "") for line in text]
+    cfg.write_text("\n".join(text) + "\n")
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "myid").write_text("1\n")
+    proc = subprocess.Popen([rzk_bin(), "server", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=2)
+    finally:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+    assert "addr=127.0.0.1:%d" % port in err, err

@@ -678,6 +678,27 @@ impl Tree {
         self.nodes.len()
     }
 
+    /// Sets /zookeeper/config to this server's view of its ensemble, as each ZooKeeper
+    /// server does from its own config at startup and after loading a snapshot
+    /// (ZKDatabase.initConfigInZKDatabase): version -1, zxids 0, no txn. Not part of the
+    /// digest (nothing under /zookeeper/ is), so servers whose files differ in spelling
+    /// do not report a diverged tree.
+    pub fn set_config_node(&mut self, text: &[u8], mtime_ms: i64) {
+        let Some((old_len, new_len)) = self.change_node("/zookeeper/config", |node| {
+            let old_len = node.data_bytes().len() as u64;
+            node.data = Some(Arc::from(text));
+            node.stat.data_length = text.len() as i32;
+            node.stat.version = -1;
+            node.stat.mzxid = 0;
+            node.stat.mtime = mtime_ms;
+            node.check_invariants();
+            (old_len, text.len() as u64)
+        }) else {
+            return;
+        };
+        self.data_bytes = self.data_bytes - old_len + new_len;
+    }
+
     pub fn data_bytes(&self) -> u64 {
         self.data_bytes
     }

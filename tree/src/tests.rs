@@ -36,6 +36,28 @@ fn fresh_tree_has_zookeeper_system_nodes() {
 }
 
 #[test]
+fn the_config_node_holds_the_membership_outside_the_digest() {
+    let mut tree = Tree::new();
+    let digest = tree.digest();
+    let text = b"server.1=h:1:2:participant\nversion=0";
+    tree.set_config_node(text, 77);
+    let node = tree.get("/zookeeper/config").unwrap();
+    assert_eq!(node.data_bytes(), text);
+    assert_eq!(
+        (node.stat.version, node.stat.mzxid, node.stat.mtime),
+        (-1, 0, 77)
+    );
+    assert_eq!(node.stat.data_length as usize, text.len());
+    assert_eq!(tree.data_bytes(), text.len() as u64);
+    assert_eq!(
+        tree.digest(),
+        digest,
+        "servers' files may differ in spelling"
+    );
+    assert_eq!(tree.digest(), tree.recompute_digest());
+}
+
+#[test]
 fn create_sets_stat_and_parent_cversion_pzxid() {
     let mut tree = Tree::new();
     let mut out = Applied::default();

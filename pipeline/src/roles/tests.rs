@@ -21,6 +21,7 @@ pub(super) fn config(seed: u64) -> CoreConfig {
         server_id: 0,
         seed,
         tick_ms: 1,
+        config_node: None,
     }
 }
 
