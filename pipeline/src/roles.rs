@@ -293,6 +293,9 @@ pub struct Core {
     ensemble: Option<Ensemble>,
     /// Sessions a leader found expired when its epoch had no room for their closeSession.
     expiry_backlog: Vec<i64>,
+    /// ZooKeeper's read-only mode: a learner cut off from any quorum serves reads to clients
+    /// that asked for a read-only session, from its last state (`set_read_only`).
+    read_only: bool,
 }
 
 /// What differs for a core that is one server of an ensemble.
@@ -340,6 +343,7 @@ impl Core {
             digest_log: VecDeque::new(),
             ensemble: None,
             expiry_backlog: Vec::new(),
+            read_only: false,
         }
     }
 
@@ -399,6 +403,38 @@ impl Core {
             None => u32::MAX,
             Some(e) => proposer.room(e.counter_limit),
         }
+    }
+
+    /// Enters or leaves read-only mode (readonlymode.enabled, a server that has found no
+    /// leader for a while). In it, only clients that connect with readOnly=true are taken,
+    /// each in a session local to this server (no txn, expired here); reads are answered
+    /// from the last released tree, however stale; writes and syncs get NotReadOnly. Leaving
+    /// it closes every connection and forgets the local sessions, as ZooKeeper's read-only
+    /// server does when it shuts down for the real one.
+    pub fn set_read_only(&mut self, on: bool, actions: &mut Actions) {
+        assert!(
+            !(on && self.is_leader()),
+            "a leader has a quorum: it is never read-only"
+        );
+        if self.read_only == on {
+            return;
+        }
+        self.read_only = on;
+        self.front
+            .close_all("server changed role: reconnect", actions);
+        let local: Vec<i64> = self
+            .sessions
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| !self.committed_sessions.contains_key(id))
+            .collect();
+        for id in local {
+            self.sessions.remove(id);
+        }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub fn become_learner(&mut self, actions: &mut Actions) {
@@ -669,6 +705,9 @@ impl Core {
             return;
         }
         let timeout_ms = self.config.limits.negotiate(request.timeout_ms);
+        if self.read_only {
+            return self.connect_read_only(conn, request, timeout_ms, auth_ids, actions);
+        }
         if request.session_id == 0 {
             let session = self.sessions.create(timeout_ms, self.now.mono_ms);
             let (session_id, passwd) = (session.id, session.passwd);
@@ -766,6 +805,119 @@ impl Core {
         });
     }
 
+    /// A connection to a read-only server: only a client that asked for read-only is taken,
+    /// in a new session of this server's own (a client that has seen only read-only servers
+    /// asks for a new one each time, as ZooKeeper's clients do) or a session it knows.
+    fn connect_read_only(
+        &mut self,
+        conn: ConnId,
+        request: ConnectRequest,
+        timeout_ms: i32,
+        auth_ids: Vec<Id>,
+        actions: &mut Actions,
+    ) {
+        if request.read_only != Some(true) {
+            actions.outputs.push(Output::Close {
+                conn,
+                reason: "read-only server: refusing a client that did not ask for read-only",
+            });
+            return;
+        }
+        let known = self
+            .sessions
+            .get(request.session_id)
+            .is_some_and(|s| s.passwd.as_slice() == request.passwd.as_slice());
+        let session_id = if request.session_id == 0 {
+            self.sessions.create(timeout_ms, self.now.mono_ms).id
+        } else if known {
+            self.sessions
+                .reattach(request.session_id, timeout_ms, self.now.mono_ms);
+            request.session_id
+        } else {
+            let response = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: Some(true),
+            };
+            actions.outputs.push(Output::Send {
+                conn,
+                frame: response.encode_frame(),
+                reply: false,
+                zxid: 0,
+            });
+            actions.outputs.push(Output::Close {
+                conn,
+                reason: "session expired or password wrong",
+            });
+            return;
+        };
+        self.front.move_session(conn, session_id, auth_ids, actions);
+        let session = self
+            .sessions
+            .get(session_id)
+            .expect("created or checked above");
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms,
+            session_id,
+            passwd: session.passwd.to_vec(),
+            read_only: Some(true),
+        };
+        let touch = session.touch.clone();
+        actions.outputs.push(Output::Send {
+            conn,
+            frame: response.encode_frame(),
+            reply: false,
+            zxid: self.released.last_zxid(),
+        });
+        actions.outputs.push(Output::Established {
+            conn,
+            session_id,
+            timeout_ms,
+            touch,
+        });
+    }
+
+    /// A read-only server's answer to anything that would change state or needs a quorum
+    /// (ZooKeeper's ReadOnlyRequestProcessor): NotReadOnly; a closeSession ends a local
+    /// session here and only the connection of a global one (the leader expires it later).
+    fn request_read_only(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        request: &Request,
+        actions: &mut Actions,
+    ) {
+        let zxid = self.released.last_zxid();
+        if matches!(request, Request::CloseSession) {
+            actions.outputs.push(Output::Send {
+                conn,
+                frame: frame(xid, zxid, ErrorCode::Ok, &Response::Empty),
+                reply: true,
+                zxid,
+            });
+            actions.outputs.push(Output::Close {
+                conn,
+                reason: "client closed its session",
+            });
+            self.front.disconnected(conn);
+            if !self.committed_sessions.contains_key(&session_id) {
+                self.sessions.remove(session_id);
+                self.front.end_session(session_id, actions);
+            }
+            return;
+        }
+        actions.outputs.push(Output::Send {
+            conn,
+            frame: frame(xid, zxid, ErrorCode::NotReadOnly, &Response::Empty),
+            reply: true,
+            zxid,
+        });
+    }
+
     /// Leader: preps `body`, applies it to the speculative tree and queues it for the log.
     /// `waiter` is the connection here that the txn answers, if any.
     fn submit(
@@ -832,6 +984,11 @@ impl Core {
             return;
         };
         let session_id = c.session_id;
+        if self.read_only
+            && (request.is_write() || matches!(request, Request::Sync { .. } | Request::Reconfig))
+        {
+            return self.request_read_only(conn, session_id, xid, &request, actions);
+        }
         if self.ensemble.is_some() {
             if self.front.queues.must_hold(session_id) {
                 self.front.queues.push(
@@ -1215,6 +1372,20 @@ impl Core {
 
     fn tick(&mut self, actions: &mut Actions) {
         let expired = self.sessions.expired(self.now.mono_ms);
+        if self.read_only {
+            // A read-only server's own sessions are its alone to expire, with no txn; the
+            // global ones wait for a leader.
+            for id in expired {
+                if !self.committed_sessions.contains_key(&id) {
+                    actions
+                        .expired
+                        .push((id, self.sessions.get(id).map_or(0, |s| s.timeout_ms)));
+                    self.sessions.remove(id);
+                    self.front.end_session(id, actions);
+                }
+            }
+            return;
+        }
         let Role::Leader(proposer) = &mut self.role else {
             // Only the leader expires sessions; a learner drains its expiry buckets so they
             // do not grow, and keeps every session until the leader's closeSession arrives.

@@ -95,7 +95,7 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         names: &["is_read_only", "isro"],
-        handler: |_, _| commands::fields(json!({ "read_only": false })),
+        handler: |ctx, _| commands::fields(json!({ "read_only": ctx.mode == Some("read-only") })),
     },
     Command {
         names: &["get_trace_mask", "gtmk"],

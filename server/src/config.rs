@@ -52,6 +52,10 @@ pub struct Config {
     pub servers: Vec<(usize, u64, String)>,
     /// peerType: observer or participant (the default).
     pub peer_type_observer: bool,
+    /// readonlymode.enabled (ZooKeeper reads it as a system property; rzk from zoo.cfg too):
+    /// a server of an ensemble that finds no leader for max(2 s, tickTime) serves reads to
+    /// read-only clients until it rejoins.
+    pub read_only_mode: bool,
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
     pub client_port: u16,
@@ -109,6 +113,7 @@ impl Default for Config {
             sync_limit: 5,
             servers: Vec::new(),
             peer_type_observer: false,
+            read_only_mode: false,
             data_dir: PathBuf::from("data"),
             data_log_dir: PathBuf::from("data"),
             client_port: 2181,
@@ -358,6 +363,9 @@ impl Config {
                     config.global_outstanding_limit = num(&value).map_err(bad)?
                 }
                 "jute.maxbuffer" => config.jute_max_buffer_bytes = num(&value).map_err(bad)?,
+                "readonlymode.enabled" | "zookeeper.readonlymode.enabled" => {
+                    config.read_only_mode = boolean(&value).map_err(bad)?
+                }
                 "extendedTypesEnabled" | "zookeeper.extendedTypesEnabled" => {
                     config.extended_types = boolean(&value).map_err(bad)?
                 }

@@ -85,6 +85,8 @@ struct State {
     deferred: VecDeque<rzk_quorum::Input>,
     leading: bool,
     serving: bool,
+    /// Serving read-only clients while there is no leader (readonlymode.enabled).
+    read_only: bool,
     touches_sent_ms: u64,
     looking_since: Instant,
     /// Leader: per follower, the proposals sent and not yet acked (last zxid, when), for
@@ -114,6 +116,7 @@ impl EnsembleThread {
             deferred: VecDeque::new(),
             leading: false,
             serving: false,
+            read_only: false,
             touches_sent_ms: mono_ms(),
             looking_since: Instant::now(),
             inflight: HashMap::new(),
@@ -193,6 +196,7 @@ impl EnsembleThread {
             }
             if now >= next_core_tick {
                 next_core_tick = now + core_tick;
+                self.maybe_go_read_only(&mut state);
                 self.core_step(&mut state, Input::Tick);
                 // The quorum core carries them in its next ping reply (twice a tick), so a
                 // quarter tick is often enough, and costs a pass over the local sessions.
@@ -266,7 +270,7 @@ impl EnsembleThread {
             return;
         }
         if let ToCore::Input(Input::Connect { conn, .. }) = &message {
-            if !state.serving {
+            if !state.serving && !state.read_only {
                 // ZooKeeper closes client connections while it has no leader.
                 self.driver.loops[loop_of(*conn)].send(ToLoop::Output(
                     Output::Close {
@@ -558,8 +562,41 @@ impl EnsembleThread {
         }
     }
 
+    /// ZooKeeper starts its read-only server once a peer has been looking for
+    /// max(2 s, tickTime) (QuorumPeer's roZkMgr).
+    fn maybe_go_read_only(&mut self, state: &mut State) {
+        let wait = Duration::from_millis(u64::from(self.driver.config.tick_time_ms).max(2000));
+        if !self.driver.config.read_only_mode
+            || state.serving
+            || state.read_only
+            || state.looking_since.elapsed() < wait
+        {
+            return;
+        }
+        info!(
+            looking_ms = state.looking_since.elapsed().as_millis() as u64,
+            last_zxid = format_args!("{:#x}", self.driver.core.released().last_zxid()),
+            "no leader: serving read-only clients from this server's last state"
+        );
+        state.read_only = true;
+        self.driver.mode = Some("read-only");
+        let mut actions = Actions::default();
+        self.driver.core.set_read_only(true, &mut actions);
+        self.core_actions(state, actions);
+    }
+
+    fn leave_read_only(&mut self, state: &mut State, actions: &mut Actions) {
+        if state.read_only {
+            info!("read-only mode ends: this server rejoins its ensemble");
+            state.read_only = false;
+            self.driver.core.set_read_only(false, actions);
+        }
+    }
+
     fn role(&mut self, state: &mut State, role: Role) {
         let mut actions = Actions::default();
+        // Any news of the quorum ends read-only mode; a new look starts its wait again.
+        self.leave_read_only(state, &mut actions);
         match role {
             Role::Looking { reason } => {
                 warn!(reason, "no leader: looking for one");

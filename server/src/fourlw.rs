@@ -340,13 +340,22 @@ pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
 
 pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) -> String {
     let mut out = String::new();
+    if word == FourLetterWord::Isro {
+        // ZooKeeper's IsroCommand: "null" when not serving, "ro" from its read-only server.
+        return match ctx.mode {
+            None => "null",
+            Some("read-only") => "ro",
+            Some(_) => "rw",
+        }
+        .into();
+    }
     if ctx.mode.is_none() && word != FourLetterWord::Ruok {
         return "This ZooKeeper instance is not currently serving requests\n".into();
     }
     let tree = ctx.core.released();
     match word {
         FourLetterWord::Ruok => out.push_str("imok"),
-        FourLetterWord::Isro => out.push_str("rw"),
+        FourLetterWord::Isro => unreachable!("answered above"),
         FourLetterWord::Srvr => {
             let _ = writeln!(out, "Zookeeper version: {}", version_line());
             server_lines(ctx, &mut out);

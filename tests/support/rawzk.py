@@ -141,6 +141,7 @@ class RawClient:
         self.session_id = None
         self.negotiated_timeout_ms = None
         self.passwd = None
+        self.server_read_only = None
 
     # --- framing -------------------------------------------------------
 
@@ -184,6 +185,8 @@ class RawClient:
         self.negotiated_timeout_ms = r.int()
         self.session_id = r.long()
         self.passwd = r.buffer()
+        # The server says whether it is read-only only to a client that sent the flag.
+        self.server_read_only = r.bool() if r.remaining() else None
         return self
 
     def send_request(self, op, payload=b"", xid=None):

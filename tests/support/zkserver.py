@@ -219,6 +219,12 @@ class ZkServer:
             "-Dlog4j.configuration=file:%s" % log4j,
             "-Dznode.container.checkIntervalMs=200",
             "-Dzookeeper.extendedTypesEnabled=true",
+            # ZooKeeper reads read-only mode from a system property only; rzk from zoo.cfg.
+            *(
+                ["-Dreadonlymode.enabled=%s" % self.extra_cfg["readonlymode.enabled"]]
+                if "readonlymode.enabled" in self.extra_cfg
+                else []
+            ),
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             str(self.cfg_path),
         ]

@@ -921,3 +921,140 @@ fn request_after_attach(pair: &mut Pair, session: i64) -> Input {
     assert_eq!(established(&actions.outputs, LEARNER_CONN), Some(session));
     request(LEARNER_CONN, 1, create_request("/on-learner", b"", 0))
 }
+
+fn read_only_connect(conn: ConnId, session_id: i64, passwd: Vec<u8>, read_only: bool) -> Input {
+    Input::Connect {
+        conn,
+        request: ConnectRequest {
+            read_only: Some(read_only),
+            ..connect_request(session_id, passwd)
+        },
+        auth_ids: vec![Id::new("ip", "127.0.0.1")],
+    }
+}
+
+#[test]
+fn a_read_only_learner_serves_reads_refuses_writes_and_forgets_its_sessions_when_it_rejoins() {
+    let mut pair = Pair::new();
+    pair.on_leader(connect_input(LEADER_CONN, 0, vec![0; 16]));
+    pair.on_leader(request(LEADER_CONN, 1, create_request("/a", b"v", 0)));
+    let global = established(
+        &pair
+            .on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]))
+            .learner,
+        LEARNER_CONN,
+    )
+    .unwrap();
+    let global_passwd = passwd(&pair.learner, global);
+
+    let mut actions = Actions::default();
+    pair.learner.set_read_only(true, &mut actions);
+    assert!(
+        closed(&actions.outputs, LEARNER_CONN),
+        "entering it closes every connection"
+    );
+
+    // A client that did not ask for read-only is refused.
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        read_only_connect(LEARNER_CONN, 0, vec![0; 16], false),
+        &mut actions,
+    );
+    assert!(closed(&actions.outputs, LEARNER_CONN));
+    assert!(established(&actions.outputs, LEARNER_CONN).is_none());
+
+    // A read-only client gets a session of this server's, with no txn.
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        read_only_connect(LEARNER_CONN_2, 0, vec![0; 16], true),
+        &mut actions,
+    );
+    let local = established(&actions.outputs, LEARNER_CONN_2).expect("a local session");
+    assert!(actions.forward.is_empty(), "nothing goes to a leader");
+    let response =
+        ConnectResponse::decode(&frames(&actions.outputs, LEARNER_CONN_2)[0].1[4..]).unwrap();
+    assert_eq!(response.read_only, Some(true));
+
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN_2, 1, get_data("/a", false)),
+        &mut actions,
+    );
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN_2, 2, set_data("/a", b"w")),
+        &mut actions,
+    );
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN_2, 3, Request::Sync { path: "/".into() }),
+        &mut actions,
+    );
+    assert!(actions.forward.is_empty() && actions.syncs.is_empty());
+    let replies = frames(&actions.outputs, LEARNER_CONN_2);
+    let errs: Vec<i32> = replies
+        .iter()
+        .map(|(_, f)| decode(f, OpCode::GetData).0.err)
+        .collect();
+    assert_eq!(
+        errs,
+        vec![
+            0,
+            ErrorCode::NotReadOnly.code(),
+            ErrorCode::NotReadOnly.code()
+        ]
+    );
+
+    // A global session it knows may re-attach, read-only.
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        read_only_connect(LEARNER_CONN, global, global_passwd, true),
+        &mut actions,
+    );
+    assert_eq!(established(&actions.outputs, LEARNER_CONN), Some(global));
+
+    // Rejoining closes the connections and forgets the local session, not the global one.
+    let mut actions = Actions::default();
+    pair.learner.set_read_only(false, &mut actions);
+    assert!(closed(&actions.outputs, LEARNER_CONN) && closed(&actions.outputs, LEARNER_CONN_2));
+    assert!(pair.learner.sessions().get(local).is_none());
+    assert!(pair.learner.sessions().get(global).is_some());
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn a_read_only_learner_expires_its_own_sessions_and_not_the_global_ones() {
+    let mut pair = Pair::new();
+    let global = established(
+        &pair
+            .on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]))
+            .learner,
+        LEARNER_CONN,
+    )
+    .unwrap();
+    pair.learner.set_read_only(true, &mut Actions::default());
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        read_only_connect(LEARNER_CONN_2, 0, vec![0; 16], true),
+        &mut actions,
+    );
+    let local = established(&actions.outputs, LEARNER_CONN_2).unwrap();
+    pair.now += 60_000;
+    let mut actions = Actions::default();
+    pair.learner.step(pair.clock(), Input::Tick, &mut actions);
+    assert_eq!(
+        actions.expired.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![local]
+    );
+    assert!(closed(&actions.outputs, LEARNER_CONN_2));
+    assert!(actions.forward.is_empty() && actions.append.is_empty());
+    assert!(
+        pair.learner.sessions().get(global).is_some(),
+        "the leader decides that one"
+    );
+}
