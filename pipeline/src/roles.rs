@@ -66,6 +66,13 @@ pub struct CoreConfig {
     pub seed: u64,
     /// Session expiry is checked per this interval (ZooKeeper's tickTime).
     pub tick_ms: u64,
+    /// localSessionsEnabled (an ensemble only, as in ZooKeeper): a new session lives on the
+    /// server it connected to alone, with no txn, until it creates an ephemeral.
+    pub local_sessions: bool,
+    /// localSessionsUpgradingEnabled: a local session that creates an ephemeral becomes
+    /// global (a createSession txn first); without it the create fails with
+    /// EphemeralOnLocalSession.
+    pub upgrade_local_sessions: bool,
     /// An ensemble server's /zookeeper/config text (its membership, as ZooKeeper writes
     /// it), set in every tree this core starts from or installs. None: standalone, empty.
     pub config_node: Option<Vec<u8>>,
@@ -296,6 +303,9 @@ pub struct Core {
     /// ZooKeeper's read-only mode: a learner cut off from any quorum serves reads to clients
     /// that asked for a read-only session, from its last state (`set_read_only`).
     read_only: bool,
+    /// Sessions that live on this server alone (local sessions): created and expired here,
+    /// with no txn, lost if the client moves or the server changes role.
+    local: std::collections::HashSet<i64>,
 }
 
 /// What differs for a core that is one server of an ensemble.
@@ -344,6 +354,7 @@ impl Core {
             ensemble: None,
             expiry_backlog: Vec::new(),
             read_only: false,
+            local: std::collections::HashSet::new(),
         }
     }
 
@@ -422,6 +433,7 @@ impl Core {
         self.read_only = on;
         self.front
             .close_all("server changed role: reconnect", actions);
+        self.local.clear();
         let local: Vec<i64> = self
             .sessions
             .iter()
@@ -437,7 +449,25 @@ impl Core {
         self.read_only
     }
 
+    /// How many sessions live on this server alone (mntr's zk_local_sessions).
+    pub fn local_session_count(&self) -> usize {
+        self.local.len()
+    }
+
+    /// Local sessions do not outlive the role they were made in (ZooKeeper builds a new
+    /// session tracker per role): their clients find them expired and start new ones.
+    fn drop_local_sessions(&mut self) {
+        for id in std::mem::take(&mut self.local) {
+            self.sessions.remove(id);
+        }
+    }
+
+    fn local_sessions_on(&self) -> bool {
+        self.config.local_sessions && self.ensemble.is_some()
+    }
+
     pub fn become_learner(&mut self, actions: &mut Actions) {
+        self.drop_local_sessions();
         self.role = Role::Learner;
         self.expiry_backlog.clear();
         self.front
@@ -451,6 +481,7 @@ impl Core {
     /// from now (its heartbeats went to servers this one did not hear from), as a new
     /// ZooKeeper leader's session tracker does.
     pub fn become_leader(&mut self, epoch: u32, actions: &mut Actions) {
+        self.drop_local_sessions();
         self.front
             .close_all("server changed role: reconnect", actions);
         let next_reap_ms = self.now.mono_ms + self.config.container_check_interval_ms;
@@ -589,9 +620,12 @@ impl Core {
             .keys()
             .copied()
             .filter(|id| {
-                self.sessions
-                    .get(*id)
-                    .is_some_and(|s| s.touch.load(Ordering::Relaxed) > mono_ms)
+                // The leader does not know local sessions; they expire here.
+                !self.local.contains(id)
+                    && self
+                        .sessions
+                        .get(*id)
+                        .is_some_and(|s| s.touch.load(Ordering::Relaxed) > mono_ms)
             })
             .collect();
         ids.sort_unstable();
@@ -708,6 +742,13 @@ impl Core {
         if self.read_only {
             return self.connect_read_only(conn, request, timeout_ms, auth_ids, actions);
         }
+        if request.session_id == 0 && self.local_sessions_on() {
+            // No txn: established at once, like a re-attach.
+            let session_id = self.sessions.create(timeout_ms, self.now.mono_ms).id;
+            self.local.insert(session_id);
+            self.front.move_session(conn, session_id, auth_ids, actions);
+            return self.established(conn, session_id, timeout_ms, request.read_only, actions);
+        }
         if request.session_id == 0 {
             let session = self.sessions.create(timeout_ms, self.now.mono_ms);
             let (session_id, passwd) = (session.id, session.passwd);
@@ -772,6 +813,8 @@ impl Core {
             .reattach(session_id, timeout_ms, self.now.mono_ms);
         let me = self.me();
         match &mut self.role {
+            // A local session never moves: another server does not know it.
+            _ if self.local.contains(&session_id) => {}
             Role::Leader(proposer) => {
                 proposer.owners.insert(session_id, me);
             }
@@ -782,13 +825,25 @@ impl Core {
                 op: ForwardedOp::Attach { timeout_ms },
             }),
         }
-        let session = self.sessions.get(session_id).expect("checked above");
+        self.established(conn, session_id, timeout_ms, request.read_only, actions);
+    }
+
+    /// Answers a connect at once with a session this server has (re-attached, or local).
+    fn established(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        timeout_ms: i32,
+        read_only: Option<bool>,
+        actions: &mut Actions,
+    ) {
+        let session = self.sessions.get(session_id).expect("the caller has it");
         let response = ConnectResponse {
             protocol_version: 0,
             timeout_ms,
             session_id,
             passwd: session.passwd.to_vec(),
-            read_only: request.read_only.map(|_| false),
+            read_only: read_only.map(|_| false),
         };
         let touch = session.touch.clone();
         actions.outputs.push(Output::Send {
@@ -803,6 +858,91 @@ impl Core {
             timeout_ms,
             touch,
         });
+    }
+
+    /// A request of a local session that does not simply go to the leader: a closeSession
+    /// ends it here with no txn; an ephemeral create upgrades it to a global session first
+    /// (or fails with EphemeralOnLocalSession). Returns whether the request was dealt with.
+    /// Both wait for what the session sent before (held, then replayed in order).
+    fn local_session_request(
+        &mut self,
+        conn: ConnId,
+        session_id: i64,
+        xid: i32,
+        request: &Request,
+        actions: &mut Actions,
+    ) -> bool {
+        let is_close = matches!(request, Request::CloseSession);
+        let ephemeral = creates_ephemeral(request);
+        if !is_close && !ephemeral {
+            return false;
+        }
+        if ephemeral && self.config.upgrade_local_sessions {
+            // The createSession goes ahead of the create on the same path to the leader.
+            self.local.remove(&session_id);
+            let session = self.sessions.get(session_id).expect("a live local session");
+            let body = TxnBody::CreateSession {
+                timeout_ms: session.timeout_ms,
+                passwd: session.passwd,
+            };
+            match &self.role {
+                Role::Leader(_) => self.submit(session_id, 0, body, None, actions),
+                Role::Learner => {
+                    let TxnBody::CreateSession { timeout_ms, passwd } = body else {
+                        unreachable!("built above");
+                    };
+                    actions.forward.push(Forwarded {
+                        session_id,
+                        cxid: 0,
+                        auth_ids: Vec::new(),
+                        op: ForwardedOp::CreateSession { timeout_ms, passwd },
+                    });
+                }
+            }
+            return false;
+        }
+        if !self.front.queues.is_idle(session_id) {
+            self.front.queues.push(
+                session_id,
+                Queued::Held {
+                    conn,
+                    xid,
+                    request: Box::new(request.clone()),
+                },
+            );
+            return true;
+        }
+        let zxid = self.released.last_zxid();
+        if ephemeral {
+            actions.outputs.push(Output::Send {
+                conn,
+                frame: frame(
+                    xid,
+                    zxid,
+                    ErrorCode::EphemeralOnLocalSession,
+                    &Response::Empty,
+                ),
+                reply: true,
+                zxid,
+            });
+            return true;
+        }
+        actions.outputs.push(Output::Send {
+            conn,
+            frame: frame(xid, zxid, ErrorCode::Ok, &Response::Empty),
+            reply: true,
+            zxid,
+        });
+        self.end_local_session(session_id, actions);
+        true
+    }
+
+    /// A local session ends here (closed by its client, or expired): no txn, nothing of it
+    /// anywhere else.
+    fn end_local_session(&mut self, session_id: i64, actions: &mut Actions) {
+        self.local.remove(&session_id);
+        self.sessions.remove(session_id);
+        self.front.end_session(session_id, actions);
     }
 
     /// A connection to a read-only server: only a client that asked for read-only is taken,
@@ -980,10 +1120,9 @@ impl Core {
     }
 
     fn request(&mut self, conn: ConnId, xid: i32, request: Request, actions: &mut Actions) {
-        let Some(c) = self.front.conns.get(&conn) else {
+        let Some(session_id) = self.front.conns.get(&conn).map(|c| c.session_id) else {
             return;
         };
-        let session_id = c.session_id;
         if self.read_only
             && (request.is_write() || matches!(request, Request::Sync { .. } | Request::Reconfig))
         {
@@ -999,6 +1138,11 @@ impl Core {
                         request: Box::new(request),
                     },
                 );
+                return;
+            }
+            if self.local.contains(&session_id)
+                && self.local_session_request(conn, session_id, xid, &request, actions)
+            {
                 return;
             }
             if let Request::Sync { path } = request {
@@ -1020,6 +1164,7 @@ impl Core {
             }
         }
         if request.is_write() || matches!(request, Request::Reconfig) {
+            let c = self.front.conns.get(&conn).expect("looked up above");
             let is_close = matches!(request, Request::CloseSession);
             let reply = WriteReply::Request {
                 is_multi: matches!(request, Request::Multi(_)),
@@ -1052,6 +1197,7 @@ impl Core {
                 Role::Leader(proposer) => {
                     let body = proposer.prep(
                         &self.sessions,
+                        false,
                         session_id,
                         &c.auth_ids,
                         &request,
@@ -1111,6 +1257,12 @@ impl Core {
             auth_ids,
             op,
         } = forwarded;
+        // A session the leader does not track, made by another server while local sessions
+        // are on, is that server's local session: it vouches for it (ZooKeeper's
+        // LeaderSessionTracker lets such requests through). It cannot move, so no owner.
+        let foreign_local = self.config.local_sessions
+            && self.sessions.get(session_id).is_none()
+            && (session_id as u64 >> 56) != u64::from(self.config.server_id);
         let body = match op {
             ForwardedOp::CreateSession { timeout_ms, passwd } => {
                 proposer.owners.insert(session_id, from);
@@ -1129,7 +1281,8 @@ impl Core {
                 return;
             }
             ForwardedOp::Request(request)
-                if !matches!(request, Request::CloseSession)
+                if !foreign_local
+                    && !matches!(request, Request::CloseSession)
                     && proposer.moved_away(session_id, from) =>
             {
                 actions.refused.push(Refused {
@@ -1142,6 +1295,7 @@ impl Core {
             ForwardedOp::Request(request) => {
                 let body = proposer.prep(
                     &self.sessions,
+                    foreign_local,
                     session_id,
                     &auth_ids,
                     &request,
@@ -1386,6 +1540,14 @@ impl Core {
             }
             return;
         }
+        // Local sessions are this server's to expire, in any role, with no txn.
+        let (local, expired): (Vec<i64>, Vec<i64>) =
+            expired.into_iter().partition(|id| self.local.contains(id));
+        for id in local {
+            let timeout_ms = self.sessions.get(id).map_or(0, |s| s.timeout_ms);
+            actions.expired.push((id, timeout_ms));
+            self.end_local_session(id, actions);
+        }
         let Role::Leader(proposer) = &mut self.role else {
             // Only the leader expires sessions; a learner drains its expiry buckets so they
             // do not grow, and keeps every session until the leader's closeSession arrives.
@@ -1422,6 +1584,19 @@ impl Core {
                 self.submit(0, 0, body, None, actions);
             }
         }
+    }
+}
+
+/// Whether `request` creates an ephemeral node (alone or in a multi).
+fn creates_ephemeral(request: &Request) -> bool {
+    let ephemeral =
+        |flags: i32| rzk_proto::CreateMode::from_flags(flags).is_some_and(|m| m.is_ephemeral());
+    match request {
+        Request::Create(create) => ephemeral(create.flags),
+        Request::Multi(ops) => ops
+            .iter()
+            .any(|op| matches!(op, rzk_proto::MultiOp::Create(create) if ephemeral(create.flags))),
+        _ => false,
     }
 }
 

@@ -56,6 +56,10 @@ pub struct Config {
     /// a server of an ensemble that finds no leader for max(2 s, tickTime) serves reads to
     /// read-only clients until it rejoins.
     pub read_only_mode: bool,
+    /// localSessionsEnabled and localSessionsUpgradingEnabled (ensembles only, as in
+    /// ZooKeeper): see `CoreConfig`.
+    pub local_sessions: bool,
+    pub upgrade_local_sessions: bool,
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
     pub client_port: u16,
@@ -114,6 +118,8 @@ impl Default for Config {
             servers: Vec::new(),
             peer_type_observer: false,
             read_only_mode: false,
+            local_sessions: false,
+            upgrade_local_sessions: false,
             data_dir: PathBuf::from("data"),
             data_log_dir: PathBuf::from("data"),
             client_port: 2181,
@@ -163,8 +169,6 @@ const JVM_ONLY_PREFIXES: &[&str] = &[
     "admin.",
     "ssl.",
     "sslQuorum",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "standaloneEnabled",
     "reconfigEnabled",
     "quorumListenOnAllIPs",
@@ -363,6 +367,10 @@ impl Config {
                     config.global_outstanding_limit = num(&value).map_err(bad)?
                 }
                 "jute.maxbuffer" => config.jute_max_buffer_bytes = num(&value).map_err(bad)?,
+                "localSessionsEnabled" => config.local_sessions = boolean(&value).map_err(bad)?,
+                "localSessionsUpgradingEnabled" => {
+                    config.upgrade_local_sessions = boolean(&value).map_err(bad)?
+                }
                 "readonlymode.enabled" | "zookeeper.readonlymode.enabled" => {
                     config.read_only_mode = boolean(&value).map_err(bad)?
                 }

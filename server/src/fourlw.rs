@@ -275,8 +275,14 @@ pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
         ("zk_approximate_data_size", tree.data_bytes().to_string()),
         ("zk_open_file_descriptor_count", open_fd_count().to_string()),
         ("zk_max_file_descriptor_count", max_fd_count().to_string()),
-        ("zk_global_sessions", ctx.core.sessions().len().to_string()),
-        ("zk_local_sessions", "0".into()),
+        (
+            "zk_global_sessions",
+            (ctx.core.sessions().len() - ctx.core.local_session_count()).to_string(),
+        ),
+        (
+            "zk_local_sessions",
+            ctx.core.local_session_count().to_string(),
+        ),
         (
             "zk_uptime",
             (ctx.now_ms.saturating_sub(ctx.shared.started_ms)).to_string(),

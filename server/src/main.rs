@@ -382,6 +382,8 @@ fn core_config(config: &Config, server_id: u8, seed: u64) -> CoreConfig {
         server_id,
         seed,
         tick_ms: u64::from(config.tick_time_ms),
+        local_sessions: config.local_sessions,
+        upgrade_local_sessions: config.upgrade_local_sessions,
         config_node: None,
     }
 }

@@ -42,6 +42,8 @@ pub fn learner_core(
         server_id: server_id as u8,
         seed: TREE_SEED ^ server_id,
         tick_ms: 100,
+        local_sessions: false,
+        upgrade_local_sessions: false,
         config_node: None,
     };
     let mut core = Core::recover(config, tree, sessions, &[], now);

@@ -1058,3 +1058,145 @@ fn a_read_only_learner_expires_its_own_sessions_and_not_the_global_ones() {
         "the leader decides that one"
     );
 }
+
+/// A pair whose servers run local sessions (localSessionsEnabled; `upgrade`:
+/// localSessionsUpgradingEnabled).
+fn local_sessions_pair(upgrade: bool) -> Pair {
+    let mut pair = Pair::new();
+    for core in [&mut pair.leader, &mut pair.learner] {
+        core.config.local_sessions = true;
+        core.config.upgrade_local_sessions = upgrade;
+        core.join_ensemble(u32::MAX - 1);
+    }
+    pair
+}
+
+fn reply_errs(outputs: &[Output], conn: ConnId) -> Vec<i32> {
+    frames(outputs, conn)
+        .iter()
+        .filter(|(reply, _)| *reply)
+        .map(|(_, f)| ReplyHeader::decode(&mut Reader::new(&f[4..])).unwrap().err)
+        .collect()
+}
+
+#[test]
+fn a_local_session_lives_on_its_server_alone_and_closes_with_no_txn() {
+    let mut pair = local_sessions_pair(true);
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        connect_input(LEARNER_CONN, 0, vec![0; 16]),
+        &mut actions,
+    );
+    let session = established(&actions.outputs, LEARNER_CONN).expect("established at once");
+    assert!(
+        actions.forward.is_empty(),
+        "no createSession for the leader"
+    );
+    assert_eq!(pair.learner.local_session_count(), 1);
+    assert!(pair.leader.sessions().get(session).is_none());
+    // Its writes go to the leader, which takes the learner's word for the session.
+    let seen = pair.on_learner(request(LEARNER_CONN, 1, create_request("/p", b"", 0)));
+    assert_eq!(reply_errs(&seen.learner, LEARNER_CONN), vec![0]);
+    assert!(exists(&pair.leader, "/p"));
+    let zxid = pair.leader.released().last_zxid();
+    // Closing it is this server's business alone.
+    let seen = pair.on_learner(request(LEARNER_CONN, 2, Request::CloseSession));
+    assert_eq!(reply_errs(&seen.learner, LEARNER_CONN), vec![0]);
+    assert!(closed(&seen.learner, LEARNER_CONN));
+    assert_eq!(pair.leader.released().last_zxid(), zxid, "no txn");
+    assert!(pair.learner.sessions().get(session).is_none());
+    assert_eq!(pair.learner.local_session_count(), 0);
+    // Another server does not know it: it cannot move.
+    let mut actions = Actions::default();
+    pair.leader.step(
+        pair.clock(),
+        connect_input(LEADER_CONN, session, vec![0; 16]),
+        &mut actions,
+    );
+    assert!(established(&actions.outputs, LEADER_CONN).is_none());
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn an_ephemeral_upgrades_a_local_session_to_a_global_one_first() {
+    let mut pair = local_sessions_pair(true);
+    let session = established(
+        &pair
+            .on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]))
+            .learner,
+        LEARNER_CONN,
+    )
+    .unwrap();
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 1, create_request("/e", b"", 1)),
+        &mut actions,
+    );
+    let ops: Vec<bool> = actions
+        .forward
+        .iter()
+        .map(|f| matches!(f.op, ForwardedOp::CreateSession { .. }))
+        .collect();
+    assert_eq!(ops, vec![true, false], "the createSession goes first");
+    let seen = pair.settle(Actions::default(), actions);
+    assert_eq!(reply_errs(&seen.learner, LEARNER_CONN), vec![0]);
+    let node = pair.leader.released().get("/e").expect("created");
+    assert_eq!(node.stat.ephemeral_owner, session);
+    assert_eq!(pair.learner.local_session_count(), 0);
+    assert!(pair.leader.sessions().get(session).is_some(), "global now");
+    assert!(pair
+        .learner
+        .committed_sessions()
+        .iter()
+        .any(|s| s.id == session));
+    assert_same_trees(&pair);
+}
+
+#[test]
+fn without_upgrading_an_ephemeral_on_a_local_session_fails() {
+    let mut pair = local_sessions_pair(false);
+    established(
+        &pair
+            .on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]))
+            .learner,
+        LEARNER_CONN,
+    )
+    .unwrap();
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        request(LEARNER_CONN, 1, create_request("/e", b"", 1)),
+        &mut actions,
+    );
+    assert!(actions.forward.is_empty());
+    assert_eq!(
+        reply_errs(&actions.outputs, LEARNER_CONN),
+        vec![ErrorCode::EphemeralOnLocalSession.code()]
+    );
+    assert_eq!(pair.learner.local_session_count(), 1);
+}
+
+#[test]
+fn a_local_session_expires_on_its_server_with_no_txn() {
+    let mut pair = local_sessions_pair(true);
+    let session = established(
+        &pair
+            .on_learner(connect_input(LEARNER_CONN, 0, vec![0; 16]))
+            .learner,
+        LEARNER_CONN,
+    )
+    .unwrap();
+    pair.now += 60_000;
+    let mut actions = Actions::default();
+    pair.learner.step(pair.clock(), Input::Tick, &mut actions);
+    assert_eq!(
+        actions.expired.iter().map(|e| e.0).collect::<Vec<_>>(),
+        vec![session]
+    );
+    assert!(closed(&actions.outputs, LEARNER_CONN));
+    assert!(actions.forward.is_empty());
+    assert_eq!(pair.learner.local_session_count(), 0);
+    assert!(pair.learner.local_sessions_heard_since(0).is_empty());
+}

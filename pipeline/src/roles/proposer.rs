@@ -97,9 +97,12 @@ impl Proposer {
     /// What a client's write does, decided against the speculative tree: a txn body, or the
     /// error txn that answers it (errors are logged and replicated too, as in ZooKeeper, so
     /// the reply keeps its place in the session's order on every server).
+    /// `vouched`: the session is a learner's local session, unknown here but valid.
+    #[allow(clippy::too_many_arguments)]
     pub fn prep(
         &self,
         sessions: &SessionTable,
+        vouched: bool,
         session_id: i64,
         auth_ids: &[Id],
         request: &Request,
@@ -107,7 +110,7 @@ impl Proposer {
         wall_ms: u64,
     ) -> TxnBody {
         let is_close = matches!(request, Request::CloseSession);
-        let closing = sessions.get(session_id).is_none_or(|s| s.closing);
+        let closing = !vouched && sessions.get(session_id).is_none_or(|s| s.closing);
         if closing && !is_close {
             return TxnBody::Error {
                 err: ErrorCode::SessionExpired.code(),

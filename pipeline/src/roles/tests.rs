@@ -21,6 +21,8 @@ pub(super) fn config(seed: u64) -> CoreConfig {
         server_id: 0,
         seed,
         tick_ms: 1,
+        local_sessions: false,
+        upgrade_local_sessions: false,
         config_node: None,
     }
 }
