@@ -292,11 +292,13 @@ fn encode_message(message: &Message, w: &mut Writer) -> u8 {
             fresh,
             current_epoch,
             last_zxid,
+            snap,
         } => {
             epoch(w, *e);
             w.bool(*fresh);
             epoch(w, *current_epoch);
             zxid(w, *last_zxid);
+            w.bool(*snap);
             kind::ACK_EPOCH
         }
         Message::Trunc { after } => {
@@ -438,6 +440,7 @@ fn decode_message(kind: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
             fresh: r.bool()?,
             current_epoch: read_epoch(r)?,
             last_zxid: read_zxid(r)?,
+            snap: r.bool()?,
         },
         kind::TRUNC => Message::Trunc {
             after: read_zxid(r)?,

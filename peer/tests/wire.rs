@@ -52,14 +52,22 @@ fn message() -> impl Strategy<Value = Message> {
             }
         }),
         any::<u32>().prop_map(|epoch| Message::LeaderInfo { epoch }),
-        (any::<u32>(), any::<bool>(), any::<u32>(), zxid()).prop_map(
-            |(epoch, fresh, current_epoch, last_zxid)| Message::AckEpoch {
-                epoch,
-                fresh,
-                current_epoch,
-                last_zxid
-            }
-        ),
+        (
+            any::<u32>(),
+            any::<bool>(),
+            any::<u32>(),
+            zxid(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(epoch, fresh, current_epoch, last_zxid, snap)| Message::AckEpoch {
+                    epoch,
+                    fresh,
+                    current_epoch,
+                    last_zxid,
+                    snap
+                }
+            ),
         zxid().prop_map(|after| Message::Trunc { after }),
         (zxid(), prop::collection::vec(any::<u8>(), 0..256)).prop_map(|(zxid, data)| {
             Message::Snap {

@@ -75,6 +75,7 @@ fn active_leader() -> Peer {
                 fresh: true,
                 current_epoch: 0,
                 last_zxid: Zxid::ZERO,
+                snap: false,
             },
         },
         Input::DiskDone,

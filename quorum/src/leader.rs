@@ -37,6 +37,7 @@ enum Stage {
         fresh: bool,
         current_epoch: u32,
         last_zxid: Zxid,
+        snap: bool,
     },
     /// Sync stream and NEWLEADER sent; receives proposals from here on.
     Synced { newleader_zxid: Zxid },
@@ -214,7 +215,8 @@ impl Peer {
                 fresh,
                 current_epoch,
                 last_zxid,
-            } => self.ack_epoch(from, epoch, fresh, current_epoch, last_zxid, out),
+                snap,
+            } => self.ack_epoch(from, epoch, fresh, current_epoch, last_zxid, snap, out),
             Message::AckNewLeader { epoch } => self.ack_new_leader(from, epoch, out),
             Message::Ack { zxid } => self.ack(from, zxid, out),
             Message::PingReply { round, touches } => {
@@ -290,6 +292,7 @@ impl Peer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn ack_epoch(
         &mut self,
         from: Sid,
@@ -297,6 +300,7 @@ impl Peer {
         fresh: bool,
         current_epoch: u32,
         last_zxid: Zxid,
+        snap: bool,
         out: &mut Vec<Action>,
     ) {
         let own = (self.current_epoch, self.log.last());
@@ -315,6 +319,7 @@ impl Peer {
             fresh,
             current_epoch,
             last_zxid,
+            snap,
         };
         if l.phase == Phase::Discovery {
             self.maybe_establish(out);
@@ -362,13 +367,20 @@ impl Peer {
         let learner = l.learners.get(&sid).expect("a learner");
         let Stage::EpochAcked {
             last_zxid: peer_last,
+            snap,
             ..
         } = learner.stage
         else {
             unreachable!("syncing a learner that has not acked the epoch");
         };
         let last = self.log.last();
-        let from = if peer_last == last || self.log.contains(peer_last) {
+        let from = if snap {
+            out.push(Action::SendSnapshot {
+                to: sid,
+                zxid: self.committed,
+            });
+            self.committed
+        } else if peer_last == last || self.log.contains(peer_last) {
             peer_last
         } else {
             let floor = self.log.floor(peer_last);

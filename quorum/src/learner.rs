@@ -109,6 +109,7 @@ impl Peer {
                 self.disk(DiskRequest::Truncate { after }, out);
             }
             Message::Snap { zxid, data } if phase == Phase::Syncing => {
+                self.wants_snapshot = false;
                 self.log.reset(zxid);
                 self.committed = zxid;
                 out.push(Action::Reset {
@@ -220,6 +221,7 @@ impl Peer {
                 fresh: false,
                 current_epoch: self.current_epoch,
                 last_zxid: self.log.durable(),
+                snap: self.wants_snapshot,
             };
             self.send(leader, message, out);
         } else {
@@ -248,6 +250,7 @@ impl Peer {
                     fresh: true,
                     current_epoch: self.current_epoch,
                     last_zxid: self.log.durable(),
+                    snap: self.wants_snapshot,
                 };
                 self.send(leader, message, out);
             }

@@ -156,11 +156,14 @@ pub enum Message {
     /// Learner → leader, after `epoch` is durable as acceptedEpoch. `fresh` is true when the
     /// learner accepted the epoch just now (it was below): only fresh acks establish an epoch,
     /// since each server moves to a given epoch once, two leaders cannot both gather a quorum.
+    /// `snap`: the learner found its state differing from its leader's and must be sent
+    /// a snapshot, whatever its log says.
     AckEpoch {
         epoch: u32,
         fresh: bool,
         current_epoch: u32,
         last_zxid: Zxid,
+        snap: bool,
     },
     /// Drop every entry after `after` (it was never committed).
     Trunc { after: Zxid },
@@ -228,6 +231,10 @@ pub enum Input {
     Touches {
         sessions: Vec<i64>,
     },
+    /// The pipeline found this learner's state differing from its leader's (a digest
+    /// mismatch): its log cannot be trusted to resume from, so its next sync must be a
+    /// snapshot. The driver also breaks the link to the leader, which starts that sync.
+    Diverged,
 }
 
 /// Requests to the disk. They are carried out one after another, in order, and each one is

@@ -50,6 +50,9 @@ pub struct Peer {
     pub(crate) role: RoleState,
     /// Sessions heard from since the last ping reply (a learner's).
     pub(crate) touches: Vec<i64>,
+    /// Set by `Input::Diverged`, cleared once a snapshot is taken: the next ACKEPOCH asks
+    /// for a SNAP.
+    pub(crate) wants_snapshot: bool,
 }
 
 /// What a driver, a status command or the simulator's checkers see of a peer.
@@ -114,6 +117,7 @@ impl Peer {
             round: 0,
             role: RoleState::Looking(Looking::new(&cfg, now_ms)),
             touches: Vec::new(),
+            wants_snapshot: false,
             cfg,
         }
     }
@@ -186,6 +190,13 @@ impl Peer {
                 RoleState::Leading(_) => out.push(Action::Touched { sessions }),
                 _ => self.touches.extend(sessions),
             },
+            Input::Diverged => {
+                assert!(
+                    !matches!(self.role, RoleState::Leading(_)),
+                    "a leader's state is the reference: it cannot diverge from itself"
+                );
+                self.wants_snapshot = true;
+            }
         }
     }
 

@@ -126,6 +126,7 @@ fn ackepoch_waits_for_accepted_epoch_to_be_durable() {
                 fresh: true,
                 current_epoch: 5,
                 last_zxid,
+                snap: false,
             },
         )] => assert_eq!(*last_zxid, Zxid::new(5, 3)),
         other => panic!("expected a fresh ACKEPOCH, got {other:?}"),
@@ -231,6 +232,15 @@ fn a_commit_of_an_unknown_proposal_stops_the_server() {
 
 /// Leader side: sid 1 wins the election with votes from 2 and hears FOLLOWERINFO from 2.
 fn leader_with_follower(p: Persisted, follower_last: Zxid) -> (Peer, Vec<Action>) {
+    leader_with_follower_asking(p, follower_last, false)
+}
+
+/// The same, the follower's ACKEPOCH asking for a snapshot or not.
+fn leader_with_follower_asking(
+    p: Persisted,
+    follower_last: Zxid,
+    snap: bool,
+) -> (Peer, Vec<Action>) {
     let mut peer = Peer::new(config(1), p, 0);
     step(&mut peer, Input::Tick { now_ms: 1 });
     let own = peer.status();
@@ -276,6 +286,7 @@ fn leader_with_follower(p: Persisted, follower_last: Zxid) -> (Peer, Vec<Action>
             fresh: true,
             current_epoch: 5,
             last_zxid: follower_last,
+            snap,
         },
     );
     (peer, out)
@@ -312,6 +323,40 @@ fn a_follower_diverging_across_epochs_gets_a_snapshot() {
     assert!(out
         .iter()
         .any(|a| matches!(a, Action::SendSnapshot { to: 2, .. })));
+}
+
+/// A follower whose tree differed from its leader's asks for the whole state, even when its
+/// log says it is up to date: its log is what it diverged with.
+#[test]
+fn a_follower_that_diverged_gets_a_snapshot_whatever_its_log_says() {
+    let (_, out) = leader_with_follower_asking(persisted(5, 4), Zxid::new(5, 4), true);
+    assert!(out
+        .iter()
+        .any(|a| matches!(a, Action::SendSnapshot { to: 2, .. })));
+    let (_, out) = leader_with_follower_asking(persisted(5, 4), Zxid::new(5, 4), false);
+    assert!(!out.iter().any(|a| matches!(a, Action::SendSnapshot { .. })));
+}
+
+#[test]
+fn a_learner_that_diverged_asks_for_a_snapshot_until_it_has_one() {
+    let mut peer = follower(persisted(5, 3));
+    step(&mut peer, Input::Diverged);
+    message(&mut peer, 1, Message::LeaderInfo { epoch: 6 });
+    let out = step(&mut peer, Input::DiskDone);
+    assert!(matches!(
+        sends(&out)[..],
+        [(1, Message::AckEpoch { snap: true, .. })]
+    ));
+    let data: std::sync::Arc<[u8]> = std::sync::Arc::from(&b"state"[..]);
+    message(
+        &mut peer,
+        1,
+        Message::Snap {
+            zxid: Zxid::new(5, 3),
+            data,
+        },
+    );
+    assert!(!peer.wants_snapshot);
 }
 
 /// ZooKeeper's "Follower is ahead of the leader": the follower may hold something committed

@@ -702,9 +702,11 @@ impl EnsembleThread {
                 zxid = format_args!("{:#x}", d.zxid),
                 ours = format_args!("{:#x}", d.ours),
                 leaders = format_args!("{:#x}", d.leaders),
-                "this server's tree differs from its leader's (digest mismatch): resynchronising"
+                "this server's tree differs from its leader's (digest mismatch): resynchronising by SNAP"
             );
             rzk_metrics::metrics().digest_mismatches.inc();
+            // Its log is what it diverged with: the next sync replaces the whole state.
+            self.peer_step(state, rzk_quorum::Input::Diverged);
             if let Some(leader) = self.peer.status().leader {
                 if let Some(&generation) = state.links.get(&(leader, Channel::Quorum)) {
                     self.transport.close(leader, Channel::Quorum, generation);
