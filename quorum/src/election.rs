@@ -105,6 +105,7 @@ impl Peer {
         let drained = self.disk.is_empty();
         let me_voter = self.cfg.is_voter(self.cfg.me);
         let own = self.own_vote();
+        let (quorum, finalize) = (self.cfg.quorum_size(), self.cfg.finalize_wait_ms);
         let l = self.looking();
         if !l.started {
             if !drained {
@@ -119,6 +120,11 @@ impl Peer {
             if me_voter {
                 l.votes.insert(own.leader, own);
                 l.named.entry(own.leader).or_default().insert(own.leader);
+            }
+            // A quorum of one (standaloneEnabled=false with one server) has its own vote:
+            // nobody else will send one that counts.
+            if me_voter && l.votes.len() >= quorum {
+                l.decide_at_ms = Some(now + finalize);
             }
             self.round += 1;
             self.broadcast_vote(out);

@@ -435,3 +435,32 @@ fn votes_name_only_the_durable_tail_and_wait_for_the_disk_queue() {
     assert!(!votes.is_empty());
     assert!(votes.iter().all(|v| v.zxid == Zxid::new(5, 4)));
 }
+
+/// standaloneEnabled=false with one server: a quorum of one elects itself and commits on
+/// its own fsync.
+#[test]
+fn a_quorum_of_one_leads_alone_and_commits_on_its_own_sync() {
+    let cfg = Config {
+        voters: BTreeSet::from([1]),
+        ..config(1)
+    };
+    let mut peer = Peer::new(cfg, persisted(5, 2), 0);
+    let mut now = 1;
+    for _ in 0..100 {
+        let mut out = step(&mut peer, Input::Tick { now_ms: now });
+        now += 10;
+        // Carry out the disk requests at once, and those their completions raise.
+        let mut pending = out.iter().filter(|a| matches!(a, Action::Disk(_))).count();
+        while pending > 0 {
+            pending -= 1;
+            out = step(&mut peer, Input::DiskDone);
+            pending += out.iter().filter(|a| matches!(a, Action::Disk(_))).count();
+        }
+        if peer.status().serving {
+            break;
+        }
+    }
+    let status = peer.status();
+    assert_eq!(status.state, PeerState::Leading);
+    assert!(status.serving);
+}

@@ -52,6 +52,15 @@ pub struct Config {
     pub servers: Vec<(usize, u64, String)>,
     /// peerType: observer or participant (the default).
     pub peer_type_observer: bool,
+    /// standaloneEnabled (default true): false makes one listed server an ensemble of one
+    /// (a quorum of itself) instead of a standalone server.
+    pub standalone_enabled: bool,
+    /// quorumListenOnAllIPs (default false): the quorum and election ports listen on every
+    /// address, not only the one in this server's line.
+    pub quorum_listen_on_all_ips: bool,
+    /// electionPortBindRetry (default 3; 0 retries for ever): how often binding the
+    /// election port is tried, a second apart, before the server gives up.
+    pub election_port_bind_retry: u32,
     /// readonlymode.enabled (ZooKeeper reads it as a system property; rzk from zoo.cfg too):
     /// a server of an ensemble that finds no leader for max(2 s, tickTime) serves reads to
     /// read-only clients until it rejoins.
@@ -117,6 +126,9 @@ impl Default for Config {
             sync_limit: 5,
             servers: Vec::new(),
             peer_type_observer: false,
+            standalone_enabled: true,
+            quorum_listen_on_all_ips: false,
+            election_port_bind_retry: 3,
             read_only_mode: false,
             local_sessions: false,
             upgrade_local_sessions: false,
@@ -169,9 +181,7 @@ const JVM_ONLY_PREFIXES: &[&str] = &[
     "admin.",
     "ssl.",
     "sslQuorum",
-    "standaloneEnabled",
     "reconfigEnabled",
-    "quorumListenOnAllIPs",
     "metricsProvider.",
     "audit.",
     "portUnification",
@@ -437,10 +447,18 @@ impl Config {
                     servers.push((line, key.clone()));
                     config.servers.push((line, id, value.clone()));
                 }
+                // Quorums counted another way than by majority must not run as majorities.
                 k if k.starts_with("group.") || k.starts_with("weight.") => {
-                    warnings.push(Warning(format!(
-                        "{origin}:{line}: {key}: ensembles are not supported yet; running standalone"
+                    return Err(ConfigError::Invalid(format!(
+                        "{origin}:{line}: {key}: hierarchical quorums (group.N, weight.N) are not supported: remove them to run a majority quorum"
                     )))
+                }
+                "standaloneEnabled" => config.standalone_enabled = boolean(&value).map_err(bad)?,
+                "quorumListenOnAllIPs" => {
+                    config.quorum_listen_on_all_ips = boolean(&value).map_err(bad)?
+                }
+                "electionPortBindRetry" | "zookeeper.electionPortBindRetry" => {
+                    config.election_port_bind_retry = num(&value).map_err(bad)?
                 }
                 k if JVM_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => warnings.push(Warning(
                     format!("{origin}:{line}: {key} applies to the JVM server only; ignored"),
@@ -450,8 +468,9 @@ impl Config {
                 ))),
             }
         }
-        // One listed server runs standalone, as ZooKeeper does (standaloneEnabled).
-        if let [(line, key)] = servers.as_slice() {
+        // One listed server runs standalone, as ZooKeeper does, unless standaloneEnabled=false
+        // makes it an ensemble of one.
+        if let ([(line, key)], true) = (servers.as_slice(), config.standalone_enabled) {
             warnings.push(Warning(format!(
                 "{origin}:{line}: {key}: one server listed; running standalone"
             )));

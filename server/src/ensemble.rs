@@ -862,16 +862,32 @@ pub fn run(
         config.pre_alloc_size_kb * 1024,
     )
     .map_err(|e| format!("cannot start the disk stage: {e}"))?;
-    let bind = |addr: std::net::SocketAddr, key: &str| {
-        std::net::TcpListener::bind(addr).map_err(|e| {
-            format!(
-                "cannot listen on {addr} (server.{}'s {key} port): {e}",
-                setup.me
-            )
-        })
+    let bind = |mut addr: std::net::SocketAddr, key: &str, attempts: u32| {
+        if config.quorum_listen_on_all_ips {
+            addr.set_ip(match addr {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            });
+        }
+        let mut tried = 0u32;
+        loop {
+            tried += 1;
+            match std::net::TcpListener::bind(addr) {
+                Ok(listener) => return Ok(listener),
+                // 0: for ever (ZooKeeper's electionPortBindRetry).
+                Err(e) if attempts == 0 || tried < attempts => {
+                    warn!(%addr, tried, error = %e, "cannot listen on the {key} port yet; retrying in 1 s");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(format!(
+                    "cannot listen on {addr} (server.{}'s {key} port) after {tried} attempts: {e}",
+                    setup.me
+                )),
+            }
+        }
     };
-    let quorum_listener = bind(listen.quorum, "quorum")?;
-    let election_listener = bind(listen.election, "election")?;
+    let quorum_listener = bind(listen.quorum, "quorum", 1)?;
+    let election_listener = bind(listen.election, "election", config.election_port_bind_retry)?;
     let transport = Transport::start(
         rzk_peer::TransportConfig::new(setup.me, setup.peers.clone()),
         quorum_listener,
@@ -968,7 +984,7 @@ pub fn setup(
 ) -> Result<Option<(EnsembleSetup, PeerAddrs)>, String> {
     use std::net::{SocketAddr, ToSocketAddrs};
 
-    if config.servers.len() < 2 {
+    if config.servers.is_empty() || (config.servers.len() == 1 && config.standalone_enabled) {
         return Ok(None);
     }
     let myid_path = config.data_dir.join("myid");
