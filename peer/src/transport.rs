@@ -13,13 +13,18 @@
 //!
 //! A slow or dead peer never grows memory without bound: a link whose unsent bytes pass
 //! `max_queued_bytes` is closed (the core resyncs that learner later by DIFF or SNAP), and
-//! a connection that sends no hello within `hello_timeout` is dropped.
+//! a connection that sends no hello within `hello_timeout` is dropped. A learner's sync
+//! stream is the one exception: a SNAP (as chunk frames, wire.rs) and DIFF do not count
+//! against the limit (they may be far larger, and are in the leader's memory already), and
+//! are admitted to the socket as it drains; the receiving end puts a SNAP's chunks back
+//! together before the core sees it. Otherwise a learner behind by more than the limit
+//! could never catch up: dropped at every sync, it would sync again, and be dropped again.
 //!
 //! Never: interpret a message (the driver and the cores do), or block the thread on a
 //! socket.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::{self, ErrorKind, Read, Write};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -31,7 +36,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use rzk_quorum::Sid;
 use tracing::{debug, info, warn};
 
-use crate::wire::{self, Channel, Frame, Hello};
+use crate::wire::{self, Channel, Frame, Hello, SnapAssembler};
 
 /// Where a server listens for its peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +98,10 @@ enum Command {
         to: Sid,
         channel: Channel,
         generation: u64,
-        bytes: Vec<u8>,
+        frames: Vec<Vec<u8>>,
+        /// A learner's sync stream (a SNAP's chunks, DIFF): not counted against
+        /// `max_queued_bytes`.
+        bulk: bool,
     },
     Close {
         peer: Sid,
@@ -169,13 +177,16 @@ impl Transport {
     /// Sends `frame` on the link of that generation, if it still stands.
     pub fn send(&self, to: Sid, channel: Channel, generation: u64, frame: &Frame) {
         // Encoded here, on the caller's thread: the transport's thread only moves bytes.
-        let mut bytes = Vec::new();
-        wire::encode(frame, &mut bytes);
+        let bulk = matches!(
+            frame,
+            Frame::Message(rzk_quorum::Message::Snap { .. } | rzk_quorum::Message::Diff { .. })
+        );
         self.command(Command::Send {
             to,
             channel,
             generation,
-            bytes,
+            frames: wire::encode_frames(frame),
+            bulk,
         });
     }
 
@@ -233,13 +244,77 @@ struct Conn {
     state: State,
     opened: Instant,
     read: Vec<u8>,
-    write: Vec<u8>,
-    written: usize,
+    write: Outbox,
+    /// A SNAP being received, chunk by chunk.
+    snap: Option<SnapAssembler>,
 }
 
-impl Conn {
-    fn queued(&self) -> usize {
-        self.write.len() - self.written
+/// What waits to be written to one connection: whole frames in order, the first of them
+/// perhaps partly written. Kept as separate buffers, so a large SNAP never has to be moved
+/// up in memory as it drains.
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<(Vec<u8>, bool)>,
+    /// Bytes of the first frame already written.
+    written: usize,
+    /// Unsent bytes, and how many of them belong to bulk frames (SNAP chunks).
+    queued: usize,
+    bulk: usize,
+}
+
+/// Buffers handed to one vectored write.
+const WRITE_SLICES: usize = 64;
+
+impl Outbox {
+    fn with(frame: Vec<u8>) -> Self {
+        let mut outbox = Outbox::default();
+        outbox.push(frame, false);
+        outbox
+    }
+
+    fn push(&mut self, frame: Vec<u8>, bulk: bool) {
+        self.queued += frame.len();
+        if bulk {
+            self.bulk += frame.len();
+        }
+        self.frames.push_back((frame, bulk));
+    }
+
+    /// Unsent bytes that count against the link's limit.
+    fn limited(&self) -> usize {
+        self.queued - self.bulk
+    }
+
+    fn slices(&self) -> Vec<IoSlice<'_>> {
+        self.frames
+            .iter()
+            .take(WRITE_SLICES)
+            .enumerate()
+            .map(|(i, (frame, _))| {
+                IoSlice::new(if i == 0 {
+                    &frame[self.written..]
+                } else {
+                    frame
+                })
+            })
+            .collect()
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let (frame, bulk) = self.frames.front().expect("wrote no more than was queued");
+            let take = n.min(frame.len() - self.written);
+            self.written += take;
+            self.queued -= take;
+            if *bulk {
+                self.bulk -= take;
+            }
+            n -= take;
+            if self.written == frame.len() {
+                self.frames.pop_front();
+                self.written = 0;
+            }
+        }
     }
 }
 
@@ -291,8 +366,9 @@ impl Io {
                         to,
                         channel,
                         generation,
-                        bytes,
-                    } => self.send(to, channel, generation, bytes),
+                        frames,
+                        bulk,
+                    } => self.send(to, channel, generation, frames, bulk),
                     Command::Close {
                         peer,
                         channel,
@@ -349,8 +425,8 @@ impl Io {
                         state: State::AwaitHello,
                         opened: now,
                         read: Vec::new(),
-                        write: Vec::new(),
-                        written: 0,
+                        write: Outbox::default(),
+                        snap: None,
                     });
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
@@ -408,8 +484,8 @@ impl Io {
                         state: State::AwaitHello,
                         opened: now,
                         read: Vec::new(),
-                        write: hello,
-                        written: 0,
+                        write: Outbox::with(hello),
+                        snap: None,
                     });
                 }
                 Err(e) => debug!(peer, ?channel, %addr, error = %e, "peer transport: dial failed"),
@@ -488,6 +564,29 @@ impl Io {
                 self.drop_conn(token, "sent a second hello");
                 false
             }
+            (
+                State::Linked { .. },
+                Frame::SnapChunk {
+                    zxid,
+                    total,
+                    offset,
+                    data,
+                },
+            ) => {
+                let conn = self.conns.get_mut(&token).expect("caller checked");
+                match SnapAssembler::push(&mut conn.snap, zxid, total, offset, &data) {
+                    Ok(None) => true,
+                    Ok(Some(snap)) => self.frame(token, Frame::Message(snap)),
+                    Err(e) => {
+                        self.drop_conn(token, &format!("bad SNAP: {e}"));
+                        false
+                    }
+                }
+            }
+            (State::Linked { .. }, _) if conn.snap.is_some() => {
+                self.drop_conn(token, "sent another frame inside a SNAP");
+                false
+            }
             (State::Linked { generation }, frame) => {
                 let (peer, channel) = (conn.peer.expect("linked"), conn.channel);
                 let _ = self.events.send(Event::Frame {
@@ -538,7 +637,9 @@ impl Io {
         conn.peer = Some(peer);
         conn.state = State::Linked { generation };
         if !conn.dialed {
-            wire::encode(&Frame::Hello(Hello { sid: me, channel }), &mut conn.write);
+            let mut hello = Vec::new();
+            wire::encode(&Frame::Hello(Hello { sid: me, channel }), &mut hello);
+            conn.write.push(hello, false);
         }
         self.links.insert((peer, channel), token);
         info!(peer, ?channel, generation, "peer transport: linked");
@@ -551,20 +652,30 @@ impl Io {
         self.conns.contains_key(&token)
     }
 
-    fn send(&mut self, to: Sid, channel: Channel, generation: u64, bytes: Vec<u8>) {
+    fn send(
+        &mut self,
+        to: Sid,
+        channel: Channel,
+        generation: u64,
+        frames: Vec<Vec<u8>>,
+        bulk: bool,
+    ) {
         let Some(token) = self.link(to, channel, generation) else {
             // That link is gone; its Disconnected is on its way to the driver.
             return;
         };
         let limit = self.config.max_queued_bytes;
         let conn = self.conns.get_mut(&token).expect("linked");
-        if conn.queued() + bytes.len() > limit {
+        let size: usize = frames.iter().map(Vec::len).sum();
+        if !bulk && conn.write.limited() + size > limit {
             return self.drop_conn(
                 token,
                 &format!("over {limit} bytes queued: the peer reads too slowly"),
             );
         }
-        conn.write.extend_from_slice(&bytes);
+        for frame in frames {
+            conn.write.push(frame, bulk);
+        }
         self.flush(token);
     }
 
@@ -573,22 +684,14 @@ impl Io {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
-            if conn.queued() == 0 {
-                conn.write.clear();
-                conn.written = 0;
+            if conn.write.queued == 0 {
                 return;
             }
-            match conn.stream.write(&conn.write[conn.written..]) {
+            let slices = conn.write.slices();
+            match conn.stream.write_vectored(&slices) {
                 Ok(0) => return self.drop_conn(token, "write returned 0"),
-                Ok(n) => conn.written += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    // Keep the buffer from growing by what was already sent.
-                    if conn.written > 1 << 20 {
-                        conn.write.drain(..conn.written);
-                        conn.written = 0;
-                    }
-                    return;
-                }
+                Ok(n) => conn.write.advance(n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == ErrorKind::NotConnected => return,
                 Err(e) => return self.drop_conn(token, &format!("write failed: {e}")),

@@ -29,6 +29,13 @@ const MAGIC: &[u8; 4] = b"rzkP";
 /// frame today (its compressed snapshot), which bounds the tree an ensemble can resync.
 pub const MAX_FRAME_BYTES: usize = 1 << 30;
 
+/// A SNAP travels as frames of at most this much of the snapshot each: no frame is larger
+/// than a proposal batch, and the transport admits them to the socket as it drains.
+pub const SNAP_CHUNK_BYTES: usize = 4 << 20;
+
+/// The largest snapshot a learner assembles from chunks (its size is announced first).
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 << 30;
+
 /// The largest frame before the hello names a listed server: a stranger gets no more.
 pub const MAX_HELLO_BYTES: usize = 1024;
 
@@ -63,6 +70,75 @@ pub enum Frame {
         session_id: i64,
         cxid: i32,
     },
+    /// A piece of a SNAP: bytes `offset..offset + data.len()` of the `total`-byte snapshot
+    /// at `zxid`. `encode` cuts a `Message::Snap` into these; a `SnapAssembler` puts them
+    /// back together, and only the whole SNAP reaches the quorum core.
+    SnapChunk {
+        zxid: Zxid,
+        total: u64,
+        offset: u64,
+        data: Vec<u8>,
+    },
+}
+
+/// Puts a SNAP's chunks back together, checking that they come in order and add up.
+#[derive(Debug)]
+pub struct SnapAssembler {
+    zxid: Zxid,
+    total: u64,
+    data: Vec<u8>,
+}
+
+impl SnapAssembler {
+    /// Takes the next chunk of the stream in `slot` (starting one if empty); returns the
+    /// whole SNAP with its last chunk. Any inconsistency is final for the connection.
+    pub fn push(
+        slot: &mut Option<SnapAssembler>,
+        zxid: Zxid,
+        total: u64,
+        offset: u64,
+        data: &[u8],
+    ) -> Result<Option<Message>, WireError> {
+        let invalid = |reason| WireError::Invalid {
+            kind: "SNAP chunk",
+            reason,
+        };
+        let assembler = match slot {
+            Some(a) => {
+                if a.zxid != zxid || a.total != total {
+                    return Err(invalid("a chunk of another snapshot inside a SNAP"));
+                }
+                a
+            }
+            None => {
+                if total > MAX_SNAPSHOT_BYTES {
+                    return Err(invalid("the snapshot is over the size a learner accepts"));
+                }
+                // Grown as chunks arrive: an announced size is not yet a received one.
+                let capacity = total.min(SNAP_CHUNK_BYTES as u64 * 4) as usize;
+                slot.insert(SnapAssembler {
+                    zxid,
+                    total,
+                    data: Vec::with_capacity(capacity),
+                })
+            }
+        };
+        if offset != assembler.data.len() as u64 {
+            return Err(invalid("a SNAP chunk out of order"));
+        }
+        if offset + data.len() as u64 > total {
+            return Err(invalid("SNAP chunks past the announced size"));
+        }
+        assembler.data.extend_from_slice(data);
+        if (assembler.data.len() as u64) < total {
+            return Ok(None);
+        }
+        let done = slot.take().expect("assembling");
+        Ok(Some(Message::Snap {
+            zxid: done.zxid,
+            data: Arc::from(done.data),
+        }))
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,8 +193,44 @@ mod kind {
     pub const MOVED: u8 = 31;
 }
 
-/// Appends `frame`, whole, to `out`.
+/// Appends `frame`, whole, to `out` (a SNAP as its chunk frames, back to back).
 pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
+    for bytes in encode_frames(frame) {
+        out.extend_from_slice(&bytes);
+    }
+}
+
+/// `frame` as the frames it travels in, each in its own buffer: one, or a SNAP's chunks.
+pub fn encode_frames(frame: &Frame) -> Vec<Vec<u8>> {
+    let Frame::Message(Message::Snap { zxid, data }) = frame else {
+        let mut out = Vec::new();
+        encode_one(frame, &mut out);
+        return vec![out];
+    };
+    let total = data.len() as u64;
+    let mut frames = Vec::with_capacity(data.len() / SNAP_CHUNK_BYTES + 1);
+    let mut offset = 0usize;
+    loop {
+        let end = (offset + SNAP_CHUNK_BYTES).min(data.len());
+        let mut out = Vec::with_capacity(end - offset + 64);
+        encode_one(
+            &Frame::SnapChunk {
+                zxid: *zxid,
+                total,
+                offset: offset as u64,
+                data: data[offset..end].to_vec(),
+            },
+            &mut out,
+        );
+        frames.push(out);
+        offset = end;
+        if offset == data.len() {
+            return frames;
+        }
+    }
+}
+
+fn encode_one(frame: &Frame, out: &mut Vec<u8>) {
     let mut w = Writer::new();
     let kind = match frame {
         Frame::Hello(hello) => {
@@ -137,6 +249,18 @@ pub fn encode(frame: &Frame, out: &mut Vec<u8>) {
             w.long(*session_id);
             w.int(*cxid);
             kind::MOVED
+        }
+        Frame::SnapChunk {
+            zxid: z,
+            total,
+            offset,
+            data,
+        } => {
+            zxid(&mut w, *z);
+            w.long(*total as i64);
+            w.long(*offset as i64);
+            w.buffer(Some(data));
+            kind::SNAP
         }
     };
     let mut crc = crc32c::crc32c(&[kind]);
@@ -207,6 +331,22 @@ fn decode_body(kind: u8, body: &[u8]) -> Result<Frame, WireError> {
             session_id: r.long().map_err(malformed)?,
             cxid: r.int().map_err(malformed)?,
         },
+        kind::SNAP => {
+            let zxid = read_zxid(&mut r).map_err(malformed)?;
+            let total = r.long().map_err(malformed)? as u64;
+            let offset = r.long().map_err(malformed)? as u64;
+            let at = r.offset();
+            let data = r
+                .buffer()
+                .map_err(malformed)?
+                .ok_or(malformed(DecodeError::Null { offset: at }))?;
+            Frame::SnapChunk {
+                zxid,
+                total,
+                offset,
+                data: data.to_vec(),
+            }
+        }
         _ => Frame::Message(decode_message(kind, &mut r).map_err(malformed)?),
     };
     r.finish().map_err(malformed)?;
@@ -221,7 +361,7 @@ fn kind_name(kind: u8) -> Option<&'static str> {
         kind::LEADER_INFO => "LEADERINFO",
         kind::ACK_EPOCH => "ACKEPOCH",
         kind::TRUNC => "TRUNC",
-        kind::SNAP => "SNAP",
+        kind::SNAP => "SNAP chunk",
         kind::DIFF => "DIFF",
         kind::NEW_LEADER => "NEWLEADER",
         kind::ACK_NEW_LEADER => "ACK of NEWLEADER",
@@ -305,11 +445,7 @@ fn encode_message(message: &Message, w: &mut Writer) -> u8 {
             zxid(w, *after);
             kind::TRUNC
         }
-        Message::Snap { zxid: z, data } => {
-            zxid(w, *z);
-            w.buffer(Some(data));
-            kind::SNAP
-        }
+        Message::Snap { .. } => unreachable!("a SNAP travels as SnapChunk frames"),
         Message::Diff { entries: e } => {
             entries(w, e);
             kind::DIFF
@@ -445,15 +581,6 @@ fn decode_message(kind: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
         kind::TRUNC => Message::Trunc {
             after: read_zxid(r)?,
         },
-        kind::SNAP => {
-            let zxid = read_zxid(r)?;
-            let offset = r.offset();
-            let data = r.buffer()?.ok_or(DecodeError::Null { offset })?;
-            Message::Snap {
-                zxid,
-                data: Arc::from(data),
-            }
-        }
         kind::DIFF => Message::Diff {
             entries: read_entries(r)?,
         },

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rzk_peer::transport::{Event, PeerAddrs, Transport, TransportConfig};
 use rzk_peer::wire::{encode, Channel, Frame, Hello};
-use rzk_quorum::{Message, Zxid};
+use rzk_quorum::{Entry, Message, Zxid};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -257,9 +257,12 @@ fn a_peer_that_stops_reading_is_disconnected_instead_of_buffered() {
         } => generation,
         other => panic!("{other:?}"),
     };
-    let chunk = Frame::Message(Message::Snap {
-        zxid: Zxid::new(1, 1),
-        data: Arc::from(vec![7u8; 64 << 10]),
+    // A SNAP would not do: its chunks are exempt from the limit.
+    let chunk = Frame::Message(Message::Diff {
+        entries: vec![Entry {
+            zxid: Zxid::new(1, 1),
+            data: Arc::from(vec![7u8; 64 << 10]),
+        }],
     });
     // Far more than the limit plus every kernel buffer on the way.
     for _ in 0..2_000 {
@@ -292,4 +295,38 @@ fn a_stranger_announcing_a_huge_first_frame_is_refused_before_it_is_buffered() {
     // A length far above a hello's, then nothing: the server must not wait for 512 MiB.
     s.write_all(&(512u32 << 20).to_be_bytes()).unwrap();
     assert!(closed_by_server(s));
+}
+
+/// A SNAP far over the link's queue limit still goes through (in chunks the transport
+/// admits as the socket drains), arrives whole as one message, and what was sent after it
+/// arrives after it.
+#[test]
+fn a_snapshot_larger_than_the_queue_limit_arrives_whole_and_in_order() {
+    let (b1, b2) = (Bound::new(), Bound::new());
+    let (a1, a2) = (b1.addrs(), b2.addrs());
+    let limit = 1 << 20;
+    let t1 = start(1, b1, &[(2, a2)], |c| c.max_queued_bytes = limit);
+    let t2 = start(2, b2, &[(1, a1)], |_| {});
+    let (q1, _) = linked(&t1, 2);
+    linked(&t2, 1);
+    let data: Vec<u8> = (0..(9usize << 20) + 12345)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let snap = Frame::Message(Message::Snap {
+        zxid: Zxid::new(3, 4),
+        data: Arc::from(data.clone()),
+    });
+    t1.send(2, Channel::Quorum, q1, &snap);
+    t1.send(2, Channel::Quorum, q1, &ack(5));
+    match next(&t2) {
+        Event::Frame {
+            frame: Frame::Message(Message::Snap { zxid, data: got }),
+            ..
+        } => {
+            assert_eq!(zxid, Zxid::new(3, 4));
+            assert!(got[..] == data[..], "the snapshot's bytes, in order");
+        }
+        other => panic!("expected the SNAP, got {other:?}"),
+    }
+    assert_eq!(ack_counter(next(&t2)), 5);
 }

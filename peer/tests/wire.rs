@@ -299,3 +299,66 @@ fn a_forwarded_read_or_mismatched_xid_is_refused() {
         }
     );
 }
+
+#[test]
+fn a_snapshot_travels_in_chunks_and_is_put_back_together_only_in_order() {
+    use rzk_peer::wire::{encode_frames, SnapAssembler, MAX_SNAPSHOT_BYTES, SNAP_CHUNK_BYTES};
+    let data: Vec<u8> = (0..2 * SNAP_CHUNK_BYTES + 7).map(|i| i as u8).collect();
+    let snap = Frame::Message(Message::Snap {
+        zxid: Zxid::new(2, 9),
+        data: data.clone().into(),
+    });
+    let frames = encode_frames(&snap);
+    assert_eq!(frames.len(), 3);
+    let chunks: Vec<Frame> = frames
+        .iter()
+        .map(|f| decode(f, MAX_FRAME_BYTES).unwrap().unwrap().0)
+        .collect();
+    let mut slot = None;
+    let mut whole = None;
+    for chunk in &chunks {
+        let Frame::SnapChunk {
+            zxid,
+            total,
+            offset,
+            data,
+        } = chunk
+        else {
+            panic!("{chunk:?}");
+        };
+        assert!(data.len() <= SNAP_CHUNK_BYTES);
+        assert!(whole.is_none(), "nothing before the last chunk");
+        whole = SnapAssembler::push(&mut slot, *zxid, *total, *offset, data).unwrap();
+    }
+    match whole {
+        Some(Message::Snap { zxid, data: got }) => {
+            assert_eq!(zxid, Zxid::new(2, 9));
+            assert!(got[..] == data[..]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Out of order, another snapshot's chunk, past the size, too large: refused.
+    let parts = |c: &Frame| match c {
+        Frame::SnapChunk {
+            zxid,
+            total,
+            offset,
+            data,
+        } => (*zxid, *total, *offset, data.clone()),
+        other => panic!("{other:?}"),
+    };
+    let (z, t, _, d) = parts(&chunks[1]);
+    assert!(SnapAssembler::push(&mut None, z, t, SNAP_CHUNK_BYTES as u64, &d).is_err());
+    let mut slot = None;
+    let (z, t, o, d) = parts(&chunks[0]);
+    SnapAssembler::push(&mut slot, z, t, o, &d).unwrap();
+    assert!(SnapAssembler::push(&mut slot, Zxid::new(2, 10), t, o + d.len() as u64, &d).is_err());
+    assert!(SnapAssembler::push(&mut None, z, 3, 0, &[1, 2, 3, 4]).is_err());
+    assert!(SnapAssembler::push(&mut None, z, MAX_SNAPSHOT_BYTES + 1, 0, &[1]).is_err());
+    // An empty snapshot is one empty chunk.
+    let empty = encode_frames(&Frame::Message(Message::Snap {
+        zxid: z,
+        data: Vec::new().into(),
+    }));
+    assert_eq!(empty.len(), 1);
+}

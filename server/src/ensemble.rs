@@ -95,7 +95,33 @@ struct State {
     /// Leader: how each learner being synchronised is brought up to date (the first of
     /// snap, trunc, diff sent to it), counted when its NEWLEADER goes out.
     sync_kind: HashMap<Sid, &'static str>,
+    /// Leader: SNAPs being encoded off this thread, per learner, with what was sent to that
+    /// learner meanwhile (it must follow the snapshot on the link).
+    snaps: HashMap<Sid, PendingSnap>,
+    snaps_done: (
+        crossbeam_channel::Sender<EncodedSnap>,
+        crossbeam_channel::Receiver<EncodedSnap>,
+    ),
 }
+
+struct PendingSnap {
+    /// The link the snapshot is for: if it breaks, the learner starts over.
+    generation: u64,
+    held: Vec<Frame>,
+}
+
+/// A learner's snapshot, encoded on its own thread.
+struct EncodedSnap {
+    to: Sid,
+    generation: u64,
+    zxid: Zxid,
+    data: Vec<u8>,
+    encode_ms: u64,
+}
+
+/// Frames held for a learner while its snapshot is encoded; past this it is dropped and
+/// syncs again (a learner whose snapshot takes that long under that load is not keeping up).
+const SNAP_HELD_MAX: usize = 1 << 20;
 
 /// Proposals remembered per follower for the round trip metric; a follower that acks none
 /// of them costs no more than this.
@@ -121,7 +147,10 @@ impl EnsembleThread {
             looking_since: Instant::now(),
             inflight: HashMap::new(),
             sync_kind: HashMap::new(),
+            snaps: HashMap::new(),
+            snaps_done: crossbeam_channel::unbounded(),
         };
+        let snaps_done = state.snaps_done.1.clone();
         let transport_events = self.transport.events().clone();
         let disk_done = self.disk.completions().clone();
         let mut calls = self.calls.clone();
@@ -151,6 +180,11 @@ impl EnsembleThread {
                     }
                     Err(_) => return self.stop(),
                 },
+                recv(snaps_done) -> encoded => {
+                    if let Ok(encoded) = encoded {
+                        self.snapshot_encoded(&mut state, encoded);
+                    }
+                }
                 recv(calls) -> call => match call {
                     Ok(call) => call(&self.context()),
                     Err(_) => calls = crossbeam_channel::never(),
@@ -337,6 +371,7 @@ impl EnsembleThread {
                 if state.links.get(&(peer, channel)) == Some(&generation) {
                     state.links.remove(&(peer, channel));
                     if channel == Channel::Quorum {
+                        state.snaps.remove(&peer);
                         state.inflight.remove(&peer);
                         state.sync_kind.remove(&peer);
                         self.peer_step(state, rzk_quorum::Input::Disconnected { peer });
@@ -398,6 +433,9 @@ impl EnsembleThread {
                         }
                     }
                     Frame::Hello(_) => unreachable!("the transport takes hellos"),
+                    Frame::SnapChunk { .. } => {
+                        unreachable!("the transport puts a SNAP's chunks together")
+                    }
                 }
             }
         }
@@ -431,21 +469,71 @@ impl EnsembleThread {
             Frame::Message(Message::Notification { .. }) => Channel::Election,
             _ => Channel::Quorum,
         };
+        if channel == Channel::Quorum {
+            if let Some(pending) = state.snaps.get_mut(&to) {
+                if state.links.get(&(to, channel)) == Some(&pending.generation) {
+                    pending.held.push(frame);
+                    if pending.held.len() > SNAP_HELD_MAX {
+                        warn!(learner = to, "too much held for a learner while its snapshot was encoded; dropping it");
+                        let generation = pending.generation;
+                        state.snaps.remove(&to);
+                        self.transport.close(to, channel, generation);
+                    }
+                    return;
+                }
+                state.snaps.remove(&to);
+            }
+        }
         match state.links.get(&(to, channel)) {
             Some(&generation) => self.transport.send(to, channel, generation, &frame),
-            // Lost: the quorum core must hear that its connection to `to` is not there
-            // (election messages may be lost freely).
-            None if channel == Channel::Quorum => {
-                let input = rzk_quorum::Input::Disconnected { peer: to };
-                if !state
-                    .deferred
-                    .iter()
-                    .any(|i| matches!(i, rzk_quorum::Input::Disconnected { peer } if *peer == to))
-                {
-                    state.deferred.push_back(input);
-                }
-            }
+            None if channel == Channel::Quorum => Self::lost(state, to),
+            // Election messages may be lost freely.
             None => {}
+        }
+    }
+
+    /// Something for `to` found no quorum link: the quorum core must hear that its
+    /// connection is not there.
+    fn lost(state: &mut State, to: Sid) {
+        let input = rzk_quorum::Input::Disconnected { peer: to };
+        if !state
+            .deferred
+            .iter()
+            .any(|i| matches!(i, rzk_quorum::Input::Disconnected { peer } if *peer == to))
+        {
+            state.deferred.push_back(input);
+        }
+    }
+
+    /// A learner's snapshot is ready: it goes out (in chunks, transport.rs), then what waited
+    /// behind it, unless the learner's link broke meanwhile (it syncs again from the start).
+    fn snapshot_encoded(&mut self, state: &mut State, encoded: EncodedSnap) {
+        let to = encoded.to;
+        let current = state.links.get(&(to, Channel::Quorum)).copied();
+        let pending = match state.snaps.get(&to) {
+            Some(p) if p.generation == encoded.generation && current == Some(p.generation) => {
+                state.snaps.remove(&to).expect("just looked")
+            }
+            _ => return,
+        };
+        info!(
+            learner = to,
+            zxid = %encoded.zxid,
+            bytes = encoded.data.len(),
+            encode_ms = encoded.encode_ms,
+            "syncing a learner by SNAP"
+        );
+        self.transport.send(
+            to,
+            Channel::Quorum,
+            pending.generation,
+            &Frame::Message(Message::Snap {
+                zxid: encoded.zxid,
+                data: encoded.data.into(),
+            }),
+        );
+        for frame in pending.held {
+            self.send(state, to, frame);
         }
     }
 
@@ -505,28 +593,46 @@ impl EnsembleThread {
                     zxid.as_i64(),
                     "the quorum core asked for a snapshot at another zxid than the tree's"
                 );
+                let Some(&generation) = state.links.get(&(to, Channel::Quorum)) else {
+                    return Self::lost(state, to);
+                };
                 let sessions: Vec<rzk_snapshot::SessionRecord> = core
                     .committed_sessions()
                     .into_iter()
                     .map(|s| rzk_snapshot::SessionRecord::from(&s))
                     .collect();
-                let started = Instant::now();
-                let data = rzk_snapshot::encode(core.released(), &sessions);
-                info!(
-                    learner = to,
-                    zxid = %zxid,
-                    bytes = data.len(),
-                    encode_ms = started.elapsed().as_millis() as u64,
-                    "syncing a learner by SNAP"
-                );
-                self.send(
-                    state,
+                // The tree is an O(1) clone of the persistent map; encoding it (seconds for
+                // millions of znodes) happens on its own thread while this one goes on
+                // committing, and what the quorum core sends the learner meanwhile waits
+                // behind the snapshot.
+                let tree = core.released().clone();
+                let done = state.snaps_done.0.clone();
+                state.snaps.insert(
                     to,
-                    Frame::Message(Message::Snap {
-                        zxid,
-                        data: data.into(),
-                    }),
+                    PendingSnap {
+                        generation,
+                        held: Vec::new(),
+                    },
                 );
+                let encode = move || {
+                    let started = Instant::now();
+                    let data = rzk_snapshot::encode(&tree, &sessions);
+                    let _ = done.send(EncodedSnap {
+                        to,
+                        generation,
+                        zxid,
+                        data,
+                        encode_ms: started.elapsed().as_millis() as u64,
+                    });
+                };
+                if let Err(e) = std::thread::Builder::new()
+                    .name("rzk-snap-encode".into())
+                    .spawn(encode)
+                {
+                    error!(error = %e, learner = to, "cannot start a thread to encode a SNAP; dropping the learner, which will sync again");
+                    state.snaps.remove(&to);
+                    self.transport.close(to, Channel::Quorum, generation);
+                }
             }
             Action::Disk(request) => self.disk.submit(request),
             Action::Apply(entries) => self.apply(state, entries),
@@ -879,10 +985,12 @@ pub fn run(
                     warn!(%addr, tried, error = %e, "cannot listen on the {key} port yet; retrying in 1 s");
                     std::thread::sleep(Duration::from_secs(1));
                 }
-                Err(e) => return Err(format!(
+                Err(e) => {
+                    return Err(format!(
                     "cannot listen on {addr} (server.{}'s {key} port) after {tried} attempts: {e}",
                     setup.me
-                )),
+                ))
+                }
             }
         }
     };

@@ -208,6 +208,49 @@ def test_a_follower_back_after_a_short_outage_syncs_by_diff_after_a_long_one_by_
     assert value('rzk_proposal_round_trip_seconds_count{follower="%d"}' % follower) >= 1
 
 
+@pytest.mark.skipif(TARGET != "rzk", reason="reads rzk's own sync log lines")
+def test_a_follower_behind_by_more_than_a_link_may_queue_catches_up_by_diff_and_by_snap(ensemble_factory):
+    """The leader closes a link that has more than 64 MiB unsent (a learner not reading).
+    A sync stream larger than that (a DIFF of big values, a SNAP of a big tree) must still
+    go through, or the learner would be dropped at every sync, for ever."""
+    import hashlib
+
+    e = ensemble_factory(voters=3)
+    leader = e.leader()
+    follower = [s for s in e.ids if s != leader][0]
+    others = [s for s in e.ids if s != follower]
+    value = lambda i: hashlib.sha256(b"%d" % i).digest() * (900_000 // 32)  # noqa: E731
+    e.kill(follower)
+    c = client(e.hosts(others))
+    try:
+        c.ensure_path("/big")
+        # ~90 MB that does not compress; fewer txns than the DIFF window: a DIFF.
+        for i in range(100):
+            c.create("/big/n%03d" % i, value(i))
+    finally:
+        c.stop()
+        c.close()
+    e[follower].launch()
+    e[follower].wait_ready()
+    assert _log_has(e[leader], "syncing a learner by DIFF"), e.log_tails()
+    assert _count_children(e[follower].hosts, "/big") == 100
+    # Past the DIFF window with the big values in the tree: a SNAP of ~90 MB.
+    e.kill(follower)
+    _write_many(e.hosts(others), "/small", 0, 600)
+    e[follower].launch()
+    e[follower].wait_ready()
+    assert _log_has(e[leader], "syncing a learner by SNAP"), e.log_tails()
+    c = client(e[follower].hosts)
+    try:
+        c.sync("/")
+        assert len(c.get_children("/small")) == 600
+        for i in (0, 57, 99):
+            assert c.get("/big/n%03d" % i)[0] == value(i)
+    finally:
+        c.stop()
+        c.close()
+
+
 def test_every_server_killed_at_once_restarts_with_every_acknowledged_write(ensemble_factory):
     e = ensemble_factory(voters=3)
     e.leader()
