@@ -6,6 +6,16 @@
         proxy.pause()      # bytes stop flowing both ways; new connections are refused
         proxy.resume()
 
+``connect_retry_s`` (optional, default 0): when the target refuses, keep the accepted
+connection waiting and retry the target for that long before closing it. (A client that
+dialed the target directly would be refused and could retry; through the proxy it sees
+its connection accepted, then closed, unless the target starts listening meanwhile.)
+
+``rewrite_first`` (optional) sees what a connecting side sends before any of it is
+forwarded: called with the bytes received so far, it returns None to wait for more, or
+the bytes to forward in their place; everything after is forwarded as is. (A
+partitioned ensemble uses it to keep ZooKeeper's election connections on the proxies.)
+
 One thread runs a select() loop over the listener and every connection pair,
 with non-blocking sockets and in-memory buffers. While paused it still reads
 (so it notices a side closing) but forwards nothing; a side that closes
@@ -16,19 +26,24 @@ run inside the loop and are waited for with a deadline.
 import select
 import socket
 import threading
+import time
 
 SELECT_INTERVAL_S = 0.02
 COMMAND_TIMEOUT_S = 5.0
 BUFFER_BYTES_MAX = 16 * 1024 * 1024
 RECV_BYTES = 65536
+REWRITE_HEAD_BYTES_MAX = 64 * 1024
 
 
 class _Pair:
-    def __init__(self, client, upstream):
+    def __init__(self, client, upstream, rewrite_first=None):
         self.client = client
         self.upstream = upstream
         self.to_client = bytearray()
         self.to_upstream = bytearray()
+        # What the client sent while rewrite_first still waits for more (None once done).
+        self.rewrite_first = rewrite_first
+        self.head = bytearray() if rewrite_first is not None else None
 
     def peer_of(self, sock):
         return self.upstream if sock is self.client else self.client
@@ -38,8 +53,12 @@ class _Pair:
 
 
 class TcpProxy:
-    def __init__(self, target_port, target_host="127.0.0.1"):
+    def __init__(self, target_port, target_host="127.0.0.1", rewrite_first=None, connect_retry_s=0.0):
         self.target = (target_host, target_port)
+        self.connect_retry_s = connect_retry_s
+        self._waiting = []  # (accepted socket, give-up time): the target refused so far
+        # May also be set later; a connection accepted after that is rewritten.
+        self.rewrite_first = rewrite_first
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -97,9 +116,13 @@ class TcpProxy:
             n = len(self._pairs)
             for pair in list(self._pairs):
                 self._close_pair(pair, flush=False)
+            self._close_waiting()
             return n
 
         return self._run(do)
+
+    def paused(self):
+        return self._run(lambda: self._paused)
 
     def connection_count(self):
         return self._run(lambda: len(self._pairs))
@@ -135,6 +158,11 @@ class TcpProxy:
                 pass
             sock.close()
 
+    def _close_waiting(self):
+        for conn, _ in self._waiting:
+            conn.close()
+        self._waiting = []
+
     def _accept(self):
         try:
             conn, _ = self._listener.accept()
@@ -143,15 +171,29 @@ class TcpProxy:
         if self._paused:
             conn.close()
             return
+        self._connect(conn, time.monotonic() + self.connect_retry_s)
+
+    def _retry_waiting(self):
+        waiting, self._waiting = self._waiting, []
+        for conn, give_up in waiting:
+            if self._paused:
+                conn.close()
+            else:
+                self._connect(conn, give_up)
+
+    def _connect(self, conn, give_up):
         try:
             upstream = socket.create_connection(self.target, timeout=2.0)
         except OSError:
-            conn.close()
+            if time.monotonic() < give_up:
+                self._waiting.append((conn, give_up))
+            else:
+                conn.close()
             return
         for s in (conn, upstream):
             s.setblocking(False)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._pairs.append(_Pair(conn, upstream))
+        self._pairs.append(_Pair(conn, upstream, self.rewrite_first))
         self.accepted_count += 1
 
     def _loop(self):
@@ -170,6 +212,7 @@ class TcpProxy:
         finally:
             for pair in list(self._pairs):
                 self._close_pair(pair, flush=False)
+            self._close_waiting()
             self._listener.close()
             with self._lock:
                 for _, done in self._commands:
@@ -177,6 +220,8 @@ class TcpProxy:
                 self._commands = []
 
     def _step(self):
+        if self._waiting:
+            self._retry_waiting()
         by_sock = {}
         rlist = [self._listener]
         wlist = []
@@ -216,6 +261,18 @@ class TcpProxy:
             if not data:
                 self._close_pair(pair, flush=True)
                 continue
+            if sock is pair.client and pair.head is not None:
+                pair.head.extend(data)
+                try:
+                    data = pair.rewrite_first(bytes(pair.head))
+                except Exception:  # a rewriter that fails forwards nothing: the pair closes
+                    self._close_pair(pair, flush=False)
+                    continue
+                if data is None:
+                    if len(pair.head) > REWRITE_HEAD_BYTES_MAX:
+                        self._close_pair(pair, flush=False)
+                    continue
+                pair.head = None
             buf = pair.buffer_to(pair.peer_of(sock))
             buf.extend(data)
             if len(buf) > BUFFER_BYTES_MAX:
