@@ -257,8 +257,8 @@ fn a_peer_that_stops_reading_is_disconnected_instead_of_buffered() {
         } => generation,
         other => panic!("{other:?}"),
     };
-    // A SNAP would not do: its chunks are exempt from the limit.
-    let chunk = Frame::Message(Message::Diff {
+    // Not a SNAP or a DIFF: a learner's sync stream is exempt from the limit.
+    let chunk = Frame::Message(Message::Proposal {
         entries: vec![Entry {
             zxid: Zxid::new(1, 1),
             data: Arc::from(vec![7u8; 64 << 10]),
