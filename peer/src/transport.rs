@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, ErrorKind, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -115,6 +116,9 @@ enum Command {
 pub struct Transport {
     commands: Sender<Command>,
     waker: Arc<Waker>,
+    /// Set by the first command after the transport's thread last looked, so a burst of
+    /// sends (a proposal to every follower, then its commits) costs one wake, not one each.
+    wake_pending: Arc<AtomicBool>,
     events: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
 }
@@ -134,6 +138,7 @@ impl Transport {
     ) -> io::Result<Transport> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let wake_pending = Arc::new(AtomicBool::new(false));
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         for listener in [&quorum, &election] {
@@ -156,6 +161,8 @@ impl Transport {
             next_generation: 1,
             commands: command_rx,
             events: event_tx,
+            wake_pending: wake_pending.clone(),
+            read_buf: vec![0; READ_BYTES],
         };
         let thread = std::thread::Builder::new()
             .name("rzk-peers".into())
@@ -163,6 +170,7 @@ impl Transport {
         Ok(Transport {
             commands,
             waker,
+            wake_pending,
             events,
             thread: Some(thread),
         })
@@ -201,7 +209,7 @@ impl Transport {
     }
 
     fn command(&self, command: Command) {
-        if self.commands.send(command).is_ok() {
+        if self.commands.send(command).is_ok() && !self.wake_pending.swap(true, Ordering::AcqRel) {
             let _ = self.waker.wake();
         }
     }
@@ -330,7 +338,12 @@ struct Io {
     next_generation: u64,
     commands: Receiver<Command>,
     events: Sender<Event>,
+    wake_pending: Arc<AtomicBool>,
+    /// Reused for every read (a fresh zeroed buffer per read cost a 64 KiB memset per ACK).
+    read_buf: Vec<u8>,
 }
+
+const READ_BYTES: usize = 64 * 1024;
 
 const CHANNELS: [Channel; 2] = [Channel::Quorum, Channel::Election];
 
@@ -359,6 +372,9 @@ impl Io {
                     }
                 }
             }
+            // Cleared before the queue is drained: a command pushed after the drain wakes the
+            // next poll, one pushed before it is taken here.
+            self.wake_pending.store(false, Ordering::Release);
             while let Ok(command) = self.commands.try_recv() {
                 match command {
                     Command::Stop => return,
@@ -507,12 +523,17 @@ impl Io {
     }
 
     fn readable(&mut self, token: Token) {
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.read_buf);
+        self.read_into(token, &mut buf);
+        self.read_buf = buf;
+    }
+
+    fn read_into(&mut self, token: Token, buf: &mut [u8]) {
         loop {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
-            match conn.stream.read(&mut buf) {
+            match conn.stream.read(buf) {
                 Ok(0) => return self.drop_conn(token, "closed by the peer"),
                 Ok(n) => conn.read.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
