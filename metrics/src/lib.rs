@@ -311,6 +311,8 @@ pub struct Metrics {
     pub election_time: Histogram,
     /// Learners a leader brought up to date, by how (diff, trunc, snap).
     pub learner_syncs: IntCounterVec,
+    /// What those syncs carried: the DIFFs' transactions and the SNAPs' encoded bytes.
+    pub learner_sync_bytes: IntCounterVec,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -441,6 +443,14 @@ impl Metrics {
                 &["kind"],
             )
             .expect("static counter options are valid"),
+            learner_sync_bytes: IntCounterVec::new(
+                Opts::new(
+                    "rzk_learner_sync_bytes_total",
+                    "Bytes this leader sent to synchronise learners, by how: diff or snap",
+                ),
+                &["kind"],
+            )
+            .expect("static counter options are valid"),
             registry,
         };
         let register = |c: Box<dyn Collector>| {
@@ -471,6 +481,7 @@ impl Metrics {
         register(Box::new(metrics.digest_mismatches.clone()));
         register(Box::new(metrics.election_time.clone()));
         register(Box::new(metrics.learner_syncs.clone()));
+        register(Box::new(metrics.learner_sync_bytes.clone()));
         metrics
     }
 

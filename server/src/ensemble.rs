@@ -523,6 +523,10 @@ impl EnsembleThread {
             encode_ms = encoded.encode_ms,
             "syncing a learner by SNAP"
         );
+        rzk_metrics::metrics()
+            .learner_sync_bytes
+            .with_label_values(&["snap"])
+            .inc_by(encoded.data.len() as u64);
         self.transport.send(
             to,
             Channel::Quorum,
@@ -567,6 +571,13 @@ impl EnsembleThread {
                         }
                     }
                     _ => {}
+                }
+                if let Message::Diff { entries } = &message {
+                    let bytes: usize = entries.iter().map(|e| e.data.len()).sum();
+                    rzk_metrics::metrics()
+                        .learner_sync_bytes
+                        .with_label_values(&["diff"])
+                        .inc_by(bytes as u64);
                 }
                 match &message {
                     Message::Diff { entries } => info!(

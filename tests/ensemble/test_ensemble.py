@@ -204,6 +204,8 @@ def test_a_follower_back_after_a_short_outage_syncs_by_diff_after_a_long_one_by_
 
     assert value('rzk_learner_syncs_total{kind="diff"}') >= 2  # the first sync, and the short outage
     assert value('rzk_learner_syncs_total{kind="snap"}') >= 1
+    assert value('rzk_learner_sync_bytes_total{kind="snap"}') > 0
+    assert value('rzk_learner_sync_bytes_total{kind="diff"}') > 0
     assert value("rzk_election_seconds_count") >= 1
     assert value('rzk_proposal_round_trip_seconds_count{follower="%d"}' % follower) >= 1
 
