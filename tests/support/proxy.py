@@ -53,7 +53,7 @@ class _Pair:
 
 
 class TcpProxy:
-    def __init__(self, target_port, target_host="127.0.0.1", rewrite_first=None, connect_retry_s=0.0):
+    def __init__(self, target_port, target_host="127.0.0.1", rewrite_first=None, connect_retry_s=0.0, listen_port=0):
         self.target = (target_host, target_port)
         self.connect_retry_s = connect_retry_s
         self._waiting = []  # (accepted socket, give-up time): the target refused so far
@@ -61,7 +61,7 @@ class TcpProxy:
         self.rewrite_first = rewrite_first
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind(("127.0.0.1", listen_port))
         self._listener.listen(64)
         self._listener.setblocking(False)
         self.port = self._listener.getsockname()[1]

@@ -98,12 +98,15 @@ class Ensemble:
         self.links = {}
         self._closed = False
         if partitionable:
-            for i in self.ids:
-                for j in self.ids:
-                    if i != j:
-                        self.links[(i, j)] = tuple(
-                            TcpProxy(port, connect_retry_s=LINK_CONNECT_RETRY_S) for port in real[j]
-                        )
+            # The proxies listen on ports picked apart from every port the servers will bind
+            # (a proxy on an arbitrary free port could take a server's before it starts).
+            pairs = [(i, j) for i in self.ids for j in self.ids if i != j]
+            listen = iter(_distinct_ports(2 * len(pairs), taken | set(ports)))
+            for i, j in pairs:
+                self.links[(i, j)] = tuple(
+                    TcpProxy(port, connect_retry_s=LINK_CONNECT_RETRY_S, listen_port=next(listen))
+                    for port in real[j]
+                )
             if kind == "apache":
                 for (i, j), (_, election) in self.links.items():
                     back = self.links[(j, i)][1]
