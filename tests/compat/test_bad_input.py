@@ -281,3 +281,26 @@ def test_connection_limit_per_address(zk_server_factory):
     finally:
         for c in clients:
             c.close()
+
+
+def test_silent_connections_are_closed_after_the_handshake_limit_and_sessions_are_not(zk_server, healthy):
+    """A connection that never sends its ConnectRequest is closed after the handshake limit
+    (ZooKeeper's sessionless-connection timeout, 10 s); many of them neither close early
+    nor disturb an established session."""
+    host, port = zk_server.hosts.split(",")[0].rsplit(":", 1)
+    silent = [socket.create_connection((host, int(port)), timeout=5) for _ in range(50)]
+    opened = time.monotonic()
+    try:
+        with RawClient(host, int(port)) as live:
+            live.connect()
+            for sock in silent:
+                closed, _ = closed_by_server(sock, timeout=30)
+                assert closed, "a silent connection outlived the handshake limit"
+            elapsed = time.monotonic() - opened
+            assert elapsed >= 5, "silent connections closed after %.1f s, before the limit" % elapsed
+            # The session that did its handshake is still served.
+            _, err, _ = live.call(OP_EXISTS, path_watch_payload("/health"))
+            assert err == 0
+    finally:
+        for sock in silent:
+            sock.close()
