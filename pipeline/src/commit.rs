@@ -41,6 +41,9 @@ pub enum WriteReply {
         timeout_ms: i32,
         read_only: Option<bool>,
     },
+    /// A local session's createSession on the leader, made global before its ephemeral
+    /// write (held behind it) is prepped: nobody is answered.
+    Upgrade,
 }
 
 impl WriteReply {
@@ -49,7 +52,7 @@ impl WriteReply {
     /// connect (and of a client's first request, for clients that start at 0).
     fn answered_by(&self, kind: TxnKind) -> bool {
         let expected = match self {
-            WriteReply::Connect { .. } => TxnKind::CreateSession,
+            WriteReply::Connect { .. } | WriteReply::Upgrade => TxnKind::CreateSession,
             WriteReply::Request { is_close: true, .. } => TxnKind::CloseSession,
             WriteReply::Request {
                 is_close: false, ..
@@ -186,6 +189,13 @@ impl SessionQueues {
 
     pub fn push(&mut self, session_id: i64, item: Queued) {
         self.queues.entry(session_id).or_default().push_back(item);
+    }
+
+    /// Moves what heads the session's queue and waits for nothing to `ready`.
+    pub fn drain_head(&mut self, session_id: i64, ready: &mut Vec<Ready>) {
+        if let Some(queue) = self.queues.get_mut(&session_id) {
+            drain_ready(queue, session_id, ready);
+        }
     }
 
     /// A transaction of `session_id` with `cxid` and `kind` was committed. If it answers the

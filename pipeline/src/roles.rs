@@ -306,6 +306,12 @@ pub struct Core {
     /// Sessions that live on this server alone (local sessions): created and expired here,
     /// with no txn, lost if the client moves or the server changes role.
     local: std::collections::HashSet<i64>,
+    /// Leader: sessions whose next write, taken up again inside the core (held behind a
+    /// sync or an upgrade), found the epoch with no room: retried when it rolls over.
+    stalled: Vec<i64>,
+    /// Local sessions past their timeout whose requests are still being answered: they end
+    /// at a tick once nothing of theirs is queued.
+    expiring_local: Vec<i64>,
 }
 
 /// What differs for a core that is one server of an ensemble.
@@ -355,6 +361,8 @@ impl Core {
             expiry_backlog: Vec::new(),
             read_only: false,
             local: std::collections::HashSet::new(),
+            stalled: Vec::new(),
+            expiring_local: Vec::new(),
         }
     }
 
@@ -457,6 +465,7 @@ impl Core {
     /// Local sessions do not outlive the role they were made in (ZooKeeper builds a new
     /// session tracker per role): their clients find them expired and start new ones.
     fn drop_local_sessions(&mut self) {
+        self.expiring_local.clear();
         for id in std::mem::take(&mut self.local) {
             self.sessions.remove(id);
         }
@@ -468,10 +477,23 @@ impl Core {
 
     pub fn become_learner(&mut self, actions: &mut Actions) {
         self.drop_local_sessions();
+        self.stalled.clear();
         self.role = Role::Learner;
         self.expiry_backlog.clear();
         self.front
             .close_all("server changed role: reconnect", actions);
+        // Sessions this server was still creating may never commit under the next leader:
+        // until one replicates, a client re-attaching here must not find it (the new leader
+        // would not know it). Those that do commit come back with their txn.
+        let uncommitted: Vec<i64> = self
+            .sessions
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| !self.committed_sessions.contains_key(id))
+            .collect();
+        for id in uncommitted {
+            self.sessions.remove(id);
+        }
         for s in self.sessions.iter_mut() {
             s.closing = false;
         }
@@ -482,6 +504,7 @@ impl Core {
     /// ZooKeeper leader's session tracker does.
     pub fn become_leader(&mut self, epoch: u32, actions: &mut Actions) {
         self.drop_local_sessions();
+        self.stalled.clear();
         self.front
             .close_all("server changed role: reconnect", actions);
         let next_reap_ms = self.now.mono_ms + self.config.container_check_interval_ms;
@@ -509,8 +532,9 @@ impl Core {
         }
     }
 
-    /// Moves a leader's numbering to `epoch` (the quorum rolled the epoch over).
-    pub fn set_epoch(&mut self, epoch: u32) {
+    /// Moves a leader's numbering to `epoch` (the quorum rolled the epoch over), and takes
+    /// up the writes that waited for room.
+    pub fn set_epoch(&mut self, epoch: u32, actions: &mut Actions) {
         if let Role::Leader(p) = &mut self.role {
             assert!(
                 epoch >= p.epoch,
@@ -520,6 +544,12 @@ impl Core {
             );
             p.epoch = epoch;
         }
+        for session_id in std::mem::take(&mut self.stalled) {
+            self.front
+                .queues
+                .drain_head(session_id, &mut self.front.deferred);
+        }
+        self.answer_deferred(actions);
     }
 
     /// A learner takes the leader's snapshot (SNAP): the released tree and sessions are
@@ -696,7 +726,34 @@ impl Core {
     /// Answers what waited and is ready, in order, against the released tree; replays what
     /// was held behind a sync as if it arrived now.
     fn answer_deferred(&mut self, actions: &mut Actions) {
+        // Per session, what must wait again because a write ahead of it found no room.
+        let mut waiting: BTreeMap<i64, Vec<Queued>> = BTreeMap::new();
         for ready in std::mem::take(&mut self.front.deferred) {
+            let no_room = matches!(&ready.action, ReadyAction::Replay(r) if r.is_write() || matches!(r, Request::Reconfig))
+                && self.is_leader()
+                && self.room() == 0;
+            if no_room || waiting.contains_key(&ready.session_id) {
+                let item = match ready.action {
+                    ReadyAction::Replay(request) => Queued::Held {
+                        conn: ready.conn,
+                        xid: ready.xid,
+                        request: Box::new(request),
+                    },
+                    ReadyAction::Answer(request) => Queued::Request {
+                        conn: ready.conn,
+                        xid: ready.xid,
+                        request: Box::new(request),
+                    },
+                    ReadyAction::Refused => Queued::Write {
+                        cxid: ready.xid,
+                        conn: ready.conn,
+                        reply: WriteReply::Upgrade,
+                        refused: true,
+                    },
+                };
+                waiting.entry(ready.session_id).or_default().push(item);
+                continue;
+            }
             match ready.action {
                 ReadyAction::Replay(request) => {
                     self.request(ready.conn, ready.xid, request, actions)
@@ -719,6 +776,15 @@ impl Core {
                     }
                 }
             }
+        }
+        // Back into their session's queue, in order. Nothing of that session is behind
+        // them there (what followed a held request was held too, and drained with it) but
+        // what this pass queued for the requests ahead of them, which must go first.
+        for (session_id, items) in waiting {
+            for item in items {
+                self.front.queues.push(session_id, item);
+            }
+            self.stalled.push(session_id);
         }
     }
 
@@ -886,7 +952,27 @@ impl Core {
                 passwd: session.passwd,
             };
             match &self.role {
-                Role::Leader(_) => self.submit(session_id, 0, body, None, actions),
+                Role::Leader(_) => {
+                    // Two txns for one input would overrun an epoch with one txn of room
+                    // left: the write waits, held, for the session's createSession to commit,
+                    // and is prepped then (or when the next epoch has room).
+                    self.submit(
+                        session_id,
+                        0,
+                        body,
+                        Some((conn, WriteReply::Upgrade)),
+                        actions,
+                    );
+                    self.front.queues.push(
+                        session_id,
+                        Queued::Held {
+                            conn,
+                            xid,
+                            request: Box::new(request.clone()),
+                        },
+                    );
+                    return true;
+                }
                 Role::Learner => {
                     let TxnBody::CreateSession { timeout_ms, passwd } = body else {
                         unreachable!("built above");
@@ -1292,6 +1378,13 @@ impl Core {
                 });
                 return;
             }
+            // An ephemeral needs a session the leader tracks and will expire: a learner
+            // upgrades a local session first; one it vouches for unknown here is refused.
+            ForwardedOp::Request(request) if foreign_local && creates_ephemeral(&request) => {
+                TxnBody::Error {
+                    err: ErrorCode::EphemeralOnLocalSession.code(),
+                }
+            }
             ForwardedOp::Request(request) => {
                 let body = proposer.prep(
                     &self.sessions,
@@ -1540,13 +1633,27 @@ impl Core {
             }
             return;
         }
-        // Local sessions are this server's to expire, in any role, with no txn.
+        // Local sessions are this server's to expire, in any role, with no txn, once what
+        // they sent before is answered (their writes may still be at the leader).
         let (local, expired): (Vec<i64>, Vec<i64>) =
             expired.into_iter().partition(|id| self.local.contains(id));
         for id in local {
-            let timeout_ms = self.sessions.get(id).map_or(0, |s| s.timeout_ms);
-            actions.expired.push((id, timeout_ms));
-            self.end_local_session(id, actions);
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.closing = true;
+                actions.expired.push((id, s.timeout_ms));
+            }
+            self.expiring_local.push(id);
+        }
+        let expiring = std::mem::take(&mut self.expiring_local);
+        for id in expiring {
+            if !self.local.contains(&id) {
+                continue;
+            }
+            if self.front.queues.is_idle(id) {
+                self.end_local_session(id, actions);
+            } else {
+                self.expiring_local.push(id);
+            }
         }
         let Role::Leader(proposer) = &mut self.role else {
             // Only the leader expires sessions; a learner drains its expiry buckets so they

@@ -755,7 +755,10 @@ impl EnsembleThread {
                     epoch,
                     "the ensemble moved to the next epoch without an election"
                 );
-                self.driver.core.set_epoch(epoch);
+                // The writes that waited for room are numbered first, then what was held.
+                let mut taken_up = Actions::default();
+                self.driver.core.set_epoch(epoch, &mut taken_up);
+                self.core_actions(state, taken_up);
                 self.feed_held(state);
             }
             Role::Leading { epoch, next_zxid } => {

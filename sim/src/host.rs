@@ -30,6 +30,7 @@ pub fn learner_core(
     tree: Tree,
     sessions: Vec<DurableSession>,
     counter_limit: u32,
+    local_sessions: bool,
     now: Now,
 ) -> Core {
     let config = CoreConfig {
@@ -42,8 +43,8 @@ pub fn learner_core(
         server_id: server_id as u8,
         seed: TREE_SEED ^ server_id,
         tick_ms: 100,
-        local_sessions: false,
-        upgrade_local_sessions: false,
+        local_sessions,
+        upgrade_local_sessions: true,
         config_node: None,
     };
     let mut core = Core::recover(config, tree, sessions, &[], now);
@@ -113,7 +114,7 @@ mod tests {
     #[test]
     fn an_ephemeral_without_its_session_is_reported() {
         let now = Now::both(1_000);
-        let mut leader = learner_core(1, empty_tree(), Vec::new(), u32::MAX - 1, now);
+        let mut leader = learner_core(1, empty_tree(), Vec::new(), u32::MAX - 1, false, now);
         leader.become_leader(1, &mut Actions::default());
         let mut actions = Actions::default();
         let connect = ConnectRequest {
@@ -153,7 +154,7 @@ mod tests {
         let image = encode_snapshot(&leader);
         let (tree, sessions) = decode_snapshot(&image);
         assert_eq!(sessions.len(), 1);
-        let mut learner = learner_core(2, empty_tree(), Vec::new(), u32::MAX - 1, now);
+        let mut learner = learner_core(2, empty_tree(), Vec::new(), u32::MAX - 1, false, now);
         learner.install(tree, Vec::new(), &mut Actions::default());
         assert_eq!(
             orphaned_ephemerals(&learner),

@@ -39,6 +39,9 @@ pub struct SimConfig {
     pub random_faults: bool,
     /// Crash whoever leads at this simulated time.
     pub kill_leader_at_ms: Option<u64>,
+    /// localSessionsEnabled (with upgrading): sessions live on their server until an
+    /// ephemeral makes them global.
+    pub local_sessions: bool,
 }
 
 impl SimConfig {
@@ -61,6 +64,7 @@ impl SimConfig {
             trace: false,
             random_faults: true,
             kill_leader_at_ms: None,
+            local_sessions: seed % 4 == 3,
         }
     }
 }

@@ -362,6 +362,7 @@ impl World {
                         host::empty_tree(),
                         Vec::new(),
                         cfg.counter_limit,
+                        cfg.local_sessions,
                         Now::both(0),
                     ),
                     conns: BTreeMap::new(),
@@ -863,7 +864,14 @@ impl World {
                 .collect(),
         };
         let (tree, sessions) = host::decode_snapshot(&s.disk.snapshot);
-        s.core = host::learner_core(sid, tree, sessions, counter_limit, clocks);
+        s.core = host::learner_core(
+            sid,
+            tree,
+            sessions,
+            counter_limit,
+            self.cfg.local_sessions,
+            clocks,
+        );
         s.applied = s.disk.snapshot_zxid;
         s.touches_sent_ms = clocks.mono_ms;
         self.checks.reset(sid, s.applied);
@@ -1062,8 +1070,10 @@ impl World {
             }
             Role::Leading { epoch, .. } if s.leading => {
                 // The quorum moved the ensemble to the next epoch (the counter ran out).
-                s.core.set_epoch(epoch);
+                let mut actions = Actions::default();
+                s.core.set_epoch(epoch, &mut actions);
                 self.checks.leader(epoch, sid);
+                self.core_actions(sid, actions);
                 self.feed_held(sid);
             }
             Role::Leading { epoch, .. } => {

@@ -568,7 +568,7 @@ fn the_counter_never_overflows_into_the_epoch() {
     let mut core = Core::new(config(1), tree_at(Zxid::new(3, 7)), Now::both(1_000));
     core.become_leader(4, &mut Actions::default());
     assert_eq!(first_appended_zxid(&mut core), Zxid::new(4, 1));
-    core.set_epoch(5);
+    core.set_epoch(5, &mut Actions::default());
     let mut actions = Actions::default();
     core.step(
         Now::both(1_000),
@@ -743,7 +743,7 @@ fn a_leader_numbers_nothing_past_the_counter_limit_and_expires_in_the_next_epoch
     let mut actions = Actions::default();
     core.step(Now::both(100_000), Input::Tick, &mut actions);
     assert!(actions.append.is_empty());
-    core.set_epoch(5);
+    core.set_epoch(5, &mut Actions::default());
     assert_eq!(core.room(), 3);
     core.step(Now::both(100_100), Input::Tick, &mut actions);
     let closes: Vec<Zxid> = actions
@@ -1199,4 +1199,79 @@ fn a_local_session_expires_on_its_server_with_no_txn() {
     assert!(actions.forward.is_empty());
     assert_eq!(pair.learner.local_session_count(), 0);
     assert!(pair.learner.local_sessions_heard_since(0).is_empty());
+}
+
+/// A leader's local session making its first ephemeral with one txn of room left in the
+/// epoch: the createSession takes that room, the create waits for it to commit, finds no
+/// room, and is numbered in the next epoch; nothing is numbered past the limit and the
+/// client's reply comes in order.
+#[test]
+fn an_upgrade_at_the_end_of_an_epoch_numbers_the_write_in_the_next_one() {
+    use rzk_proto::Zxid;
+    let mut leader_config = config(1);
+    leader_config.local_sessions = true;
+    leader_config.upgrade_local_sessions = true;
+    let mut core = Core::new(leader_config, tree_at(Zxid::new(3, 7)), Now::both(1_000));
+    core.join_ensemble(2);
+    core.become_leader(4, &mut Actions::default());
+    let mut actions = Actions::default();
+    core.step(
+        Now::both(1_000),
+        connect_input(LEADER_CONN, 0, vec![0; 16]),
+        &mut actions,
+    );
+    let session = established(&actions.outputs, LEADER_CONN).expect("a local session, at once");
+    assert!(actions.append.is_empty());
+    core.step(
+        Now::both(1_000),
+        request(LEADER_CONN, 1, create_request("/p", b"", 0)),
+        &mut actions,
+    );
+    assert_eq!(core.room(), 1);
+    let mut actions = Actions::default();
+    core.step(
+        Now::both(1_000),
+        request(LEADER_CONN, 2, create_request("/e", b"", 1)),
+        &mut actions,
+    );
+    let bodies: Vec<bool> = actions
+        .append
+        .iter()
+        .map(|t| matches!(t.body, TxnBody::CreateSession { .. }))
+        .collect();
+    assert_eq!(bodies, vec![true], "only the createSession fits");
+    assert_eq!(core.room(), 0);
+    core.seal_batch();
+    let mut actions = Actions::default();
+    core.step(
+        Now::both(1_000),
+        Input::Committed {
+            zxid: Zxid::new(4, 2).as_i64(),
+        },
+        &mut actions,
+    );
+    assert!(actions.append.is_empty(), "no room: the create waits");
+    assert_eq!(xids(&actions.outputs, LEADER_CONN), vec![1]);
+    let mut actions = Actions::default();
+    core.set_epoch(5, &mut actions);
+    let zxids: Vec<Zxid> = actions
+        .append
+        .iter()
+        .map(|t| Zxid::from_i64(t.zxid))
+        .collect();
+    assert_eq!(zxids, vec![Zxid::new(5, 1)]);
+    core.seal_batch();
+    let mut actions = Actions::default();
+    core.step(
+        Now::both(1_000),
+        Input::Committed {
+            zxid: Zxid::new(5, 1).as_i64(),
+        },
+        &mut actions,
+    );
+    assert_eq!(xids(&actions.outputs, LEADER_CONN), vec![2]);
+    assert_eq!(
+        core.released().get("/e").unwrap().stat.ephemeral_owner,
+        session
+    );
 }
