@@ -204,12 +204,18 @@ def test_fresh_server_system_nodes_sync_and_config(zk_server):
     quota = parse_stat(out[3])  # empty data prints an empty line, dropped
     assert out[3][0].startswith("cZxid")
     assert (quota["cZxid"], quota["cversion"], quota["dataLength"], quota["numChildren"]) == ("0x0", "0", "0", "0")
-    assert out[4] == []  # standalone: /zookeeper/config is empty
     cfg = parse_stat(out[5])
-    assert cfg == dict(
-        cZxid="0x0", ctime=EPOCH, mZxid="0x0", mtime=EPOCH, pZxid="0x0", cversion="0", dataVersion="0",
-        aclVersion="-1", ephemeralOwner="0x0", dataLength="0", numChildren="0",
-    ), out[5]
+    if os.environ.get("ZK_TOPOLOGY") == "ensemble":
+        # An ensemble's servers hold their membership there, data version -1.
+        assert out[4][0].startswith("server.1=") and out[4][-1] == "version=0", out[4]
+        assert (cfg["cZxid"], cfg["mZxid"], cfg["dataVersion"], cfg["aclVersion"]) == ("0x0", "0x0", "-1", "-1")
+        assert int(cfg["dataLength"]) > 0, out[5]
+    else:
+        assert out[4] == []  # standalone: /zookeeper/config is empty
+        assert cfg == dict(
+            cZxid="0x0", ctime=EPOCH, mZxid="0x0", mtime=EPOCH, pZxid="0x0", cversion="0", dataVersion="0",
+            aclVersion="-1", ephemeralOwner="0x0", dataLength="0", numChildren="0",
+        ), out[5]
     assert out[6] == ["Sync is OK"]
     assert out[7] == ["Sync is OK"]
     assert out[8] == ["'world,'anyone", ": r"]
@@ -552,5 +558,9 @@ def test_c_client_cli(zk_server):
     assert cli_mt(zk_server, "get /missing")[0] == "/missing: rc = -101"
     assert cli_mt(zk_server, "create /nope/x")[-1] == "[/nope/x]: rc = -101"
     out = cli_mt(zk_server, "get /zookeeper/config")
-    assert out[:2] == ["/zookeeper/config: rc = 0", "value_len = 0"] and "version=0\taversion=ffffffff" in out, out
+    if os.environ.get("ZK_TOPOLOGY") == "ensemble":
+        assert out[0] == "/zookeeper/config: rc = 0" and out[1] != "value_len = 0", out
+        assert any(line.startswith("server.1=") for line in out), out
+    else:
+        assert out[:2] == ["/zookeeper/config: rc = 0", "value_len = 0"] and "version=0\taversion=ffffffff" in out, out
     assert cli_mt(zk_server, "sync /c1") == ["[/c1]: rc = 0", "name = /c1"]

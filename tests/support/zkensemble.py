@@ -20,12 +20,11 @@ the proxy of the reverse link, so every connection between two servers stays cut
 (rzk's peers always dial the addresses of their own zoo.cfg and announce none.)
 """
 
-import socket
 import struct
 import time
 
 from proxy import TcpProxy
-from zkserver import START_TIMEOUT_S, ZkServer
+from zkserver import START_TIMEOUT_S, ZkServer, free_port
 
 # ZooKeeper's QuorumCnxManager InitialMessage: protocol version (these two carry an
 # address), server id, length, then "host:port" (several joined by '|').
@@ -60,21 +59,13 @@ def _announce_election_address(address):
 
 
 def _distinct_ports(count, taken):
-    """`count` free ports on 127.0.0.1, distinct from each other and from `taken`: the
-    sockets stay bound until all are picked, so the kernel cannot hand one out twice."""
-    sockets = []
+    """`count` free ports on 127.0.0.1, distinct from each other and from `taken` (zkserver's
+    free_port: below the ephemeral range, never handed out twice in this process)."""
     ports = []
-    try:
-        while len(ports) < count:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(s)
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-            if port not in taken:
-                ports.append(port)
-    finally:
-        for s in sockets:
-            s.close()
+    while len(ports) < count:
+        port = free_port()
+        if port not in taken:
+            ports.append(port)
     return ports
 
 

@@ -20,6 +20,7 @@ that dies half way does not leak a JVM.
 import atexit
 import os
 import signal
+import random
 import socket
 import subprocess
 import time
@@ -94,11 +95,37 @@ def _kill_leftovers():
     _LIVE.clear()
 
 
+def _ephemeral_floor():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports handed out by this process, never handed out twice.
+_handed_out = set()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral
+    range: a port picked now and bound later cannot be taken meanwhile as the source port
+    of some outgoing connection (an ensemble's servers dial each other as they start), which
+    a port the kernel handed out for bind(0) could."""
+    floor = _ephemeral_floor()
+    low = 10_000 if floor > 12_000 else 1_024
+    for _ in range(1_000):
+        port = random.randrange(low, floor)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below %d after 1000 tries" % floor)
 
 
 def rzk_bin():
