@@ -813,7 +813,8 @@ impl Core {
             let session_id = self.sessions.create(timeout_ms, self.now.mono_ms).id;
             self.local.insert(session_id);
             self.front.move_session(conn, session_id, auth_ids, actions);
-            return self.established(conn, session_id, timeout_ms, request.read_only, actions);
+            let read_only = request.read_only.map(|_| false);
+            return self.established(conn, session_id, timeout_ms, read_only, actions);
         }
         if request.session_id == 0 {
             let session = self.sessions.create(timeout_ms, self.now.mono_ms);
@@ -891,10 +892,12 @@ impl Core {
                 op: ForwardedOp::Attach { timeout_ms },
             }),
         }
-        self.established(conn, session_id, timeout_ms, request.read_only, actions);
+        let read_only = request.read_only.map(|_| false);
+        self.established(conn, session_id, timeout_ms, read_only, actions);
     }
 
-    /// Answers a connect at once with a session this server has (re-attached, or local).
+    /// Answers a connect at once with a session this server has (re-attached, local, or
+    /// read-only). `read_only` is the response's flag, absent for a client that sent none.
     fn established(
         &mut self,
         conn: ConnId,
@@ -909,7 +912,7 @@ impl Core {
             timeout_ms,
             session_id,
             passwd: session.passwd.to_vec(),
-            read_only: read_only.map(|_| false),
+            read_only,
         };
         let touch = session.touch.clone();
         actions.outputs.push(Output::Send {
@@ -1080,30 +1083,7 @@ impl Core {
             return;
         };
         self.front.move_session(conn, session_id, auth_ids, actions);
-        let session = self
-            .sessions
-            .get(session_id)
-            .expect("created or checked above");
-        let response = ConnectResponse {
-            protocol_version: 0,
-            timeout_ms,
-            session_id,
-            passwd: session.passwd.to_vec(),
-            read_only: Some(true),
-        };
-        let touch = session.touch.clone();
-        actions.outputs.push(Output::Send {
-            conn,
-            frame: response.encode_frame(),
-            reply: false,
-            zxid: self.released.last_zxid(),
-        });
-        actions.outputs.push(Output::Established {
-            conn,
-            session_id,
-            timeout_ms,
-            touch,
-        });
+        self.established(conn, session_id, timeout_ms, Some(true), actions);
     }
 
     /// A read-only server's answer to anything that would change state or needs a quorum
