@@ -441,20 +441,22 @@ impl Core {
         self.read_only = on;
         self.front
             .close_all("server changed role: reconnect", actions);
-        self.local.clear();
-        let local: Vec<i64> = self
+        self.drop_local_sessions();
+        self.forget_uncommitted_sessions();
+    }
+
+    /// Sessions no committed txn created (being created here, local, or a read-only
+    /// server's own) are gone: every server's are only those its committed txns made.
+    fn forget_uncommitted_sessions(&mut self) {
+        let uncommitted: Vec<i64> = self
             .sessions
             .iter()
             .map(|s| s.id)
             .filter(|id| !self.committed_sessions.contains_key(id))
             .collect();
-        for id in local {
+        for id in uncommitted {
             self.sessions.remove(id);
         }
-    }
-
-    pub fn is_read_only(&self) -> bool {
-        self.read_only
     }
 
     /// How many sessions live on this server alone (mntr's zk_local_sessions).
@@ -485,15 +487,7 @@ impl Core {
         // Sessions this server was still creating may never commit under the next leader:
         // until one replicates, a client re-attaching here must not find it (the new leader
         // would not know it). Those that do commit come back with their txn.
-        let uncommitted: Vec<i64> = self
-            .sessions
-            .iter()
-            .map(|s| s.id)
-            .filter(|id| !self.committed_sessions.contains_key(id))
-            .collect();
-        for id in uncommitted {
-            self.sessions.remove(id);
-        }
+        self.forget_uncommitted_sessions();
         for s in self.sessions.iter_mut() {
             s.closing = false;
         }
@@ -515,15 +509,7 @@ impl Core {
             .map(|s| (s.id, s.timeout_ms))
             .collect();
         // Sessions a learner was still creating never committed: they do not exist.
-        let stale: Vec<i64> = self
-            .sessions
-            .iter()
-            .map(|s| s.id)
-            .filter(|id| !self.committed_sessions.contains_key(id))
-            .collect();
-        for id in stale {
-            self.sessions.remove(id);
-        }
+        self.forget_uncommitted_sessions();
         for (id, timeout_ms) in ids {
             self.sessions.reattach(id, timeout_ms, self.now.mono_ms);
             if let Some(s) = self.sessions.get_mut(id) {
@@ -855,24 +841,7 @@ impl Core {
             .get(request.session_id)
             .is_some_and(|s| !s.closing && s.passwd.as_slice() == request.passwd.as_slice());
         if !valid {
-            let response = ConnectResponse {
-                protocol_version: 0,
-                timeout_ms: 0,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: request.read_only.map(|_| false),
-            };
-            actions.outputs.push(Output::Send {
-                conn,
-                frame: response.encode_frame(),
-                reply: false,
-                zxid: 0,
-            });
-            actions.outputs.push(Output::Close {
-                conn,
-                reason: "session expired or password wrong",
-            });
-            return;
+            return Self::refuse_session(conn, request.read_only.map(|_| false), actions);
         }
         let session_id = request.session_id;
         self.front.move_session(conn, session_id, auth_ids, actions);
@@ -894,6 +863,28 @@ impl Core {
         }
         let read_only = request.read_only.map(|_| false);
         self.established(conn, session_id, timeout_ms, read_only, actions);
+    }
+
+    /// ZooKeeper's answer to a re-attach it cannot honour: a ConnectResponse with session 0
+    /// (the client reports its session expired), then the connection closes.
+    fn refuse_session(conn: ConnId, read_only: Option<bool>, actions: &mut Actions) {
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: 0,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only,
+        };
+        actions.outputs.push(Output::Send {
+            conn,
+            frame: response.encode_frame(),
+            reply: false,
+            zxid: 0,
+        });
+        actions.outputs.push(Output::Close {
+            conn,
+            reason: "session expired or password wrong",
+        });
     }
 
     /// Answers a connect at once with a session this server has (re-attached, local, or
@@ -1063,24 +1054,7 @@ impl Core {
                 .reattach(request.session_id, timeout_ms, self.now.mono_ms);
             request.session_id
         } else {
-            let response = ConnectResponse {
-                protocol_version: 0,
-                timeout_ms: 0,
-                session_id: 0,
-                passwd: vec![0; 16],
-                read_only: Some(true),
-            };
-            actions.outputs.push(Output::Send {
-                conn,
-                frame: response.encode_frame(),
-                reply: false,
-                zxid: 0,
-            });
-            actions.outputs.push(Output::Close {
-                conn,
-                reason: "session expired or password wrong",
-            });
-            return;
+            return Self::refuse_session(conn, Some(true), actions);
         };
         self.front.move_session(conn, session_id, auth_ids, actions);
         self.established(conn, session_id, timeout_ms, Some(true), actions);

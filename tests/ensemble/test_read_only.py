@@ -7,7 +7,6 @@ which gets the setting as the system property it reads).
 """
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from kazoo.protocol.states import KeeperState
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
+from waiting import wait_until  # noqa: E402
 from rawzk import (  # noqa: E402
     OP_CREATE,
     OP_GET_DATA,
@@ -29,17 +29,6 @@ from rawzk import (  # noqa: E402
 )
 
 ERR_NOT_READ_ONLY = -119
-
-
-def wait_for(check, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError("%s: last %r" % (what, last))
 
 
 def test_a_server_cut_off_serves_read_only_clients_and_rejoins(ensemble_factory):
@@ -58,11 +47,11 @@ def test_a_server_cut_off_serves_read_only_clients_and_rejoins(ensemble_factory)
         writer.stop()
         writer.close()
     assert e[alone].four_letter("isro").strip() == "rw"
-    wait_for(lambda: _has(e[alone], "/ro"), "the follower has the write")
+    wait_until(lambda: _has(e[alone], "/ro"), timeout=30, interval=0.1, message="the follower has the write")
 
     for sid in others:
         e.kill(sid)
-    wait_for(lambda: e[alone].four_letter("isro").strip() == "ro", "isro says ro")
+    wait_until(lambda: e[alone].four_letter("isro").strip() == "ro", timeout=30, interval=0.1, message="isro says ro")
     assert "Mode: read-only" in e[alone].four_letter("srvr")
 
     # A client that did not ask for read-only is refused.
@@ -100,8 +89,8 @@ def test_a_server_cut_off_serves_read_only_clients_and_rejoins(ensemble_factory)
         assert client.client_state == KeeperState.CONNECTED_RO
         assert client.get("/ro")[0] == b"before the cut"
         e.start(others)
-        wait_for(lambda: e[alone].four_letter("isro").strip() == "rw", "the server rejoins read/write")
-        wait_for(lambda: client.client_state == KeeperState.CONNECTED, "kazoo finds a read/write server", timeout=60)
+        wait_until(lambda: e[alone].four_letter("isro").strip() == "rw", timeout=30, interval=0.1, message="the server rejoins read/write")
+        wait_until(lambda: client.client_state == KeeperState.CONNECTED, timeout=60, interval=0.1, message="kazoo finds a read/write server")
         client.create("/after", b"rw again")
         assert client.get("/after")[0] == b"rw again"
     finally:
