@@ -37,7 +37,7 @@ fn frame_body(frame: &[u8]) -> &[u8] {
 /// - `decode_request` never panics;
 /// - a decoded request re-encodes (`encode_request`) and decodes to the same xid and
 ///   request, with the header op equal to `Request::op()`; skipped for `Unknown`,
-///   `Reconfig` and `Sasl`, whose bodies are not kept;
+///   `Reconfig`, whose body is not kept;
 /// - the header seen by `decode_request` is the one `decode_request_header` reads, and
 ///   `decode_request_header` fails exactly on frames shorter than 8 bytes (the event loop
 ///   relies on it to answer a malformed body with MarshallingError).
@@ -63,10 +63,7 @@ fn request_frame(frame: &[u8]) -> bool {
         header_only,
         "decode_request and decode_request_header disagree"
     );
-    if matches!(
-        request,
-        Request::Unknown(_) | Request::Reconfig | Request::Sasl
-    ) {
+    if matches!(request, Request::Unknown(_) | Request::Reconfig) {
         return keeps_connection;
     }
     assert!(

@@ -150,7 +150,10 @@ pub enum Request {
         scheme: String,
         auth: Vec<u8>,
     },
-    Sasl,
+    /// GetSASLRequest: one token of a SASL exchange (empty to start DIGEST-MD5).
+    Sasl {
+        token: Vec<u8>,
+    },
     WhoAmI,
     CloseSession,
     /// A type this server does not know; ZooKeeper answers Unimplemented and closes.
@@ -191,7 +194,7 @@ impl Request {
                 }
             }
             Request::Auth { .. } => OpCode::Auth.code(),
-            Request::Sasl => OpCode::Sasl.code(),
+            Request::Sasl { .. } => OpCode::Sasl.code(),
             Request::WhoAmI => OpCode::WhoAmI.code(),
             Request::CloseSession => OpCode::CloseSession.code(),
             Request::Unknown(op) | Request::Malformed(op) => *op,
@@ -392,7 +395,9 @@ pub fn decode_request(frame: &[u8]) -> Result<(RequestHeader, Request), DecodeEr
             scheme: r.ustring_opt()?.unwrap_or_default(),
             auth: r.buffer()?.unwrap_or_default().to_vec(),
         },
-        Some(OpCode::Sasl) => return Ok((header, Request::Sasl)),
+        Some(OpCode::Sasl) => Request::Sasl {
+            token: r.buffer()?.unwrap_or_default().to_vec(),
+        },
         Some(OpCode::WhoAmI) => Request::WhoAmI,
         Some(OpCode::CloseSession) => Request::CloseSession,
         _ => return Ok((header, Request::Unknown(header.op))),
@@ -504,9 +509,9 @@ pub fn encode_request(xid: i32, request: &Request) -> Vec<u8> {
             w.ustring(scheme);
             w.buffer(Some(auth));
         }
+        Request::Sasl { token } => w.buffer(Some(token)),
         Request::Ping
         | Request::Reconfig
-        | Request::Sasl
         | Request::WhoAmI
         | Request::CloseSession
         | Request::Unknown(_)

@@ -56,6 +56,8 @@ pub enum Response {
     WhoAmI(Vec<ClientInfo>),
     /// `ErrorResponse`: addWatch replies with one carrying 0.
     ErrorResponse(i32),
+    /// SetSASLResponse: the server's next SASL token; none once a failed exchange ends.
+    Sasl(Option<Vec<u8>>),
 }
 
 fn multi_header(w: &mut Writer, op: i32, done: bool, err: i32) {
@@ -75,6 +77,7 @@ pub fn encode_reply(header: ReplyHeader, response: &Response) -> Vec<u8> {
             w.ustring(path);
             stat.encode(&mut w);
         }
+        Response::Sasl(token) => w.buffer(token.as_deref()),
         Response::Stat(stat) => stat.encode(&mut w),
         Response::GetData { data, stat } => {
             w.buffer(data.as_deref());
@@ -162,6 +165,7 @@ pub fn decode_response(op: OpCode, r: &mut Reader<'_>) -> Result<Response, Decod
             stat: Stat::decode(r)?,
         },
         OpCode::Sync => Response::Sync { path: r.ustring()? },
+        OpCode::Sasl => Response::Sasl(r.buffer()?.map(<[u8]>::to_vec)),
         OpCode::GetEphemerals => Response::Ephemerals(r.strings()?),
         OpCode::GetAllChildrenNumber => Response::AllChildrenNumber(r.int()?),
         OpCode::AddWatch => Response::ErrorResponse(r.int()?),

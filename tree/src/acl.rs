@@ -1,5 +1,8 @@
-//! ACL checks as ZooKeeper's `ZooKeeperServer.checkACL` and the built-in providers (world,
-//! digest, ip; "auth" is expanded at create/setACL time) decide them.
+//! ACL checks as ZooKeeper's `ZooKeeperServer.checkACL` and its providers decide them: world,
+//! digest, ip, x509 (a TLS client certificate's subject) and sasl (the authorization id of a
+//! SASL exchange); "auth" is expanded at create/setACL time. ZooKeeper registers x509 and
+//! sasl only when `authProvider.N` names them; rzk always has them, so an ensemble moved from
+//! ZooKeeper keeps working whether or not its zoo.cfg listed them.
 
 use std::net::IpAddr;
 
@@ -22,7 +25,7 @@ pub fn allowed(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
 
 fn matches(scheme: &str, client_id: &str, acl_expr: &str) -> bool {
     match scheme {
-        "digest" => client_id == acl_expr,
+        "digest" | "x509" | "sasl" => client_id == acl_expr,
         "ip" => ip_matches(client_id, acl_expr),
         _ => false,
     }
@@ -73,6 +76,9 @@ pub fn id_is_valid(id: &Id) -> bool {
         "world" => id.id == "anyone",
         "digest" => id.id.split(':').count() == 2,
         "ip" => parse_ip_expr(&id.id).is_some(),
+        // Any subject (X500Principal parses it) or principal name (KerberosName) is a valid
+        // identity to ZooKeeper; an empty one matches no client.
+        "x509" | "sasl" => !id.id.is_empty(),
         _ => false,
     }
 }
@@ -95,10 +101,13 @@ pub fn fixup(acl: &[Acl], auth_ids: &[Id]) -> Option<Vec<Acl>> {
         if a.id.scheme == "world" && a.id.id == "anyone" {
             out.push(a.clone());
         } else if a.id.scheme == "auth" {
-            // Only identities whose provider says `isAuthenticated()` count: digest does, ip
-            // and super do not.
+            // Only identities whose provider says `isAuthenticated()` count: digest, x509 and
+            // sasl do, ip and super do not.
             let mut any = false;
-            for id in auth_ids.iter().filter(|id| id.scheme == "digest") {
+            for id in auth_ids
+                .iter()
+                .filter(|id| matches!(id.scheme.as_str(), "digest" | "x509" | "sasl"))
+            {
                 any = true;
                 out.push(Acl {
                     perms: a.perms,
@@ -148,6 +157,20 @@ mod tests {
             perms::READ,
             &ip
         ));
+    }
+
+    #[test]
+    fn x509_and_sasl_identities_match_exactly_and_expand_auth() {
+        let alice = Id::new("x509", "CN=alice,O=rzk-test");
+        let bob = Id::new("sasl", "bob");
+        let node = [acl(perms::READ, "x509", "CN=alice,O=rzk-test")];
+        assert!(allowed(&node, perms::READ, std::slice::from_ref(&alice)));
+        assert!(!allowed(&node, perms::READ, &[Id::new("x509", "CN=alice")]));
+        assert!(!allowed(&node, perms::READ, &[Id::new("sasl", "CN=alice,O=rzk-test")]));
+        let ids = [Id::new("ip", "127.0.0.1"), alice.clone(), bob.clone()];
+        let fixed = fixup(&[acl(perms::ALL, "auth", "")], &ids).unwrap();
+        assert_eq!(fixed, vec![acl(perms::ALL, "x509", &alice.id), acl(perms::ALL, "sasl", &bob.id)]);
+        assert_eq!(fixup(&[acl(perms::ALL, "sasl", "")], &ids), None);
     }
 
     #[test]

@@ -201,7 +201,8 @@ impl Front {
                 self.set_watches(tree, conn, session_id, &sw, actions);
                 (ErrorCode::Ok, Response::Empty)
             }
-            Request::Sasl => (ErrorCode::Unimplemented, Response::Empty),
+            // The event loop answers SASL tokens itself; one reaching the core is a bug there.
+            Request::Sasl { .. } => (ErrorCode::Unimplemented, Response::Empty),
             Request::Malformed(_) => (ErrorCode::MarshallingError, Response::Empty),
             Request::Unknown(_) => {
                 // ZooKeeper's UnimplementedRequestProcessor: answer with the request's unset
