@@ -167,7 +167,15 @@ class ZkServer:
     """One standalone server of kind "rzk" or "apache" in its own work directory."""
 
     def __init__(
-        self, kind, workdir, extra_cfg=None, tick_time=2000, jvm_fast_start=True, rzk_args=(), jvm_heap="512m"
+        self,
+        kind,
+        workdir,
+        extra_cfg=None,
+        tick_time=2000,
+        jvm_fast_start=True,
+        rzk_args=(),
+        jvm_heap="512m",
+        jvm_props=None,
     ):
         if kind not in ("rzk", "apache"):
             raise ValueError("kind must be 'rzk' or 'apache', not %r" % (kind,))
@@ -185,7 +193,13 @@ class ZkServer:
         # Command-line flags for an rzk server (what zoo.cfg has no key for, such as
         # --net-threads); Apache ZooKeeper ignores them.
         self.rzk_args = list(rzk_args)
+        # Java system properties (java.security.auth.login.config, zookeeper.superUser...):
+        # -Dk=v flags for Apache ZooKeeper; for rzk the same tokens, space-separated, in the
+        # environment variable SERVER_JVMFLAGS (as zkServer.sh hands them to Java).
+        self.jvm_props = dict(jvm_props or {})
         self.port = free_port()
+        # Free for a test to use as secureClientPort (not in zoo.cfg unless a test puts it).
+        self.secure_port = free_port()
         # Both kinds get these ports; the AdminServer stays off unless a test turns it on
         # (admin.enableServer=true), and Apache ZooKeeper ignores the metrics port unless
         # metricsProvider.className names its Prometheus provider.
@@ -246,6 +260,7 @@ class ZkServer:
             "-Dlog4j.configuration=file:%s" % log4j,
             "-Dznode.container.checkIntervalMs=200",
             "-Dzookeeper.extendedTypesEnabled=true",
+            *self._jvm_flags(),
             # ZooKeeper reads read-only mode from a system property only; rzk from zoo.cfg.
             *(
                 ["-Dreadonlymode.enabled=%s" % self.extra_cfg["readonlymode.enabled"]]
@@ -255,6 +270,15 @@ class ZkServer:
             "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             str(self.cfg_path),
         ]
+
+    def _jvm_flags(self):
+        return ["-D%s=%s" % (k, v) for k, v in self.jvm_props.items()]
+
+    def env(self):
+        """The server's environment: ours, plus SERVER_JVMFLAGS for rzk when jvm_props is set."""
+        if self.kind != "rzk" or not self.jvm_props:
+            return None
+        return dict(os.environ, SERVER_JVMFLAGS=" ".join(self._jvm_flags()))
 
     # --- lifecycle -----------------------------------------------------
 
@@ -281,6 +305,7 @@ class ZkServer:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=str(self.workdir),
+                env=self.env(),
                 start_new_session=True,
             )
         _LIVE[self.proc.pid] = self.proc
