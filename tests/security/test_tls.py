@@ -139,10 +139,16 @@ def test_x509_acl_with_another_spelling_of_the_subject_does_not_match(tls_server
         alice.get("/spaced")
 
 
-def test_x509_super_user_reads_everything(tls_server_factory, tls_client, certs):
-    server = tls_server_factory(
-        client_auth="need", jvm_props={"zookeeper.X509AuthenticationProvider.superUser": certs.bob_id}
-    )
+@pytest.mark.parametrize("where", ["property", "zoo.cfg"])
+def test_x509_super_user_reads_everything(tls_server_factory, tls_client, certs, where):
+    """zookeeper.X509AuthenticationProvider.superUser=<subject>; Apache 3.8 also takes it
+    from zoo.cfg as X509AuthenticationProvider.superUser (unknown keys become
+    "zookeeper." + key properties)."""
+    if where == "property":
+        kw = dict(jvm_props={"zookeeper.X509AuthenticationProvider.superUser": certs.bob_id})
+    else:
+        kw = dict(extra_cfg={"X509AuthenticationProvider.superUser": certs.bob_id})
+    server = tls_server_factory(client_auth="need", **kw)
     alice = tls_client(server)
     bob = tls_client(server, party=certs.bob)
     alice.create("/alice-only", b"hers", acl=x509_acl(certs.alice_id))
