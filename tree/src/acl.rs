@@ -25,7 +25,10 @@ pub fn allowed(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
 
 fn matches(scheme: &str, client_id: &str, acl_expr: &str) -> bool {
     match scheme {
-        "digest" | "x509" | "sasl" => client_id == acl_expr,
+        "digest" | "x509" => client_id == acl_expr,
+        // ZooKeeper's SASLAuthenticationProvider lets a SASL user named "super" match every
+        // sasl ACL (and no other scheme's).
+        "sasl" => client_id == "super" || client_id == acl_expr,
         "ip" => ip_matches(client_id, acl_expr),
         _ => false,
     }
@@ -166,11 +169,31 @@ mod tests {
         let node = [acl(perms::READ, "x509", "CN=alice,O=rzk-test")];
         assert!(allowed(&node, perms::READ, std::slice::from_ref(&alice)));
         assert!(!allowed(&node, perms::READ, &[Id::new("x509", "CN=alice")]));
-        assert!(!allowed(&node, perms::READ, &[Id::new("sasl", "CN=alice,O=rzk-test")]));
+        assert!(!allowed(
+            &node,
+            perms::READ,
+            &[Id::new("sasl", "CN=alice,O=rzk-test")]
+        ));
         let ids = [Id::new("ip", "127.0.0.1"), alice.clone(), bob.clone()];
         let fixed = fixup(&[acl(perms::ALL, "auth", "")], &ids).unwrap();
-        assert_eq!(fixed, vec![acl(perms::ALL, "x509", &alice.id), acl(perms::ALL, "sasl", &bob.id)]);
+        assert_eq!(
+            fixed,
+            vec![
+                acl(perms::ALL, "x509", &alice.id),
+                acl(perms::ALL, "sasl", &bob.id)
+            ]
+        );
         assert_eq!(fixup(&[acl(perms::ALL, "sasl", "")], &ids), None);
+        assert!(allowed(
+            &[acl(perms::READ, "sasl", "bob")],
+            perms::READ,
+            &[Id::new("sasl", "super")]
+        ));
+        assert!(!allowed(
+            &[acl(perms::READ, "sasl", "super")],
+            perms::READ,
+            &[bob]
+        ));
     }
 
     #[test]
