@@ -1,5 +1,5 @@
 #!/bin/sh
-# Compile the Java compatibility programs (ClientCompat, ExtendedTypesOff) with
+# Compile the Java compatibility programs (ClientCompat, ExtendedTypesOff, SecureClient) with
 # Debian's ZooKeeper client and Curator jars.
 #
 #   tests/java/build.sh [OUT_DIR]      (default: tests/java/build)
@@ -14,8 +14,13 @@ J=${JAVA_JARS_DIR:-/usr/share/java}
 
 # Exactly what the programs need at compile and run time. zookeeper.jar's own
 # manifest Class-Path adds further jars (jline, netty, jetty...) that the client
-# never loads over NIO. slf4j-nop silences the client's logging.
+# never loads over NIO. slf4j-nop silences the client's logging. The netty jars are
+# for SecureClient's TLS (zookeeper.clientCnxnSocket=ClientCnxnSocketNetty): the manifest
+# names some of them but not netty-codec (SslHandler's base class), netty-resolver
+# (Bootstrap's address resolver) nor netty-transport-native-unix-common (epoll's base).
 JARS="zookeeper.jar zookeeper-jute.jar curator-client.jar curator-framework.jar curator-recipes.jar guava.jar slf4j-api.jar slf4j-nop.jar"
+JARS="$JARS netty-buffer.jar netty-codec.jar netty-common.jar netty-handler.jar netty-resolver.jar netty-transport.jar"
+JARS="$JARS netty-transport-native-epoll.jar netty-transport-native-unix-common.jar"
 
 CP=""
 MISSING=""
@@ -27,7 +32,7 @@ for j in $JARS; do
 done
 if [ -n "$MISSING" ]; then
     echo "build.sh: missing jars in $J:$MISSING" >&2
-    echo "build.sh: install the Debian packages libzookeeper-java libcurator-framework-java libcurator-recipes-java libcurator-client-java libguava-java libslf4j-java" >&2
+    echo "build.sh: install the Debian packages libzookeeper-java libcurator-framework-java libcurator-recipes-java libcurator-client-java libguava-java libslf4j-java libnetty-java" >&2
     exit 2
 fi
 command -v javac >/dev/null 2>&1 || { echo "build.sh: javac not found (install a JDK, e.g. openjdk-17-jdk-headless)" >&2; exit 2; }

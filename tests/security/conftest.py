@@ -5,12 +5,17 @@ Java system properties, see secure_cfg and ZkServer's jvm_props); rzk reads the 
 """
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
 
 import certs as certs_mod
 from zkserver import ZkServer, rzk_bin
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "java"))
+import javabuild  # noqa: E402
 
 TARGET = os.environ.get("ZK_TARGET", "rzk")
 
@@ -29,6 +34,35 @@ def certs(tmp_path_factory):
         return certs_mod.make_certs(tmp_path_factory.mktemp("certs"))
     except certs_mod.CertError as e:
         pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def java_classpath(tmp_path_factory):
+    """tests/java/src compiled once per session (tests/java/build.sh)."""
+    try:
+        return javabuild.build(tmp_path_factory.mktemp("java-build"))
+    except javabuild.JavaBuildError as e:
+        pytest.fail(str(e), pytrace=False)
+
+
+@pytest.fixture
+def secure_client(java_classpath):
+    """run(server, mode, hosts, expected, props, timeout=60): runs tests/java/src/
+    SecureClient.java and returns its output; fails the test (with the server's log
+    tail) unless it exits 0 with RESULT OK."""
+
+    def run(server, mode, hosts, expected, props, timeout=60):
+        args = [mode, hosts, expected] + ["%s=%s" % kv for kv in props.items()]
+        rc, output = javabuild.run(java_classpath, "SecureClient", args, timeout)
+        if rc != 0 or "RESULT OK" not in output:
+            pytest.fail(
+                "SecureClient %s: exit code %s\n%s\n----- server log tail -----\n%s"
+                % (mode, rc, javabuild.summarize(output), server.log_tail(40)),
+                pytrace=False,
+            )
+        return output
+
+    return run
 
 
 def secure_cfg(server, certs, store="pem", client_auth=None):
@@ -53,6 +87,10 @@ def secure_cfg(server, certs, store="pem", client_auth=None):
         raise ValueError(store)
     cfg = {
         "secureClientPort": str(server.secure_port),
+        # Without it Apache binds the secure port on 0.0.0.0 (clientPortAddress is for
+        # clientPort only): "configure ...NettyServerCnxnFactory@.. secure: true on addr
+        # 0.0.0.0/0.0.0.0:N".
+        "secureClientPortAddress": "127.0.0.1",
         "serverCnxnFactory": NETTY_FACTORY,
         "authProvider.x509": X509_PROVIDER,
         "ssl.keyStore.location": str(ks),

@@ -222,3 +222,39 @@ def test_silent_and_garbage_sockets_do_not_disturb_tls_clients(tls_server_factor
     finally:
         silent.close()
         garbage.close()
+
+
+# 7 ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("store", ["pem", "p12"])
+def test_java_client_over_tls(tls_server_factory, secure_client, certs, store):
+    """The Java client's TLS: ClientCnxnSocketNetty with zookeeper.client.secure=true and
+    its own key and trust stores (zookeeper.ssl.*); it verifies the server's address
+    against the certificate's SAN (zookeeper.ssl.hostnameVerification defaults to true)."""
+    server = tls_server_factory(client_auth="need")
+    party = certs.alice
+    if store == "pem":
+        stores = {
+            "zookeeper.ssl.keyStore.location": party.pem,
+            "zookeeper.ssl.keyStore.type": "PEM",
+            "zookeeper.ssl.trustStore.location": certs.truststore_pem,
+            "zookeeper.ssl.trustStore.type": "PEM",
+        }
+    else:
+        stores = {
+            "zookeeper.ssl.keyStore.location": party.p12,
+            "zookeeper.ssl.keyStore.password": certs.password,
+            "zookeeper.ssl.keyStore.type": "PKCS12",
+            "zookeeper.ssl.trustStore.location": certs.truststore_p12,
+            "zookeeper.ssl.trustStore.password": certs.password,
+            "zookeeper.ssl.trustStore.type": "PKCS12",
+        }
+    props = {
+        "zookeeper.client.secure": "true",
+        "zookeeper.clientCnxnSocket": "org.apache.zookeeper.ClientCnxnSocketNetty",
+        **stores,
+    }
+    output = secure_client(server, "tls", "127.0.0.1:%d" % server.secure_port, certs.alice_id, props)
+    # whoAmI over TLS: the ip id and the certificate's subject
+    assert "PASS whoAmI: [ip:127.0.0.1, x509:%s]" % certs.alice_id in output
