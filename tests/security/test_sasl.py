@@ -229,3 +229,38 @@ def test_sasl_user_named_super_matches_every_sasl_acl(sasl_server_factory, clien
     root.create("/supers", acl=sasl_acl("super"))
     with pytest.raises(NoAuthError):
         bob.get("/supers")
+
+
+# 11 -----------------------------------------------------------------------------------
+
+CLIENT_JAAS = """\
+Client {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    username="%s"
+    password="%s";
+};
+"""
+
+
+def client_jaas(tmp_path, name, username, password):
+    path = tmp_path / ("%s-client-jaas.conf" % name)
+    path.write_text(CLIENT_JAAS % (username, password))
+    return {"java.security.auth.login.config": str(path), "zookeeper.sasl.client": "true"}
+
+
+def test_java_client_sasl(sasl_server_factory, secure_client, tmp_path):
+    """The Java client reads its JAAS Client section, authenticates (SaslAuthenticated
+    event after SyncConnected) and is sasl:bob."""
+    server = sasl_server_factory()
+    output = secure_client(server, "sasl", server.hosts, "bob", client_jaas(tmp_path, "bob", "bob", "bobsecret"))
+    assert "PASS whoAmI: [ip:127.0.0.1, sasl:bob]" in output
+
+
+def test_java_client_sasl_wrong_password(sasl_server_factory, secure_client, tmp_path):
+    """Apache 3.8 with the Java client: events SyncConnected then AuthFailed, the handle
+    is AUTH_FAILED for good and a request throws KeeperException.AuthFailedException
+    (AUTHFAILED, -115)."""
+    server = sasl_server_factory()
+    output = secure_client(server, "sasl-fail", server.hosts, "AuthFailed", client_jaas(tmp_path, "bad", "bob", "nope"))
+    assert "PASS events: [SyncConnected, AuthFailed]" in output
+    assert "PASS request_after_failure: AUTHFAILED" in output

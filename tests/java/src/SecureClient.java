@@ -28,7 +28,9 @@ import org.apache.zookeeper.data.Id;
  *                  reads it, checks getACL and whoAmI.
  * MODE sasl:       EXPECTED is the SASL user; waits for SaslAuthenticated, creates a node
  *                  with ACL sasl:user ALL, reads it, checks whoAmI.
- * MODE sasl-fail:  EXPECTED is the KeeperState the client must end in (AuthFailed).
+ * MODE sasl-fail:  EXPECTED is the KeeperState event that must follow SyncConnected
+ *                  (AuthFailed); then the client is AUTH_FAILED and requests fail with
+ *                  AUTHFAILED.
  *
  * Prints "PASS name", "FAIL name: reason" and "INFO ..." lines, then "RESULT OK" or
  * "RESULT FAILED"; exits 1 on any failure.
@@ -116,8 +118,8 @@ public final class SecureClient {
             }
         }
         System.out.println("INFO states: " + seen);
-        System.out.println("INFO zk.getState(): " + zk.getState());
-        check("auth_failed_event", true, seen.contains(want));
+        check("events", "[SyncConnected, " + want + "]", seen.toString());
+        check("state", ZooKeeper.States.AUTH_FAILED, zk.getState());
         try {
             zk.getData("/", false, null);
             fail("request_after_failure", "getData succeeded");
