@@ -1,1 +1,18 @@
-//! Placeholder: filled in by the SASL work.
+//! SASL for ZooKeeper clients, server side, as Apache ZooKeeper's server does it: the
+//! DIGEST-MD5 mechanism (RFC 2831) and the JAAS login-configuration file its users come from.
+//!
+//! In: the JAAS file text (section "Server" by default, `user_NAME="password"` options) and the
+//! client's SASL tokens. Out: the server's tokens and, on success, the authorization id that
+//! becomes the connection's `sasl` ACL identity.
+//!
+//! Not here: sockets, sessions, packet framing, ACL checks, super-user decisions
+//! (`zookeeper.superUser`), Kerberos/GSSAPI. Those belong to the server.
+//!
+//! Must never: put a password in an error, a `Debug` string or a log line (this crate does not
+//! log at all); accept a response the JDK's DigestMD5Server would refuse.
+
+mod credentials;
+mod jaas;
+
+pub use credentials::{Credentials, MalformedPrincipal, PrincipalRules};
+pub use jaas::{Jaas, JaasError, LoginModule};
