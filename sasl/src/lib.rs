@@ -12,7 +12,9 @@
 //! log at all); accept a response the JDK's DigestMD5Server would refuse.
 
 mod credentials;
+mod digest;
 mod jaas;
 
 pub use credentials::{Credentials, MalformedPrincipal, PrincipalRules};
+pub use digest::{DigestMd5Server, SaslError, Step, PROTOCOL, SERVER_NAME, TOKEN_BYTES_MAX};
 pub use jaas::{Jaas, JaasError, LoginModule};
