@@ -10,6 +10,22 @@
 //!
 //! Must never: put a password in an error, a `Debug` string or a log line (this crate does not
 //! log at all); accept a response the JDK's DigestMD5Server would refuse.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rzk_sasl::{Credentials, DigestMd5Server, Jaas, Step};
+//!
+//! let jaas = Jaas::parse(r#"Server { a.DigestLoginModule required user_bob="bobsecret"; };"#)?;
+//! // Section: zookeeper.sasl.serverconfig; override: ...SASLAuthenticationProvider.superPassword.
+//! let credentials = Arc::new(Credentials::from_jaas(&jaas, "Server", None)?);
+//! // One server per connection; the client's first DIGEST-MD5 token is empty.
+//! let mut server = DigestMd5Server::new(credentials);
+//! let Step::Challenge(challenge) = server.evaluate(b"")? else { unreachable!() };
+//! assert!(challenge.starts_with(b"realm=\"zk-sasl-md5\",nonce=\""));
+//! // A wrong response ends the exchange; ZooKeeper then answers AUTHFAILED and closes.
+//! assert!(server.evaluate(b"username=\"bob\"").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod credentials;
 mod digest;
