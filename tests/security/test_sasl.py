@@ -264,3 +264,26 @@ def test_java_client_sasl_wrong_password(sasl_server_factory, secure_client, tmp
     output = secure_client(server, "sasl-fail", server.hosts, "AuthFailed", client_jaas(tmp_path, "bad", "bob", "nope"))
     assert "PASS events: [SyncConnected, AuthFailed]" in output
     assert "PASS request_after_failure: AUTHFAILED" in output
+
+
+# SASL over TLS --------------------------------------------------------------------------
+
+
+def test_sasl_over_tls_holds_both_identities(tls_server_factory, tls_client, certs, tmp_path):
+    """On the secure port a client has its certificate's x509 id and then its SASL id."""
+    jaas = tmp_path / "tls-jaas.conf"
+    jaas.write_text(SERVER_JAAS)
+    server = tls_server_factory(
+        client_auth="need",
+        extra_cfg={"authProvider.sasl": SASL_PROVIDER},
+        jvm_props={"java.security.auth.login.config": str(jaas)},
+    )
+    both = tls_client(server, sasl_options=bob_sasl())
+    alice_only = tls_client(server)
+    both.create("/bobs", b"b", acl=sasl_acl("bob"))
+    both.create("/alices", b"a", acl=[make_acl("x509", certs.alice_id, all=True)])
+    assert both.get("/bobs")[0] == b"b"
+    assert both.get("/alices")[0] == b"a"
+    assert alice_only.get("/alices")[0] == b"a"
+    with pytest.raises(NoAuthError):
+        alice_only.get("/bobs")
