@@ -258,6 +258,11 @@ mod tests {
         let client = client_config(&client(Some(client_store), &f.trust)).unwrap();
         let (server_conn, _) = handshake(server, client, "localhost").unwrap();
         assert_eq!(server_conn.peer_certificates().unwrap()[0], leaf.cert_der);
+        // The identity ZooKeeper's x509 auth provider would give this client.
+        assert_eq!(
+            crate::x509_subject(&server_conn.peer_certificates().unwrap()[0]).unwrap(),
+            "CN=alice"
+        );
     }
 
     #[test]

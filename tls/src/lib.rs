@@ -17,6 +17,7 @@ mod error;
 mod reload;
 mod settings;
 mod store;
+mod subject;
 #[cfg(test)]
 mod testutil;
 
@@ -27,3 +28,4 @@ pub use settings::{
     supported_cipher_suite_names, ClientAuth, Store, StoreKind, TlsSettings,
     HANDSHAKE_TIMEOUT_MS_DEFAULT,
 };
+pub use subject::x509_subject;
