@@ -98,6 +98,8 @@ impl TlsSettings {
             Some((key, value)) => parse_client_auth(&key, value)?,
         };
 
+        refuse_unsupported(&get)?;
+
         let versions = protocol_versions(get("protocol"), get("enabledProtocols"))?;
 
         let cipher_suites = match get("ciphersuites") {
@@ -134,6 +136,32 @@ impl TlsSettings {
             handshake_timeout_ms,
         }))
     }
+}
+
+/// Keys that ask for something rzk cannot do. Ignoring them would quietly weaken security
+/// (revocation checks) or run with key material other than the operator's (a Java class).
+fn refuse_unsupported<'a>(
+    get: &impl Fn(&str) -> Option<(String, &'a str)>,
+) -> Result<(), TlsError> {
+    for name in ["crl", "ocsp"] {
+        if let Some((key, value)) = get(name) {
+            if parse_bool(&key, value)? {
+                return Err(TlsError::config(
+                    &key,
+                    value,
+                    "rzk does not check certificate revocation; remove the key or set it to false",
+                ));
+            }
+        }
+    }
+    if let Some((key, value)) = get("context.supplier.class") {
+        return Err(TlsError::config(
+            &key,
+            value,
+            "rzk cannot load a Java SSLContext supplier; configure keyStore/trustStore instead",
+        ));
+    }
+    Ok(())
 }
 
 /// Reads `<prefix><which>.location`, `.type`, `.password` and `.passwordPath`.
@@ -482,6 +510,21 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("TLS_AES_256_GCM_SHA384"), "{err}");
+    }
+
+    #[test]
+    fn features_rzk_lacks_are_refused_not_ignored() {
+        for (key, value) in [
+            ("ssl.crl", "true"),
+            ("ssl.ocsp", "TRUE"),
+            ("ssl.context.supplier.class", "com.example.Supplier"),
+        ] {
+            let err = parse(&[("ssl.keyStore.location", "/k.pem"), (key, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with(&format!("{key}={value}: rzk ")), "{err}");
+        }
+        assert!(parse(&[("ssl.keyStore.location", "/k.pem"), ("ssl.crl", "false")]).is_ok());
     }
 
     #[test]
