@@ -7,6 +7,7 @@ certificate. Every expectation here was observed on Apache ZooKeeper 3.8.0.
 """
 
 import socket
+import ssl
 
 import pytest
 from kazoo.exceptions import NoAuthError
@@ -222,6 +223,71 @@ def test_silent_and_garbage_sockets_do_not_disturb_tls_clients(tls_server_factor
     finally:
         silent.close()
         garbage.close()
+
+
+# four-letter words and protocol versions over TLS -------------------------------------
+
+
+def tls_four_letter(server, certs, word=b"ruok", minimum=None, maximum=None):
+    """Sends a four-letter word over TLS (alice's certificate) on the secure port; returns
+    (negotiated TLS version, the answer read to EOF)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(str(certs.ca.crt))
+    ctx.load_cert_chain(str(certs.alice.crt), str(certs.alice.key))
+    if minimum is not None:
+        ctx.minimum_version = minimum
+    if maximum is not None:
+        ctx.maximum_version = maximum
+    with socket.create_connection(("127.0.0.1", server.secure_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as conn:
+            version = conn.version()
+            conn.sendall(word)
+            chunks = []
+            while True:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    return version, b"".join(chunks)
+
+
+def test_four_letter_words_over_tls(tls_server_factory, certs):
+    server = tls_server_factory(client_auth="need")
+    assert tls_four_letter(server, certs, b"ruok")[1] == b"imok"
+    assert b"Mode: standalone" in tls_four_letter(server, certs, b"srvr")[1]
+
+
+def test_tls12_client_connects_with_default_protocols(tls_server_factory, certs):
+    """Apache 3.8's defaults: ssl.protocol=TLSv1.2 (X509Util.DEFAULT_PROTOCOL) and
+    ssl.enabledProtocols = [ssl.protocol], so it negotiates TLSv1.2 and, unlike a server
+    that also offers TLSv1.3, refuses a client that insists on TLSv1.3 (not asserted: a
+    server that also offers TLSv1.3 serves every client Apache serves)."""
+    server = tls_server_factory(client_auth="need")
+    assert tls_four_letter(server, certs, maximum=ssl.TLSVersion.TLSv1_2) == ("TLSv1.2", b"imok")
+
+
+def test_ssl_protocol_tls13(tls_server_factory, certs):
+    """ssl.protocol=TLSv1.3 needs ssl.ciphersuites with TLSv1.3 suites on Apache 3.8.0: its
+    default suite list (X509Util.getDefaultCipherSuites) has TLSv1.2 suites only, and
+    every handshake then fails with "SSLHandshakeException: No appropriate protocol
+    (protocol is disabled or cipher suites are inappropriate)" (not asserted here)."""
+    server = tls_server_factory(
+        client_auth="need",
+        extra_cfg={"ssl.protocol": "TLSv1.3", "ssl.ciphersuites": "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384"},
+    )
+    assert tls_four_letter(server, certs) == ("TLSv1.3", b"imok")
+    # TLSv1.3 only: a client capped at TLSv1.2 is refused
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        tls_four_letter(server, certs, maximum=ssl.TLSVersion.TLSv1_2)
+
+
+def test_ssl_enabled_protocols_tls12_only(tls_server_factory, certs, tls_client):
+    server = tls_server_factory(client_auth="need", extra_cfg={"ssl.enabledProtocols": "TLSv1.2"})
+    assert tls_four_letter(server, certs) == ("TLSv1.2", b"imok")
+    with pytest.raises((ssl.SSLError, ConnectionResetError)):
+        tls_four_letter(server, certs, minimum=ssl.TLSVersion.TLSv1_3)
+    roundtrip(tls_client(server), "/tls12")
 
 
 # 7 ------------------------------------------------------------------------------------
