@@ -21,7 +21,6 @@ TARGET = os.environ.get("ZK_TARGET", "rzk")
 
 NETTY_FACTORY = "org.apache.zookeeper.server.NettyServerCnxnFactory"
 X509_PROVIDER = "org.apache.zookeeper.server.auth.X509AuthenticationProvider"
-SASL_PROVIDER = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
 
 # Quick reconnects, as in tests/conftest.py.
 FAST_RETRY = dict(max_tries=-1, delay=0.05, backoff=1.5, max_jitter=0.05, max_delay=0.5)
