@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use parking_lot::Mutex;
+use rustls::ServerConnection;
 use rzk_metrics::StageTimes;
 use rzk_pipeline::read;
 use rzk_pipeline::{ConnId, Input, Output};
@@ -19,14 +20,19 @@ use rzk_proto::{
     decode_request, decode_request_header, encode_reply, four_letter_word, xid, ConnectRequest,
     ErrorCode, FourLetterWord, Id, ReplyHeader, Request,
 };
+use rzk_sasl::{DigestMd5Server, Step};
 use rzk_session::{auth, Touch};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::slow::SlowLog;
 use crate::stats::{op_name, ConnStats};
 use crate::{now_ms, CoreLink, NetConfig, Shared, ToCore, ToLoop};
 
 const LISTENER: Token = Token(usize::MAX - 1);
+const SECURE_LISTENER: Token = Token(usize::MAX - 2);
+/// Plaintext handed to TLS per write: one record's worth of encryption at a time, so a big
+/// reply does not sit twice in memory (plaintext and ciphertext).
+const TLS_WRITE_CHUNK_BYTES: usize = 256 * 1024;
 const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK_BYTES: usize = 64 * 1024;
 /// Past this much unsent output a connection stops reading requests (back-pressure)...
@@ -94,6 +100,12 @@ struct Connection {
     touch: Option<Touch>,
     session_id: i64,
     stats: Arc<ConnStats>,
+    /// On secureClientPort: the TLS session every byte goes through.
+    tls: Option<Box<ServerConnection>>,
+    /// Counted in `Security::tls_handshakes` until the handshake ends either way.
+    tls_handshaking: bool,
+    /// The SASL exchange, from the client's first token on.
+    sasl: Option<Box<DigestMd5Server>>,
 }
 
 impl Connection {
@@ -119,6 +131,10 @@ struct EventLoop {
     index: usize,
     poll: Poll,
     listener: Option<TcpListener>,
+    secure_listener: Option<TcpListener>,
+    /// Connections refused at the TLS handshake limit, for a log line at powers of two
+    /// instead of one per refusal in a storm.
+    handshakes_refused: u64,
     rx: Receiver<ToLoop>,
     to_core: CoreLink,
     /// Messages for the core from this poll round, handed over together at its end (on
@@ -147,10 +163,12 @@ struct EventLoop {
     slow_log: SlowLog,
 }
 
-/// Starts `config.loop_count` loops; loop 0 accepts and deals connections round-robin.
+/// Starts `config.loop_count` loops; loop 0 accepts (on clientPort, and on secureClientPort
+/// when `secure_listener` is given) and deals connections round-robin.
 pub fn spawn_loops(
     config: NetConfig,
     listener: TcpListener,
+    secure_listener: Option<TcpListener>,
     shared: Arc<Shared>,
     to_core: CoreLink,
 ) -> io::Result<(Vec<LoopHandle>, Vec<JoinHandle<()>>)> {
@@ -168,12 +186,19 @@ pub fn spawn_loops(
     }
     let per_ip = Arc::new(Mutex::new(HashMap::new()));
     let mut listener = Some(listener);
+    let mut secure_listener = secure_listener;
     let mut threads = Vec::with_capacity(count);
     for (index, (poll, rx)) in polls.into_iter().zip(receivers).enumerate() {
         let mut event_loop = EventLoop {
             index,
             poll,
             listener: listener.take(),
+            secure_listener: if index == 0 {
+                secure_listener.take()
+            } else {
+                None
+            },
+            handshakes_refused: 0,
             rx,
             to_core: to_core.clone(),
             for_core: Vec::new(),
@@ -195,6 +220,12 @@ pub fn spawn_loops(
                 .poll
                 .registry()
                 .register(l, LISTENER, Interest::READABLE)?;
+        }
+        if let Some(l) = event_loop.secure_listener.as_mut() {
+            event_loop
+                .poll
+                .registry()
+                .register(l, SECURE_LISTENER, Interest::READABLE)?;
         }
         threads.push(
             std::thread::Builder::new()
@@ -219,7 +250,8 @@ impl EventLoop {
             self.round_started = Instant::now();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    SECURE_LISTENER => self.accept(true),
                     WAKER => {}
                     token => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -292,9 +324,14 @@ impl EventLoop {
         false
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, secure: bool) {
         loop {
-            let Some(listener) = self.listener.as_ref() else {
+            let listener = if secure {
+                self.secure_listener.as_ref()
+            } else {
+                self.listener.as_ref()
+            };
+            let Some(listener) = listener else {
                 return;
             };
             match listener.accept() {
@@ -319,9 +356,9 @@ impl EventLoop {
                     let target = self.next_peer % self.peers.len();
                     self.next_peer += 1;
                     if target == self.index {
-                        self.register(stream, peer);
+                        self.register(stream, peer, secure);
                     } else {
-                        self.peers[target].send(ToLoop::Accepted(stream, peer));
+                        self.peers[target].send(ToLoop::Accepted(stream, peer, secure));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -333,7 +370,18 @@ impl EventLoop {
         }
     }
 
-    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    fn register(&mut self, mut stream: TcpStream, peer: SocketAddr, secure: bool) {
+        let tls = if secure {
+            match self.start_tls(peer) {
+                Some(tls) => Some(tls),
+                None => {
+                    self.release_ip(peer.ip());
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let token = Token(self.next_token);
         self.next_token += 1;
         let id = ((self.index as u64) << 48) | token.0 as u64;
@@ -344,6 +392,12 @@ impl EventLoop {
         {
             warn!(%peer, error = %e, "could not register connection");
             self.release_ip(peer.ip());
+            if tls.is_some() {
+                self.config
+                    .security
+                    .tls_handshakes
+                    .fetch_sub(1, Ordering::Relaxed);
+            }
             return;
         }
         let _ = stream.set_nodelay(true);
@@ -373,11 +427,79 @@ impl EventLoop {
                 touch: None,
                 session_id: 0,
                 stats,
+                tls_handshaking: tls.is_some(),
+                tls,
+                sasl: None,
             },
         );
         let limit = Duration::from_millis(self.config.handshake_timeout_ms);
         self.handshake_deadlines
             .push_back((Instant::now() + limit, token));
+    }
+
+    /// A TLS session for a connection accepted on secureClientPort, unless the handshake
+    /// limit is reached (then the connection is dropped unserved, as ZooKeeper's Netty
+    /// factory does).
+    fn start_tls(&mut self, peer: SocketAddr) -> Option<Box<ServerConnection>> {
+        let security = self.config.security.clone();
+        let tls = security.tls.as_ref()?;
+        let in_progress = security.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+        if security.tls_handshake_limit > 0 && in_progress >= security.tls_handshake_limit {
+            security.tls_handshakes.fetch_sub(1, Ordering::Relaxed);
+            self.shared
+                .stats
+                .tls_handshakes_exceeded
+                .fetch_add(1, Ordering::Relaxed);
+            self.handshakes_refused += 1;
+            if self.handshakes_refused.is_power_of_two() {
+                warn!(%peer, limit = security.tls_handshake_limit, refused = self.handshakes_refused,
+                    "too many TLS handshakes in progress (netty.server.outstandingHandshake.limit); closing new connection");
+            }
+            return None;
+        }
+        match ServerConnection::new(tls.current()) {
+            Ok(conn) => Some(Box::new(conn)),
+            Err(e) => {
+                security.tls_handshakes.fetch_sub(1, Ordering::Relaxed);
+                warn!(%peer, error = %e, "cannot start TLS for a new connection; closing it");
+                None
+            }
+        }
+    }
+
+    /// Once a connection's TLS handshake is done: its client certificate's subject becomes
+    /// its x509 identity (ZooKeeper's X509AuthenticationProvider), before any request can
+    /// arrive to use it.
+    fn tls_established(&mut self, token: Token) {
+        let security = self.config.security.clone();
+        let Some(c) = self.conns.get_mut(&token) else {
+            return;
+        };
+        c.tls_handshaking = false;
+        security.tls_handshakes.fetch_sub(1, Ordering::Relaxed);
+        let Some(tls) = c.tls.as_ref() else {
+            return;
+        };
+        let subject = match tls.peer_certificates().and_then(|chain| chain.first()) {
+            None => {
+                debug!(peer = %c.peer, "TLS established without a client certificate");
+                return;
+            }
+            Some(cert) => match rzk_tls::x509_subject(cert.as_ref()) {
+                Ok(subject) => subject,
+                Err(e) => {
+                    warn!(peer = %c.peer, error = %e, "client certificate subject unreadable; closing connection");
+                    c.close_reason = Some("client certificate subject unreadable");
+                    return;
+                }
+            },
+        };
+        debug!(peer = %c.peer, %subject, "TLS established with a client certificate");
+        if security.x509_super_user.as_deref() == Some(subject.as_str()) {
+            c.auth_ids.push(Id::new("super", &subject));
+        }
+        c.auth_ids.push(Id::new("x509", &subject));
+        auth::order_like_zookeeper(&mut c.auth_ids);
     }
 
     fn release_ip(&self, ip: IpAddr) {
@@ -414,7 +536,7 @@ impl EventLoop {
                         touched.push(token);
                     }
                 }
-                ToLoop::Accepted(stream, peer) => self.register(stream, peer),
+                ToLoop::Accepted(stream, peer, secure) => self.register(stream, peer, secure),
                 ToLoop::Shutdown => return false,
             }
         }
@@ -507,6 +629,9 @@ impl EventLoop {
     }
 
     fn on_readable(&mut self, token: Token) {
+        if self.conns.get(&token).is_some_and(|c| c.tls.is_some()) {
+            return self.on_readable_tls(token);
+        }
         let mut eof = false;
         {
             let Some(c) = self.conns.get_mut(&token) else {
@@ -547,6 +672,102 @@ impl EventLoop {
         }
     }
 
+    /// `on_readable` through TLS: ciphertext from the socket, plaintext into `inbound`.
+    fn on_readable_tls(&mut self, token: Token) {
+        let mut eof = false;
+        let mut failure = None;
+        let mut established = false;
+        {
+            let Some(c) = self.conns.get_mut(&token) else {
+                return;
+            };
+            let Connection {
+                tls,
+                stream,
+                inbound,
+                outbound,
+                state,
+                peer,
+                tls_handshaking,
+                ..
+            } = c;
+            let tls = tls.as_mut().expect("caller checked");
+            loop {
+                if outbound.len() >= OUTBOUND_PAUSE_BYTES || *state == State::FourLetter {
+                    break;
+                }
+                match tls.read_tls(stream) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        self.shared
+                            .stats
+                            .bytes_received
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        debug!(peer = %peer, error = %e, "read failed");
+                        eof = true;
+                        break;
+                    }
+                }
+                match tls.process_new_packets() {
+                    Ok(io_state) => {
+                        let available = io_state.plaintext_bytes_to_read();
+                        if available > 0 {
+                            let start = inbound.len();
+                            inbound.resize(start + available, 0);
+                            if tls.reader().read_exact(&mut inbound[start..]).is_err() {
+                                inbound.truncate(start);
+                            }
+                        }
+                        if *tls_handshaking && !tls.is_handshaking() {
+                            established = true;
+                        }
+                        if io_state.peer_has_closed() {
+                            eof = true;
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // The alert rustls queued tells the client why, if it is listening.
+                        let _ = tls.write_tls(stream);
+                        failure = Some((*tls_handshaking, e));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some((handshaking, e)) = failure {
+            let peer = self.conns.get(&token).map(|c| c.peer);
+            if handshaking {
+                self.shared
+                    .stats
+                    .tls_handshakes_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                warn!(peer = ?peer, error = %e, "TLS handshake failed on secureClientPort; closing connection");
+                self.close(token, "TLS handshake failed");
+            } else {
+                warn!(peer = ?peer, error = %e, "TLS error; closing connection");
+                self.close(token, "TLS error");
+            }
+            return;
+        }
+        if established {
+            self.tls_established(token);
+        }
+        self.process_frames(token);
+        if eof {
+            self.close(token, "client closed the connection");
+        } else {
+            self.flush(token);
+        }
+    }
+
     /// Decodes and dispatches every complete frame buffered for a connection. Not re-entrant:
     /// a local read drains the channel, which may flush this connection, which must not start
     /// on the next frame before this one is answered.
@@ -577,6 +798,13 @@ impl EventLoop {
                 return;
             }
             let first4 = [pending[0], pending[1], pending[2], pending[3]];
+            // A TLS record header (handshake, version 3.x) where a plain client's length
+            // prefix would claim hundreds of megabytes.
+            if c.state == State::New && c.tls.is_none() && first4[0] == 0x16 && first4[1] == 3 {
+                warn!(peer = %c.peer, "TLS handshake on the plain client port; closing connection (TLS clients connect to secureClientPort)");
+                self.close(token, "TLS client on the plain port");
+                return;
+            }
             if c.state == State::New {
                 if let Some(word) = four_letter_word(first4) {
                     let argument = if word == FourLetterWord::Stmk {
@@ -669,6 +897,25 @@ impl EventLoop {
         }
         *c.stats.last_op.lock() = op_name(header.op);
         c.stats.last_cxid.store(header.xid, Ordering::Relaxed);
+        let schemes = &self.config.security.enforce_auth_schemes;
+        if !schemes.is_empty()
+            && !matches!(request, Request::Auth { .. } | Request::Sasl { .. })
+            && !c.auth_ids.iter().any(|id| schemes.contains(&id.scheme))
+        {
+            // ZooKeeper's AuthenticationHelper.enforceAuthentication: answer, then close.
+            error!(peer = %c.peer, session = format_args!("{:#x}", c.session_id),
+                required = ?schemes, "request from a connection not authenticated by a required scheme (enforce.auth.schemes); closing connection");
+            c.queue(&encode_reply(
+                ReplyHeader {
+                    xid: header.xid,
+                    zxid: 0,
+                    err: ErrorCode::SessionClosedRequireSaslAuth.code(),
+                },
+                &rzk_proto::Response::Empty,
+            ));
+            c.close_reason = Some("authentication required");
+            return Ok(());
+        }
         match request {
             Request::Ping => {
                 let zxid = self.shared.published.load().last_zxid();
@@ -730,6 +977,12 @@ impl EventLoop {
                     }
                 }
             }
+            Request::Sasl {
+                token: client_token,
+            } => {
+                self.sasl_token(token, header.xid, &client_token);
+                Ok(())
+            }
             request
                 if read::is_read(&request)
                     && !read::sets_watch(&request)
@@ -774,6 +1027,82 @@ impl EventLoop {
         }
     }
 
+    /// One step of a connection's SASL exchange, answered here as ZooKeeper's
+    /// `processSasl` answers it on the connection's own thread.
+    fn sasl_token(&mut self, token: Token, xid: i32, client_token: &[u8]) {
+        let security = self.config.security.clone();
+        let c = self.conns.get_mut(&token).expect("caller checked");
+        let reply = |err: ErrorCode, token: Option<Vec<u8>>| {
+            encode_reply(
+                ReplyHeader {
+                    xid,
+                    zxid: 0,
+                    err: err.code(),
+                },
+                &rzk_proto::Response::Sasl(token),
+            )
+        };
+        let Some(credentials) = security.sasl.as_ref() else {
+            warn!(peer = %c.peer, "SASL token from a client, but SASL is not configured (no Server section in java.security.auth.login.config); closing connection");
+            self.shared
+                .stats
+                .auth_failed
+                .fetch_add(1, Ordering::Relaxed);
+            c.queue(&reply(ErrorCode::AuthFailed, None));
+            c.close_reason = Some("SASL is not configured");
+            return;
+        };
+        let server = c
+            .sasl
+            .get_or_insert_with(|| Box::new(DigestMd5Server::new(credentials.clone())));
+        match server.evaluate(client_token) {
+            Ok(Step::Challenge(next)) => c.queue(&reply(ErrorCode::Ok, Some(next))),
+            Ok(Step::Complete {
+                token: last,
+                authorization_id,
+            }) => {
+                info!(peer = %c.peer, session = format_args!("{:#x}", c.session_id),
+                    id = %authorization_id, "SASL authentication succeeded");
+                if security.sasl_super_users.contains(&authorization_id) {
+                    c.auth_ids.push(Id::new("super", ""));
+                }
+                let id = Id::new("sasl", &authorization_id);
+                if !c.auth_ids.contains(&id) {
+                    c.auth_ids.push(id);
+                }
+                auth::order_like_zookeeper(&mut c.auth_ids);
+                if matches!(c.state, State::Connecting | State::Established) {
+                    self.for_core.push(ToCore::Input(Input::AuthChanged {
+                        conn: c.id,
+                        auth_ids: c.auth_ids.clone(),
+                    }));
+                }
+                c.queue(&reply(ErrorCode::Ok, Some(last)));
+            }
+            Err(e) => {
+                self.shared
+                    .stats
+                    .auth_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                let required = security.sasl_required();
+                if security.allow_sasl_failed_clients && !required {
+                    warn!(peer = %c.peer, error = %e, "SASL authentication failed; keeping the connection (allowSaslFailedClients)");
+                    c.sasl = None;
+                    c.queue(&reply(ErrorCode::Ok, None));
+                    return;
+                }
+                warn!(peer = %c.peer, error = %e, "SASL authentication failed; closing connection");
+                let err = if required {
+                    ErrorCode::SessionClosedRequireSaslAuth
+                } else {
+                    ErrorCode::AuthFailed
+                };
+                c.queue(&reply(err, None));
+                c.close_reason = Some("SASL authentication failed");
+            }
+        }
+    }
+
     fn forward(&mut self, token: Token, xid: i32, request: Request) -> Result<(), &'static str> {
         let c = self.conns.get_mut(&token).expect("caller checked");
         c.at_core.push_back(InFlight {
@@ -798,7 +1127,10 @@ impl EventLoop {
             let Some(c) = self.conns.get_mut(&token) else {
                 return;
             };
-            while !c.outbound.is_empty() {
+            if let Some(tls) = c.tls.as_mut() {
+                failed = write_tls(tls, &mut c.outbound, &mut c.stream);
+            }
+            while c.tls.is_none() && !c.outbound.is_empty() {
                 let (front, _) = c.outbound.as_slices();
                 match c.stream.write(front) {
                     Ok(0) => {
@@ -822,7 +1154,8 @@ impl EventLoop {
                 failed = Some("client stopped reading");
             }
             if failed.is_none() {
-                let want_write = !c.outbound.is_empty();
+                let tls_pending = c.tls.as_ref().is_some_and(|tls| tls.wants_write());
+                let want_write = !c.outbound.is_empty() || tls_pending;
                 if want_write != c.writable_interest {
                     let interest = if want_write {
                         Interest::READABLE | Interest::WRITABLE
@@ -838,7 +1171,7 @@ impl EventLoop {
                         c.writable_interest = want_write;
                     }
                 }
-                if c.outbound.is_empty() {
+                if c.outbound.is_empty() && !tls_pending {
                     if let Some(reason) = c.close_reason {
                         failed = Some(reason);
                     }
@@ -860,8 +1193,19 @@ impl EventLoop {
             return;
         };
         // Best effort: whatever is still queued (an error reply) may help the client.
-        let (front, _) = c.outbound.as_slices();
-        let _ = c.stream.write(front);
+        if let Some(tls) = c.tls.as_mut() {
+            tls.send_close_notify();
+            let _ = write_tls(tls, &mut c.outbound, &mut c.stream);
+        } else {
+            let (front, _) = c.outbound.as_slices();
+            let _ = c.stream.write(front);
+        }
+        if c.tls_handshaking {
+            self.config
+                .security
+                .tls_handshakes
+                .fetch_sub(1, Ordering::Relaxed);
+        }
         let _ = self.poll.registry().deregister(&mut c.stream);
         if matches!(c.state, State::Connecting | State::Established) {
             self.for_core
@@ -917,6 +1261,41 @@ impl EventLoop {
             {
                 self.close(token, "no handshake within the time limit");
             }
+        }
+    }
+}
+
+/// Moves queued plaintext through TLS onto the socket until either runs dry or the socket
+/// is full. Plaintext enters TLS only when the ciphertext before it has left, so `outbound`
+/// still measures how far behind the client is.
+fn write_tls(
+    tls: &mut ServerConnection,
+    outbound: &mut VecDeque<u8>,
+    stream: &mut TcpStream,
+) -> Option<&'static str> {
+    loop {
+        if !tls.wants_write() {
+            if outbound.is_empty() {
+                return None;
+            }
+            let (front, _) = outbound.as_slices();
+            let take = front.len().min(TLS_WRITE_CHUNK_BYTES);
+            match tls.writer().write(&front[..take]) {
+                Ok(n) => {
+                    outbound.drain(..n);
+                }
+                Err(_) => return Some("TLS write failed"),
+            }
+            if !tls.wants_write() {
+                return None;
+            }
+        }
+        match tls.write_tls(stream) {
+            Ok(0) => return Some("connection closed while writing"),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Some("write failed"),
         }
     }
 }

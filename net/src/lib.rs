@@ -77,6 +77,57 @@ pub struct NetConfig {
     /// slowRequest.thresholdMs: requests slower than this are logged with their stage times
     /// (0: never).
     pub slow_request_ms: u64,
+    pub security: Arc<Security>,
+}
+
+/// How clients prove who they are: TLS on secureClientPort (with x509 identities), SASL
+/// DIGEST-MD5, and whether a session may do anything before it has.
+#[derive(Default)]
+pub struct Security {
+    /// secureClientPort's key material, re-read when its files change.
+    pub tls: Option<Arc<rzk_tls::ReloadingServerConfig>>,
+    /// zookeeper.X509AuthenticationProvider.superUser: the certificate subject that is also
+    /// the super user.
+    pub x509_super_user: Option<String>,
+    /// The DIGEST-MD5 users of the JAAS `Server` section; None: SASL is not configured.
+    pub sasl: Option<Arc<rzk_sasl::Credentials>>,
+    /// zookeeper.superUser(.N): SASL authorization ids that are super users.
+    pub sasl_super_users: Vec<String>,
+    /// enforce.auth.schemes while enforce.auth.enabled (sessionRequireClientSASLAuth means
+    /// "sasl"): a connection with no identity of these schemes is closed at its first
+    /// request. Empty: not enforced.
+    pub enforce_auth_schemes: Vec<String>,
+    /// zookeeper.allowSaslFailedClients: a failed SASL exchange keeps the connection (unless
+    /// SASL is enforced).
+    pub allow_sasl_failed_clients: bool,
+    /// netty.server.outstandingHandshake.limit: most TLS handshakes in progress on this
+    /// server; connections beyond it are closed at once, so a storm of new TLS clients
+    /// cannot take the event loops' time from established sessions (0: no limit).
+    pub tls_handshake_limit: usize,
+    /// TLS handshakes in progress now, over every loop.
+    pub tls_handshakes: AtomicUsize,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("tls", &self.tls.is_some())
+            .field("x509_super_user", &self.x509_super_user)
+            .field("sasl", &self.sasl.is_some())
+            .field("sasl_super_users", &self.sasl_super_users)
+            .field("enforce_auth_schemes", &self.enforce_auth_schemes)
+            .field("allow_sasl_failed_clients", &self.allow_sasl_failed_clients)
+            .field("tls_handshake_limit", &self.tls_handshake_limit)
+            .finish()
+    }
+}
+
+impl Security {
+    /// Whether a failed SASL exchange must close the connection with
+    /// SessionClosedRequireSaslAuth rather than AuthFailed.
+    pub fn sasl_required(&self) -> bool {
+        self.enforce_auth_schemes.iter().any(|s| s == "sasl")
+    }
 }
 
 /// State shared by the loops and the core thread.
@@ -211,7 +262,8 @@ pub enum ToLoop {
         conn: ConnId,
         text: String,
     },
-    Accepted(mio::net::TcpStream, SocketAddr),
+    /// A connection accepted by another loop; true if on secureClientPort.
+    Accepted(mio::net::TcpStream, SocketAddr, bool),
     Shutdown,
 }
 

@@ -71,6 +71,11 @@ pub struct ServerStats {
     pub connections_rejected: AtomicU64,
     pub connections_dropped: AtomicU64,
     pub connections_alive: AtomicI64,
+    /// TLS handshakes that failed (ZooKeeper's unsuccessful_handshake).
+    pub tls_handshakes_failed: AtomicU64,
+    /// TLS connections closed unserved because the handshake limit was reached
+    /// (ZooKeeper's tls_handshake_exceeded).
+    pub tls_handshakes_exceeded: AtomicU64,
 }
 
 impl ServerStats {

@@ -11,5 +11,5 @@
 pub mod transport;
 pub mod wire;
 
-pub use transport::{Event, PeerAddrs, Transport, TransportConfig};
+pub use transport::{Event, PeerAddrs, QuorumTls, Transport, TransportConfig};
 pub use wire::{decode, encode, Channel, Frame, Hello, WireError, MAX_FRAME_BYTES, VERSION};

@@ -20,6 +20,11 @@
 //! together before the core sees it. Otherwise a learner behind by more than the limit
 //! could never catch up: dropped at every sync, it would sync again, and be dropped again.
 //!
+//! With sslQuorum every connection is TLS, both ends presenting a certificate their trust
+//! store must verify (ZooKeeper's ssl.quorum.* keys): a server without the right one never
+//! gets past the handshake, so never to its hello. TLS runs inside this same loop: the
+//! frames above it are the same bytes.
+//!
 //! Never: interpret a message (the driver and the cores do), or block the thread on a
 //! socket.
 
@@ -46,6 +51,19 @@ pub struct PeerAddrs {
     pub election: SocketAddr,
 }
 
+/// sslQuorum's key material: the accepting side's config and the dialing side's.
+#[derive(Clone)]
+pub struct QuorumTls {
+    pub server: Arc<rzk_tls::ReloadingServerConfig>,
+    pub client: Arc<rzk_tls::ReloadingClientConfig>,
+}
+
+impl std::fmt::Debug for QuorumTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QuorumTls")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TransportConfig {
     pub me: Sid,
@@ -57,6 +75,8 @@ pub struct TransportConfig {
     /// How long after a failed or broken dial the next one is tried.
     pub redial_after: Duration,
     pub hello_timeout: Duration,
+    /// sslQuorum: TLS on every connection (None: plain TCP).
+    pub tls: Option<QuorumTls>,
 }
 
 impl TransportConfig {
@@ -68,6 +88,7 @@ impl TransportConfig {
             max_frame_bytes: wire::MAX_FRAME_BYTES,
             redial_after: Duration::from_millis(100),
             hello_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -255,7 +276,13 @@ struct Conn {
     write: Outbox,
     /// A SNAP being received, chunk by chunk.
     snap: Option<SnapAssembler>,
+    /// sslQuorum: the TLS session the frames go through.
+    tls: Option<Box<rustls::Connection>>,
 }
+
+/// Plaintext handed to TLS per write, so the sync stream is encrypted a piece at a time
+/// instead of all at once into memory.
+const TLS_WRITE_CHUNK_BYTES: usize = 256 * 1024;
 
 /// What waits to be written to one connection: whole frames in order, the first of them
 /// perhaps partly written. Kept as separate buffers, so a large SNAP never has to be moved
@@ -431,9 +458,20 @@ impl Io {
         let index = usize::from(channel == Channel::Election);
         loop {
             match self.listeners[index].accept() {
-                Ok((stream, _)) => {
+                Ok((stream, from)) => {
                     let now = Instant::now();
+                    let tls = match &self.config.tls {
+                        None => None,
+                        Some(tls) => match rustls::ServerConnection::new(tls.server.current()) {
+                            Ok(conn) => Some(Box::new(rustls::Connection::from(conn))),
+                            Err(e) => {
+                                warn!(%from, error = %e, "peer transport: cannot start TLS; dropping the connection");
+                                continue;
+                            }
+                        },
+                    };
                     self.register(stream, |stream| Conn {
+                        tls,
                         stream,
                         channel,
                         peer: None,
@@ -488,11 +526,25 @@ impl Io {
             }
             self.redial_at
                 .insert((peer, channel), now + self.config.redial_after);
+            let tls = match &self.config.tls {
+                None => None,
+                Some(tls) => {
+                    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                    match rustls::ClientConnection::new(tls.client.current(), name) {
+                        Ok(conn) => Some(Box::new(rustls::Connection::from(conn))),
+                        Err(e) => {
+                            warn!(peer, %addr, error = %e, "peer transport: cannot start TLS");
+                            continue;
+                        }
+                    }
+                }
+            };
             match TcpStream::connect(addr) {
                 Ok(stream) => {
                     let mut hello = Vec::new();
                     wire::encode(&Frame::Hello(Hello { sid: me, channel }), &mut hello);
                     self.register(stream, |stream| Conn {
+                        tls,
                         stream,
                         channel,
                         peer: Some(peer),
@@ -529,6 +581,9 @@ impl Io {
     }
 
     fn read_into(&mut self, token: Token, buf: &mut [u8]) {
+        if self.conns.get(&token).is_some_and(|c| c.tls.is_some()) {
+            return self.read_tls(token);
+        }
         loop {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
@@ -546,6 +601,57 @@ impl Io {
             }
         }
         self.take_frames(token);
+    }
+
+    /// `read_into` through TLS: ciphertext from the socket, plaintext frames into `read`.
+    fn read_tls(&mut self, token: Token) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            let tls = conn.tls.as_mut().expect("caller checked");
+            match tls.read_tls(&mut conn.stream) {
+                Ok(0) => return self.drop_conn(token, "closed by the peer"),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::NotConnected => return,
+                Err(e) => return self.drop_conn(token, &format!("read failed: {e}")),
+            }
+            let handshaking = tls.is_handshaking();
+            match tls.process_new_packets() {
+                Ok(state) => {
+                    let available = state.plaintext_bytes_to_read();
+                    if available > 0 {
+                        let start = conn.read.len();
+                        conn.read.resize(start + available, 0);
+                        if tls.reader().read_exact(&mut conn.read[start..]).is_err() {
+                            conn.read.truncate(start);
+                        }
+                    }
+                    if state.peer_has_closed() {
+                        self.take_frames(token);
+                        return self.drop_conn(token, "closed by the peer");
+                    }
+                }
+                Err(e) => {
+                    // The alert queued tells the other end why.
+                    let _ = tls.write_tls(&mut conn.stream);
+                    let (peer, channel) = (conn.peer, conn.channel);
+                    warn!(?peer, ?channel, error = %e,
+                        "peer transport: TLS {} failed (sslQuorum); dropping the connection",
+                        if handshaking { "handshake" } else { "session" });
+                    return self.drop_conn(token, &format!("TLS failed: {e}"));
+                }
+            }
+            if !self.take_frames(token) {
+                return;
+            }
+        }
+        if self.take_frames(token) {
+            // The handshake may have queued an answer.
+            self.flush(token);
+        }
     }
 
     /// Decodes and hands on every whole frame read; false if the connection was dropped.
@@ -705,6 +811,39 @@ impl Io {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
+            if let Some(tls) = conn.tls.as_mut() {
+                if !tls.wants_write() {
+                    if conn.write.queued == 0 {
+                        return;
+                    }
+                    // Before the handshake ends TLS only buffers this; after it, it is queued
+                    // as records.
+                    let mut moved = 0;
+                    for slice in conn.write.slices() {
+                        if moved >= TLS_WRITE_CHUNK_BYTES {
+                            break;
+                        }
+                        match tls.writer().write(&slice) {
+                            Ok(n) => moved += n,
+                            Err(e) => {
+                                return self.drop_conn(token, &format!("TLS write failed: {e}"))
+                            }
+                        }
+                    }
+                    conn.write.advance(moved);
+                    if !tls.wants_write() {
+                        return;
+                    }
+                }
+                match tls.write_tls(&mut conn.stream) {
+                    Ok(0) => return self.drop_conn(token, "write returned 0"),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == ErrorKind::NotConnected => return,
+                    Err(e) => return self.drop_conn(token, &format!("write failed: {e}")),
+                }
+            }
             if conn.write.queued == 0 {
                 return;
             }

@@ -103,6 +103,10 @@ pub struct Config {
     pub admin_address: IpAddr,
     pub admin_port: u16,
     pub admin_command_url: String,
+    /// admin.forceHttps: the AdminServer speaks only HTTPS, with the ssl.* key material
+    /// (ZooKeeper's client-port keys); admin.needClientAuth: and wants a client certificate.
+    pub admin_force_https: bool,
+    pub admin_need_client_auth: bool,
     /// metricsProvider.*: the Prometheus endpoint. On by default (ZooKeeper needs
     /// metricsProvider.className set); naming ZooKeeper's NullMetricsProvider turns it off.
     pub metrics_enabled: bool,
@@ -111,6 +115,32 @@ pub struct Config {
     /// slowRequest.thresholdMs: a request slower than this is logged with its stage times
     /// (0 turns the log off).
     pub slow_request_ms: u64,
+    /// secureClientPort / secureClientPortAddress: the TLS client port (None: none).
+    pub secure_client_port: Option<u16>,
+    pub secure_client_port_address: Option<IpAddr>,
+    /// Every `ssl.*` key (with a leading `zookeeper.` dropped), for rzk_tls to read with its
+    /// prefix: `ssl.` for the client port, `ssl.quorum.` for server-to-server links.
+    pub ssl: BTreeMap<String, String>,
+    /// sslQuorum: TLS on every server-to-server connection.
+    pub ssl_quorum: bool,
+    /// java.security.auth.login.config: the JAAS file whose `Server` section (the name is
+    /// zookeeper.sasl.serverconfig) lists the DIGEST-MD5 users.
+    pub jaas_config: Option<PathBuf>,
+    pub sasl_server_section: String,
+    /// zookeeper.SASLAuthenticationProvider.superPassword: overrides user `super`'s password.
+    pub sasl_super_password: Option<String>,
+    /// zookeeper.superUser and zookeeper.superUser.N: SASL ids that are super users.
+    pub sasl_super_users: Vec<String>,
+    /// zookeeper.X509AuthenticationProvider.superUser.
+    pub x509_super_user: Option<String>,
+    /// enforce.auth.enabled / enforce.auth.schemes / sessionRequireClientSASLAuth.
+    pub enforce_auth_enabled: bool,
+    pub enforce_auth_schemes: Vec<String>,
+    pub session_require_sasl: bool,
+    /// zookeeper.allowSaslFailedClients.
+    pub allow_sasl_failed_clients: bool,
+    /// netty.server.outstandingHandshake.limit (ZooKeeper: unlimited; rzk: 1000).
+    pub tls_handshake_limit: usize,
     /// The config file read at startup, if any.
     pub source: Option<PathBuf>,
     /// That file's text as read at startup: the AdminServer's `initial_configuration` and
@@ -163,10 +193,26 @@ impl Default for Config {
             admin_address: IpAddr::from([127, 0, 0, 1]),
             admin_port: 8080,
             admin_command_url: "/commands".into(),
+            admin_force_https: false,
+            admin_need_client_auth: false,
             metrics_enabled: true,
             metrics_address: IpAddr::from([127, 0, 0, 1]),
             metrics_port: 7000,
             slow_request_ms: 500,
+            secure_client_port: None,
+            secure_client_port_address: None,
+            ssl: BTreeMap::new(),
+            ssl_quorum: false,
+            jaas_config: None,
+            sasl_server_section: "Server".into(),
+            sasl_super_password: None,
+            sasl_super_users: Vec::new(),
+            x509_super_user: None,
+            enforce_auth_enabled: false,
+            enforce_auth_schemes: Vec::new(),
+            session_require_sasl: false,
+            allow_sasl_failed_clients: false,
+            tls_handshake_limit: 1000,
             source: None,
             initial_text: None,
         }
@@ -177,10 +223,7 @@ impl Default for Config {
 /// existing zoo.cfg starts, with one warning each.
 const JVM_ONLY_PREFIXES: &[&str] = &[
     "serverCnxnFactory",
-    "authProvider.",
     "admin.",
-    "ssl.",
-    "sslQuorum",
     "reconfigEnabled",
     "metricsProvider.",
     "audit.",
@@ -193,7 +236,6 @@ const JVM_ONLY_PREFIXES: &[&str] = &[
     "maxCnxns",
     "clientPortListenBacklog",
     "connectToLearnerMasterLimit",
-    "secureClientPortAddress",
     "kerberos.",
     "sasl",
     "jaasLoginRenew",
@@ -208,6 +250,36 @@ const JVM_ONLY_PREFIXES: &[&str] = &[
     "txnLogSizeLimitInKb",
     "commitLogCount",
 ];
+
+/// ZooKeeper's own authentication providers, which rzk has built in: naming them in
+/// `authProvider.N` changes nothing.
+const BUILT_IN_AUTH_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+];
+
+/// System properties rzk reads that have no `zookeeper.` prefix.
+fn is_plain_system_property(key: &str) -> bool {
+    matches!(
+        key,
+        "java.security.auth.login.config" | "readonlymode.enabled" | "jute.maxbuffer"
+    )
+}
+
+/// The `-Dkey=value` flags of a JVM command line (`-Dkey` alone sets ""), in order.
+pub fn system_properties(jvm_flags: &str) -> Vec<(String, String)> {
+    jvm_flags
+        .split_whitespace()
+        .filter_map(|flag| flag.strip_prefix("-D"))
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.to_owned(), String::new()),
+        })
+        .collect()
+}
 
 #[derive(Debug)]
 pub struct Warning(pub String);
@@ -288,47 +360,102 @@ pub fn parse_four_letter_words(value: &str) -> Result<Vec<FourLetterWord>, Strin
 impl Config {
     /// Reads a zoo.cfg. Relative dataDir/dataLogDir stay relative to the working directory,
     /// as in ZooKeeper.
+    #[cfg(test)]
     pub fn from_file(path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
+        Config::from_file_and_jvm_flags(path, "")
+    }
+
+    /// A zoo.cfg with the system properties of SERVER_JVMFLAGS under it.
+    pub fn from_file_and_jvm_flags(
+        path: &Path,
+        jvm_flags: &str,
+    ) -> Result<(Config, Vec<Warning>), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let mut config = Config::from_text(&text, &path.display().to_string())?;
+        let mut config = Config::from_sources(
+            Config::file_base(),
+            jvm_flags,
+            &text,
+            &path.display().to_string(),
+        )?;
         config.0.source = Some(path.to_owned());
         config.0.initial_text = Some(text);
         Ok(config)
     }
 
+    #[cfg(test)]
     pub fn from_text(text: &str, origin: &str) -> Result<(Config, Vec<Warning>), ConfigError> {
-        let mut config = Config {
-            // A zoo.cfg without clientPortAddress listens on every interface, as ZooKeeper.
+        Config::from_sources(Config::file_base(), "", text, origin)
+    }
+
+    /// What a zoo.cfg starts from: as ZooKeeper, one without clientPortAddress listens on
+    /// every interface.
+    pub fn file_base() -> Config {
+        Config {
             client_port_address: IpAddr::from([0, 0, 0, 0]),
             admin_address: IpAddr::from([0, 0, 0, 0]),
             metrics_address: IpAddr::from([0, 0, 0, 0]),
             ..Config::default()
-        };
+        }
+    }
+
+    /// `base` with the system properties of `jvm_flags` (SERVER_JVMFLAGS, as zkServer.sh
+    /// hands it to Java: `-Dkey=value` among other flags), then zoo.cfg's `text` applied.
+    /// zoo.cfg wins where both set a key, as in ZooKeeper's ZKConfig. JVM flags rzk has no
+    /// use for are skipped without a warning: they are meant for a JVM.
+    pub fn from_sources(
+        base: Config,
+        jvm_flags: &str,
+        text: &str,
+        origin: &str,
+    ) -> Result<(Config, Vec<Warning>), ConfigError> {
+        let mut config = base;
         let mut warnings = Vec::new();
         let mut data_log_dir_set = false;
-        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         let mut servers: Vec<(usize, String)> = Vec::new();
-        for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
-            let Some((key, value)) = parse_line(raw) else {
-                continue;
-            };
-            if let Some(previous) = seen.insert(key.clone(), line) {
-                warnings.push(Warning(format!(
-                    "{origin}:{line}: {key} repeats line {previous}; the last value wins"
-                )));
-            }
-            let bad = |e: ValueError| ConfigError::BadValue {
-                path: origin.to_owned(),
-                line,
-                key: key.clone(),
-                value: value.clone(),
-                reason: e.0,
-            };
-            match key.as_str() {
+        let jvm_lines: Vec<(usize, Option<(String, String)>)> = system_properties(jvm_flags)
+            .into_iter()
+            .enumerate()
+            .map(|(i, kv)| (i + 1, Some(kv)))
+            .collect();
+        let file_lines: Vec<(usize, Option<(String, String)>)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, raw)| (i + 1, parse_line(raw)))
+            .collect();
+        for (jvm, lines) in [(true, jvm_lines), (false, file_lines)] {
+            let origin = if jvm { "SERVER_JVMFLAGS" } else { origin };
+            let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+            for (line, parsed) in lines {
+                let Some((key, value)) = parsed else {
+                    continue;
+                };
+                // A JVM flag names a system property, which the zoo.cfg keys below are without
+                // `zookeeper.`; other JVM properties are not rzk's business.
+                let key = if jvm {
+                    match key.strip_prefix("zookeeper.") {
+                        Some(k) => k.to_owned(),
+                        None if is_plain_system_property(&key) => key,
+                        None => continue,
+                    }
+                } else {
+                    key
+                };
+                if let Some(previous) = seen.insert(key.clone(), line) {
+                    warnings.push(Warning(format!(
+                        "{origin}:{line}: {key} repeats line {previous}; the last value wins"
+                    )));
+                }
+                let bad = |e: ValueError| ConfigError::BadValue {
+                    path: origin.to_owned(),
+                    line,
+                    key: key.clone(),
+                    value: value.clone(),
+                    reason: e.0,
+                };
+                match key.as_str() {
                 "tickTime" => config.tick_time_ms = num(&value).map_err(bad)?,
                 "initLimit" => config.init_limit = num(&value).map_err(bad)?,
                 "syncLimit" => config.sync_limit = num(&value).map_err(bad)?,
@@ -406,6 +533,12 @@ impl Config {
                 "admin.serverPort" | "zookeeper.admin.serverPort" => {
                     config.admin_port = num(&value).map_err(bad)?
                 }
+                "admin.forceHttps" | "zookeeper.admin.forceHttps" => {
+                    config.admin_force_https = boolean(&value).map_err(bad)?
+                }
+                "admin.needClientAuth" | "zookeeper.admin.needClientAuth" => {
+                    config.admin_need_client_auth = boolean(&value).map_err(bad)?
+                }
                 "admin.commandURL" | "zookeeper.admin.commandURL" => {
                     if !value.starts_with('/') {
                         return Err(bad(ValueError("must start with /".into())));
@@ -434,9 +567,63 @@ impl Config {
                         }
                     }
                 }
-                "secureClientPort" => warnings.push(Warning(format!(
-                    "{origin}:{line}: {key} is not supported yet; ignored"
-                ))),
+                "secureClientPort" => config.secure_client_port = Some(num(&value).map_err(bad)?),
+                "secureClientPortAddress" => {
+                    config.secure_client_port_address = Some(ip(&value).map_err(bad)?)
+                }
+                "sslQuorum" => config.ssl_quorum = boolean(&value).map_err(bad)?,
+                k if k.starts_with("ssl.") || k.starts_with("zookeeper.ssl.") => {
+                    let k = k.strip_prefix("zookeeper.").unwrap_or(k);
+                    config.ssl.insert(k.to_owned(), value.clone());
+                }
+                "java.security.auth.login.config" => {
+                    config.jaas_config = Some(PathBuf::from(&value))
+                }
+                "sasl.serverconfig" | "zookeeper.sasl.serverconfig" => {
+                    config.sasl_server_section = value.clone()
+                }
+                "SASLAuthenticationProvider.superPassword"
+                | "zookeeper.SASLAuthenticationProvider.superPassword" => {
+                    config.sasl_super_password = Some(value.clone())
+                }
+                k if k.strip_prefix("zookeeper.").unwrap_or(k) == "superUser"
+                    || k.strip_prefix("zookeeper.").unwrap_or(k).starts_with("superUser.") =>
+                {
+                    config.sasl_super_users.push(value.clone())
+                }
+                "X509AuthenticationProvider.superUser"
+                | "zookeeper.X509AuthenticationProvider.superUser" => {
+                    config.x509_super_user = Some(value.clone())
+                }
+                "enforce.auth.enabled" | "zookeeper.enforce.auth.enabled" => {
+                    config.enforce_auth_enabled = boolean(&value).map_err(bad)?
+                }
+                "enforce.auth.schemes" | "zookeeper.enforce.auth.schemes" => {
+                    config.enforce_auth_schemes = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                }
+                "sessionRequireClientSASLAuth" | "zookeeper.sessionRequireClientSASLAuth" => {
+                    config.session_require_sasl = boolean(&value).map_err(bad)?
+                }
+                "allowSaslFailedClients" | "zookeeper.allowSaslFailedClients" => {
+                    config.allow_sasl_failed_clients = boolean(&value).map_err(bad)?
+                }
+                "netty.server.outstandingHandshake.limit"
+                | "zookeeper.netty.server.outstandingHandshake.limit" => {
+                    let limit: i64 = num(&value).map_err(bad)?;
+                    config.tls_handshake_limit = limit.max(0) as usize;
+                }
+                k if k.starts_with("authProvider.") || k.starts_with("zookeeper.authProvider.") => {
+                    if !BUILT_IN_AUTH_PROVIDERS.contains(&value.as_str()) {
+                        warnings.push(Warning(format!(
+                            "{origin}:{line}: {key}: the provider {value} cannot be loaded by rzk; ignored (rzk has ip, digest, x509 and sasl built in)"
+                        )));
+                    }
+                }
                 k if k.starts_with("server.") => {
                     let id = k["server.".len()..].parse::<u64>().map_err(|_| {
                         bad(ValueError(format!(
@@ -460,12 +647,14 @@ impl Config {
                 "electionPortBindRetry" | "zookeeper.electionPortBindRetry" => {
                     config.election_port_bind_retry = num(&value).map_err(bad)?
                 }
+                _ if jvm => {}
                 k if JVM_ONLY_PREFIXES.iter().any(|p| k.starts_with(p)) => warnings.push(Warning(
                     format!("{origin}:{line}: {key} applies to the JVM server only; ignored"),
                 )),
                 _ => warnings.push(Warning(format!(
                     "{origin}:{line}: unknown key {key}; ignored (ZooKeeper would set it as system property zookeeper.{key})"
                 ))),
+            }
             }
         }
         // One listed server runs standalone, as ZooKeeper does, unless standaloneEnabled=false
@@ -482,7 +671,36 @@ impl Config {
         Ok((config, warnings))
     }
 
+    /// The schemes a connection must have authenticated with before its requests are served
+    /// (empty: none), as ZooKeeper's AuthenticationHelper decides them.
+    pub fn enforced_auth_schemes(&self) -> Vec<String> {
+        if self.session_require_sasl {
+            vec!["sasl".to_owned()]
+        } else if self.enforce_auth_enabled {
+            self.enforce_auth_schemes.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.enforce_auth_enabled && !self.session_require_sasl {
+            if self.enforce_auth_schemes.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "enforce.auth.enabled is true: enforce.auth.schemes must name the schemes"
+                        .into(),
+                ));
+            }
+            if let Some(unknown) = self
+                .enforce_auth_schemes
+                .iter()
+                .find(|s| !["ip", "digest", "x509", "sasl"].contains(&s.as_str()))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "enforce.auth.schemes: authentication scheme {unknown} is not available (rzk has ip, digest, x509 and sasl)"
+                )));
+            }
+        }
         if self.tick_time_ms == 0 {
             return Err(ConfigError::Invalid("tickTime must be positive".into()));
         }

@@ -1010,12 +1010,10 @@ pub fn run(
     };
     let quorum_listener = bind(listen.quorum, "quorum", 1)?;
     let election_listener = bind(listen.election, "election", config.election_port_bind_retry)?;
-    let transport = Transport::start(
-        rzk_peer::TransportConfig::new(setup.me, setup.peers.clone()),
-        quorum_listener,
-        election_listener,
-    )
-    .map_err(|e| format!("cannot start the peer transport: {e}"))?;
+    let mut transport_config = rzk_peer::TransportConfig::new(setup.me, setup.peers.clone());
+    transport_config.tls = quorum_tls(&config)?;
+    let transport = Transport::start(transport_config, quorum_listener, election_listener)
+        .map_err(|e| format!("cannot start the peer transport: {e}"))?;
 
     let shared = Arc::new(Shared::new(core.released().clone()));
     let (to_core, from_net) = rzk_net::CoreLink::new();
@@ -1286,4 +1284,25 @@ pub fn setup(
         },
         listen,
     )))
+}
+
+/// sslQuorum's key material from the ssl.quorum.* keys; None without sslQuorum.
+fn quorum_tls(config: &crate::config::Config) -> Result<Option<rzk_peer::QuorumTls>, String> {
+    if !config.ssl_quorum {
+        return Ok(None);
+    }
+    let settings = rzk_tls::TlsSettings::from_properties("ssl.quorum.", &config.ssl)
+        .map_err(|e| e.to_string())?
+        .ok_or("sslQuorum=true, but ssl.quorum.keyStore.location is not set")?;
+    if settings.trust_store.is_none() {
+        return Err("sslQuorum=true, but ssl.quorum.trustStore.location is not set: servers verify each other's certificates".into());
+    }
+    let server =
+        rzk_tls::ReloadingServerConfig::new(settings.clone()).map_err(|e| e.to_string())?;
+    let client = rzk_tls::ReloadingClientConfig::new(settings).map_err(|e| e.to_string())?;
+    info!("server-to-server connections use TLS (sslQuorum)");
+    Ok(Some(rzk_peer::QuorumTls {
+        server: std::sync::Arc::new(server),
+        client: std::sync::Arc::new(client),
+    }))
 }

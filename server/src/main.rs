@@ -170,16 +170,19 @@ fn init_logging(format: LogFormat) {
 }
 
 fn load_config(args: &ServerArgs) -> Result<Config, String> {
-    let mut config = match &args.config {
+    // zkServer.sh hands system properties to Java in SERVER_JVMFLAGS; rzk reads the ones
+    // it knows from there too (the JAAS file, zookeeper.superUser, ...).
+    let jvm_flags = std::env::var("SERVER_JVMFLAGS").unwrap_or_default();
+    let (mut config, warnings) = match &args.config {
         Some(path) => {
-            let (config, warnings) = Config::from_file(path).map_err(|e| e.to_string())?;
-            for w in warnings {
-                warn!("{}", w.0);
-            }
-            config
+            Config::from_file_and_jvm_flags(path, &jvm_flags).map_err(|e| e.to_string())?
         }
-        None => Config::default(),
+        None => Config::from_sources(Config::default(), &jvm_flags, "", "(no zoo.cfg)")
+            .map_err(|e| e.to_string())?,
     };
+    for w in warnings {
+        warn!("{}", w.0);
+    }
     if let Some(v) = args.client_port {
         config.client_port = v;
     }
@@ -398,6 +401,21 @@ fn spawn_client_loops(
     let addr = config.client_addr();
     let listener = mio::net::TcpListener::bind(addr)
         .map_err(|e| format!("cannot listen on {addr} (clientPort/clientPortAddress): {e}"))?;
+    let security = client_security(config)?;
+    let secure_listener = match config.secure_client_port {
+        Some(port) => {
+            let ip = config
+                .secure_client_port_address
+                .unwrap_or(config.client_port_address);
+            let addr = std::net::SocketAddr::new(ip, port);
+            let listener = mio::net::TcpListener::bind(addr).map_err(|e| {
+                format!("cannot listen on {addr} (secureClientPort/secureClientPortAddress): {e}")
+            })?;
+            info!(%addr, "serving TLS clients (secureClientPort)");
+            Some(listener)
+        }
+        None => None,
+    };
     let net_config = NetConfig {
         max_frame_bytes: config.jute_max_buffer_bytes,
         max_client_cnxns: config.max_client_cnxns,
@@ -406,9 +424,60 @@ fn spawn_client_loops(
         super_digest: config.super_digest.clone(),
         loop_count: net_threads.max(1),
         slow_request_ms: config.slow_request_ms,
+        security: Arc::new(security),
     };
-    rzk_net::spawn_loops(net_config, listener, shared.clone(), to_core.clone())
-        .map_err(|e| format!("cannot start event loops: {e}"))
+    rzk_net::spawn_loops(
+        net_config,
+        listener,
+        secure_listener,
+        shared.clone(),
+        to_core.clone(),
+    )
+    .map_err(|e| format!("cannot start event loops: {e}"))
+}
+
+/// TLS key material for secureClientPort, the SASL users and what is enforced, from the
+/// config; a key that names a missing or unreadable file stops the server here.
+fn client_security(config: &Config) -> Result<rzk_net::Security, String> {
+    let tls = match config.secure_client_port {
+        None => None,
+        Some(_) => {
+            let settings = rzk_tls::TlsSettings::from_properties("ssl.", &config.ssl)
+                .map_err(|e| e.to_string())?
+                .ok_or("secureClientPort is set, but ssl.keyStore.location is not")?;
+            Some(Arc::new(
+                rzk_tls::ReloadingServerConfig::new(settings).map_err(|e| e.to_string())?,
+            ))
+        }
+    };
+    let sasl = match &config.jaas_config {
+        None => None,
+        Some(path) => {
+            let jaas = rzk_sasl::Jaas::load(path)
+                .map_err(|e| format!("java.security.auth.login.config: {e}"))?;
+            let credentials = rzk_sasl::Credentials::from_jaas(
+                &jaas,
+                &config.sasl_server_section,
+                config.sasl_super_password.as_deref(),
+            )
+            .map_err(|e| format!("java.security.auth.login.config={}: {e}", path.display()))?;
+            Some(Arc::new(credentials))
+        }
+    };
+    let enforce_auth_schemes = config.enforced_auth_schemes();
+    if enforce_auth_schemes.iter().any(|s| s == "sasl") && sasl.is_none() {
+        return Err("SASL authentication is enforced (sessionRequireClientSASLAuth or enforce.auth.schemes), but no JAAS file with a Server section is configured (java.security.auth.login.config)".into());
+    }
+    Ok(rzk_net::Security {
+        tls,
+        x509_super_user: config.x509_super_user.clone(),
+        sasl,
+        sasl_super_users: config.sasl_super_users.clone(),
+        enforce_auth_schemes,
+        allow_sasl_failed_clients: config.allow_sasl_failed_clients,
+        tls_handshake_limit: config.tls_handshake_limit,
+        tls_handshakes: Default::default(),
+    })
 }
 
 /// The snapshot thread and when to use it; its purges go to `to_log`.
