@@ -123,6 +123,14 @@ pub struct Config {
     pub ssl: BTreeMap<String, String>,
     /// sslQuorum: TLS on every server-to-server connection.
     pub ssl_quorum: bool,
+    /// quorum.auth.enableSasl / learnerRequireSasl / serverRequireSasl and the JAAS sections
+    /// quorum.auth.learner.saslLoginContext (QuorumLearner) and
+    /// quorum.auth.server.saslLoginContext (QuorumServer): DIGEST-MD5 between servers.
+    pub quorum_sasl: bool,
+    pub quorum_learner_require_sasl: bool,
+    pub quorum_server_require_sasl: bool,
+    pub quorum_learner_login_context: String,
+    pub quorum_server_login_context: String,
     /// java.security.auth.login.config: the JAAS file whose `Server` section (the name is
     /// zookeeper.sasl.serverconfig) lists the DIGEST-MD5 users.
     pub jaas_config: Option<PathBuf>,
@@ -204,6 +212,11 @@ impl Default for Config {
             ssl: BTreeMap::new(),
             ssl_quorum: false,
             jaas_config: None,
+            quorum_sasl: false,
+            quorum_learner_require_sasl: false,
+            quorum_server_require_sasl: false,
+            quorum_learner_login_context: "QuorumLearner".into(),
+            quorum_server_login_context: "QuorumServer".into(),
             sasl_server_section: "Server".into(),
             sasl_super_password: None,
             sasl_super_users: Vec::new(),
@@ -575,6 +588,19 @@ impl Config {
                 k if k.starts_with("ssl.") || k.starts_with("zookeeper.ssl.") => {
                     let k = k.strip_prefix("zookeeper.").unwrap_or(k);
                     config.ssl.insert(k.to_owned(), value.clone());
+                }
+                "quorum.auth.enableSasl" => config.quorum_sasl = boolean(&value).map_err(bad)?,
+                "quorum.auth.learnerRequireSasl" => {
+                    config.quorum_learner_require_sasl = boolean(&value).map_err(bad)?
+                }
+                "quorum.auth.serverRequireSasl" => {
+                    config.quorum_server_require_sasl = boolean(&value).map_err(bad)?
+                }
+                "quorum.auth.learner.saslLoginContext" => {
+                    config.quorum_learner_login_context = value.clone()
+                }
+                "quorum.auth.server.saslLoginContext" => {
+                    config.quorum_server_login_context = value.clone()
                 }
                 "java.security.auth.login.config" => {
                     config.jaas_config = Some(PathBuf::from(&value))
