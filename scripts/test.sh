@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README and .ci/run call it). On a fresh Debian machine, as root:
 #   1. installs the Debian packages the tests need (Apache ZooKeeper 3.8, its C and Java
-#      clients, Curator, a JDK), only those that are missing;
+#      clients, Curator, a JDK, openssl for the test certificates), only those missing;
 #   2. makes the Python venv .venv-test/ with the pinned tests/requirements.txt;
 #   3. cargo build --workspace --bins, then cargo test --workspace, then every criterion
 #      bench once on tiny inputs so the benches keep compiling and running, then 300 seeds
@@ -23,6 +23,7 @@ DEBIAN_PACKAGES=(
   zookeeper zookeeper-bin libzookeeper-java libzookeeper-mt-dev
   libcurator-framework-java libcurator-recipes-java libcurator-client-java
   default-jdk-headless
+  openssl
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -55,6 +56,8 @@ else
 fi
 command -v java >/dev/null 2>&1 || die "java not found after installing default-jdk-headless"
 command -v javac >/dev/null 2>&1 || die "javac not found after installing default-jdk-headless"
+command -v keytool >/dev/null 2>&1 || die "keytool not found after installing default-jdk-headless"
+command -v openssl >/dev/null 2>&1 || die "openssl not found after installing it"
 for jar in zookeeper.jar zookeeper-jute.jar curator-framework.jar curator-recipes.jar curator-client.jar; do
   [ -f "/usr/share/java/$jar" ] || die "/usr/share/java/$jar missing after installing the Debian packages"
 done
@@ -66,7 +69,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r tests/requirements.txt
-"$VENV/bin/python" -c 'import kazoo, pytest, pytest_timeout, prometheus_client' || die "test requirements did not install"
+"$VENV/bin/python" -c 'import kazoo, puresasl, pytest, pytest_timeout, prometheus_client' || die "test requirements did not install"
 
 if [ "${RZK_SKIP_CARGO:-0}" = "1" ]; then
   step "cargo: skipped (RZK_SKIP_CARGO=1)"
