@@ -303,6 +303,15 @@ pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
             "zk_bytes_received_count",
             s.bytes_received.load(Ordering::Relaxed).to_string(),
         ),
+        // ZooKeeper's ServerMetrics counters of its Netty (TLS) connections.
+        (
+            "zk_unsuccessful_handshake",
+            s.tls_handshakes_failed.load(Ordering::Relaxed).to_string(),
+        ),
+        (
+            "zk_tls_handshake_exceeded",
+            s.tls_handshakes_exceeded.load(Ordering::Relaxed).to_string(),
+        ),
         (
             "zk_digest_mismatches_count",
             rzk_metrics::metrics().digest_mismatches.get().to_string(),
