@@ -4,6 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::tls::TlsPlan;
+
 /// Flags of `rzk bench`. Flatten into a clap command (`Bench(BenchArgs)` in a
 /// `#[derive(Subcommand)]` enum) and pass to [`crate::run_cli`].
 #[derive(clap::Args, Debug, Clone)]
@@ -78,6 +80,22 @@ pub struct BenchArgs {
     /// requests spent in each pipeline stage over the measured window
     #[arg(long, value_name = "URL")]
     pub server_metrics: Option<String>,
+    /// Connect with TLS (to ZooKeeper's secureClientPort)
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file of the certificates to trust: the CA of the server's (required with --tls)
+    #[arg(long, value_name = "PEM", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// PEM certificate chain to present as the client (with --tls-key)
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "tls_key"])]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (unencrypted PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "tls_cert"])]
+    pub tls_key: Option<PathBuf>,
+    /// Name the server's certificate must carry (default: the host of each address; an IP
+    /// address matches an IP subjectAltName)
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_server_name: Option<String>,
 }
 
 /// What each request does.
@@ -170,6 +188,8 @@ pub struct Plan {
     pub label: String,
     pub server_pid: Option<u32>,
     pub server_metrics: Option<String>,
+    /// None: plain TCP.
+    pub tls: Option<TlsPlan>,
 }
 
 /// The largest value accepted: ZooKeeper's default jute.maxbuffer less room for the path and
@@ -281,6 +301,23 @@ impl BenchArgs {
         if !self.plot_compare.is_empty() {
             return Err("--plot-compare draws saved reports and runs nothing".into());
         }
+        let tls = if self.tls {
+            let Some(ca) = self.tls_ca.clone() else {
+                return Err("--tls needs --tls-ca PEM (the certificates to trust)".into());
+            };
+            if let Some(name) = &self.tls_server_name {
+                if name.is_empty() {
+                    return Err("--tls-server-name: empty".into());
+                }
+            }
+            Some(TlsPlan {
+                ca,
+                client_cert: self.tls_cert.clone().zip(self.tls_key.clone()),
+                server_name: self.tls_server_name.clone(),
+            })
+        } else {
+            None
+        };
         let label = match &self.label {
             Some(l) => l.clone(),
             None => format!("{} {}x{}", self.workload, sessions, inflight),
@@ -307,6 +344,7 @@ impl BenchArgs {
             label,
             server_pid: self.server_pid,
             server_metrics: self.server_metrics.clone(),
+            tls,
         })
     }
 }
@@ -431,6 +469,40 @@ mod tests {
         assert_eq!((p.threads, p.stop), (2, Stop::Ops(100)));
         let p = plan(&["--sessions", "3", "--threads", "8"]).unwrap();
         assert_eq!(p.threads, 3);
+    }
+
+    #[test]
+    fn tls_flags() {
+        assert_eq!(plan(&[]).unwrap().tls, None);
+        let p = plan(&["--tls", "--tls-ca", "ca.crt"]).unwrap();
+        assert_eq!(
+            p.tls,
+            Some(TlsPlan {
+                ca: "ca.crt".into(),
+                client_cert: None,
+                server_name: None
+            })
+        );
+        let p = plan(&[
+            "--tls",
+            "--tls-ca",
+            "ca.crt",
+            "--tls-cert",
+            "c.crt",
+            "--tls-key",
+            "c.key",
+            "--tls-server-name",
+            "zk1",
+        ])
+        .unwrap();
+        let tls = p.tls.unwrap();
+        assert_eq!(tls.client_cert, Some(("c.crt".into(), "c.key".into())));
+        assert_eq!(tls.server_name.as_deref(), Some("zk1"));
+        assert!(plan(&["--tls"]).unwrap_err().contains("--tls-ca"));
+        // The other TLS flags mean nothing without --tls; a certificate needs its key.
+        assert!(plan(&["--tls-ca", "ca.crt"]).is_err());
+        assert!(plan(&["--tls", "--tls-ca", "a", "--tls-cert", "c.crt"]).is_err());
+        assert!(plan(&["--tls", "--tls-ca", "a", "--tls-key", "c.key"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! Requests are tagged with the phase they were sent in; only those sent in the measured phase
 //! are recorded. Replies on a session come back in request order, so a FIFO of send instants
 //! gives each reply its latency.
+//!
+//! With `--tls` a session owns the rustls `ClientConnection` whose handshake wire.rs finished:
+//! plaintext frames go through `writer()` and `write_tls`, replies come in through the socket
+//! into a staging buffer, `read_tls`, `process_new_packets` and `reader()`. The plain path
+//! is the same code as without TLS behind one `match` per read or write.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
@@ -16,6 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use rzk_proto::{encode_request, xid, Reader, ReplyHeader, Request};
 
 use crate::args::{Plan, Workload};
+use crate::tls::TlsClient;
 use crate::wire::{self, Templates, MAX_REPLY_FRAME_BYTES};
 
 pub const PHASE_WARMUP: u8 = 0;
@@ -179,11 +185,21 @@ struct Pending {
     tag: Tag,
 }
 
+/// The TLS state of a session over `--tls`.
+struct TlsIo {
+    conn: rustls::ClientConnection,
+    /// Ciphertext read from the socket in one syscall, fed to rustls (which takes at most a
+    /// few KiB per `read_tls`).
+    staging: Vec<u8>,
+}
+
 /// One session driven by a worker.
 pub struct Session {
     pub index: usize,
     pub host: String,
     stream: mio::net::TcpStream,
+    /// None: plain TCP.
+    tls: Option<Box<TlsIo>>,
     out: Vec<u8>,
     out_pos: usize,
     inbuf: Vec<u8>,
@@ -200,10 +216,18 @@ pub struct Session {
     closing: bool,
 }
 
-/// Opens session `index` (blocking handshake) and makes it non-blocking.
-pub fn open_session(plan: &Plan, base: &str, index: usize) -> Result<Session, String> {
+/// Opens session `index` (blocking handshakes, TLS then ZooKeeper's) and makes it
+/// non-blocking.
+pub fn open_session(
+    plan: &Plan,
+    tls: Option<&TlsClient>,
+    base: &str,
+    index: usize,
+) -> Result<Session, String> {
     let host = &plan.hosts[index % plan.hosts.len()];
-    let (stream, response) = wire::connect(host, plan.session_timeout_ms, Duration::from_secs(10))?;
+    let (conn, response) =
+        wire::connect(host, tls, plan.session_timeout_ms, Duration::from_secs(10))?;
+    let (stream, tls) = conn.into_parts();
     stream
         .set_nonblocking(true)
         .map_err(|e| format!("{host}: set_nonblocking: {e}"))?;
@@ -215,6 +239,12 @@ pub fn open_session(plan: &Plan, base: &str, index: usize) -> Result<Session, St
         index,
         host: host.clone(),
         stream: mio::net::TcpStream::from_std(stream),
+        tls: tls.map(|conn| {
+            Box::new(TlsIo {
+                conn: *conn,
+                staging: vec![0; 64 << 10],
+            })
+        }),
         out: Vec::with_capacity((per_frame * plan.inflight).min(16 << 20)),
         out_pos: 0,
         inbuf: vec![0; 64 << 10],
@@ -309,8 +339,17 @@ impl Session {
         self.last_send = now;
     }
 
+    /// Whether bytes wait to be written: frames, or (TLS) records not yet on the socket.
+    #[inline]
+    fn has_output(&self) -> bool {
+        self.out_pos < self.out.len() || self.tls.as_ref().is_some_and(|t| t.conn.wants_write())
+    }
+
     /// Writes what the output buffer holds until the socket would block.
     fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(tls) = &mut self.tls {
+            return flush_tls(tls, &mut self.stream, &mut self.out, &mut self.out_pos);
+        }
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
@@ -328,6 +367,15 @@ impl Session {
     /// Reads until the socket would block, handling every whole frame. `Ok(false)` means the
     /// server closed the connection.
     fn read(&mut self, worker: &mut WorkerState<'_>) -> Result<bool, String> {
+        if let Some(mut tls) = self.tls.take() {
+            let result = self.read_tls(&mut tls, worker);
+            self.tls = Some(tls);
+            if matches!(result, Ok(true)) && self.has_output() {
+                // rustls may answer what it read (a key update, an alert).
+                self.flush().map_err(|e| format!("write: {e}"))?;
+            }
+            return result;
+        }
         loop {
             if self.inbuf.len() - self.in_len < 16 << 10 {
                 let grown = (self.inbuf.len() * 2).max(64 << 10);
@@ -344,6 +392,55 @@ impl Session {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("read: {e}")),
             }
+        }
+    }
+
+    /// [`Session::read`] over TLS: socket -> staging -> rustls -> `inbuf`, then frames.
+    fn read_tls(&mut self, tls: &mut TlsIo, worker: &mut WorkerState<'_>) -> Result<bool, String> {
+        loop {
+            let got = match self.stream.read(&mut tls.staging) {
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("read: {e}")),
+            };
+            if got == 0 {
+                return Ok(false);
+            }
+            let mut rest = &tls.staging[..got];
+            while !rest.is_empty() {
+                match tls.conn.read_tls(&mut rest) {
+                    Ok(0) => return Ok(false), // close_notify came before these bytes
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("TLS read: {e}")),
+                }
+                let state = tls
+                    .conn
+                    .process_new_packets()
+                    .map_err(|e| format!("TLS: {e}"))?;
+                let mut plaintext = state.plaintext_bytes_to_read();
+                while plaintext > 0 {
+                    if self.inbuf.len() - self.in_len < plaintext {
+                        let grown = (self.in_len + plaintext).max(self.inbuf.len() * 2);
+                        self.inbuf.resize(grown, 0);
+                    }
+                    match tls.conn.reader().read(&mut self.inbuf[self.in_len..]) {
+                        Ok(n) => {
+                            self.in_len += n;
+                            plaintext -= n.min(plaintext);
+                            if n == 0 {
+                                break;
+                            }
+                        }
+                        Err(e) => return Err(format!("TLS read: {e}")),
+                    }
+                }
+                if state.peer_has_closed() {
+                    self.parse(Instant::now(), worker)?;
+                    return Ok(false);
+                }
+            }
+            self.parse(Instant::now(), worker)?;
         }
     }
 
@@ -386,6 +483,41 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// [`Session::flush`] over TLS: frames into rustls (encrypted into records), records onto the
+/// socket until it would block.
+fn flush_tls(
+    tls: &mut TlsIo,
+    stream: &mut mio::net::TcpStream,
+    out: &mut Vec<u8>,
+    out_pos: &mut usize,
+) -> std::io::Result<()> {
+    loop {
+        if *out_pos < out.len() {
+            // No buffer limit is set (tls.rs): rustls takes it all.
+            let n = tls.conn.writer().write(&out[*out_pos..])?;
+            *out_pos += n;
+            if n == 0 && !tls.conn.wants_write() {
+                return Err(ErrorKind::WriteZero.into());
+            }
+        }
+        if !tls.conn.wants_write() {
+            break;
+        }
+        match tls.conn.write_tls(stream) {
+            Ok(0) => return Err(ErrorKind::WriteZero.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if *out_pos == out.len() {
+        out.clear();
+        *out_pos = 0;
+    }
+    Ok(())
 }
 
 struct WorkerState<'a> {
@@ -526,7 +658,7 @@ pub fn worker(plan: &Plan, shared: &Shared, me: usize, mut sessions: Vec<Session
                     }
                 }
             }
-            if s.out.len() > s.out_pos {
+            if s.has_output() {
                 if let Err(e) = s.flush() {
                     state.lose(s, &format!("write: {e}"));
                 }
@@ -586,7 +718,7 @@ pub fn worker(plan: &Plan, shared: &Shared, me: usize, mut sessions: Vec<Session
             if !s.alive {
                 continue;
             }
-            if event.is_writable() && s.out.len() > s.out_pos {
+            if event.is_writable() && s.has_output() {
                 if let Err(e) = s.flush() {
                     state.lose(s, &format!("write: {e}"));
                     continue;

@@ -19,6 +19,7 @@ mod plot;
 mod procstat;
 mod report;
 mod scrape;
+mod tls;
 mod wire;
 
 use std::io::IsTerminal;
@@ -32,9 +33,11 @@ pub use report::{
     format_report, from_json, print_report, to_json, Latency, Machine, OpSummary, Report,
     ServerUsage,
 };
+pub use tls::TlsPlan;
 
 use driver::{Shared, PHASE_MEASURE, PHASE_STOP, PHASE_WARMUP};
 use rzk_proto::{ErrorCode, Request};
+use tls::TlsClient;
 use wire::SyncClient;
 
 /// Everything `rzk bench` does: a run (table or JSON on stdout, `--save`, `--plot`) or, with
@@ -87,9 +90,11 @@ fn unix_now() -> Duration {
         .unwrap_or_default()
 }
 
-/// Creates the base path (and the keys, or the parent of created nodes).
-fn setup(plan: &Plan, base: &str) -> Result<(), String> {
-    let mut client = SyncClient::connect(&plan.hosts[0], plan.session_timeout_ms)?;
+/// Creates the base path (and the keys, or the parent of created nodes). Returns what TLS
+/// the first connection negotiated (None: plain TCP).
+fn setup(plan: &Plan, tls: Option<&TlsClient>, base: &str) -> Result<Option<String>, String> {
+    let mut client = SyncClient::connect(&plan.hosts[0], tls, plan.session_timeout_ms)?;
+    let negotiated = client.tls_description();
     let err = client.call(wire::create_request(base.to_owned(), Vec::new()))?;
     if err != 0 {
         return Err(format!("creating {base}: {}", wire::error_name(err)));
@@ -124,20 +129,25 @@ fn setup(plan: &Plan, base: &str) -> Result<(), String> {
     client.close();
     // Sessions on other servers of an ensemble must see the keys: sync each of them.
     for host in plan.hosts.iter().skip(1) {
-        let mut c = SyncClient::connect(host, plan.session_timeout_ms)?;
+        let mut c = SyncClient::connect(host, tls, plan.session_timeout_ms)?;
         c.call(Request::Sync {
             path: base.to_owned(),
         })?;
         c.close();
     }
-    Ok(())
+    Ok(negotiated)
 }
 
 /// Deletes what the run created, within `--cleanup-timeout`. Returns a warning if it could
 /// not finish.
-fn cleanup(plan: &Plan, base: &str, created: &[(usize, u64)]) -> Option<String> {
+fn cleanup(
+    plan: &Plan,
+    tls: Option<&TlsClient>,
+    base: &str,
+    created: &[(usize, u64)],
+) -> Option<String> {
     let deadline = Instant::now() + plan.cleanup_timeout;
-    let mut client = match SyncClient::connect(&plan.hosts[0], plan.session_timeout_ms) {
+    let mut client = match SyncClient::connect(&plan.hosts[0], tls, plan.session_timeout_ms) {
         Ok(c) => c,
         Err(e) => return Some(format!("cleanup: {e}; {base} left in place")),
     };
@@ -190,18 +200,20 @@ fn sum_progress(shared: &Shared) -> (u64, u64) {
 fn run_plan(plan: &Plan) -> Result<Report, String> {
     let started = unix_now();
     let base = format!("/rzk-bench-{}-{}", std::process::id(), started.as_millis());
-    setup(plan, &base)?;
+    let tls_client = plan.tls.as_ref().map(TlsClient::load).transpose()?;
+    let tls = tls_client.as_ref();
+    let negotiated = setup(plan, tls, &base)?;
 
     let mut groups: Vec<Vec<driver::Session>> = (0..plan.threads).map(|_| Vec::new()).collect();
     for i in 0..plan.sessions {
-        match driver::open_session(plan, &base, i) {
+        match driver::open_session(plan, tls, &base, i) {
             Ok(s) => groups[i % plan.threads].push(s),
             Err(e) => {
                 drop(groups);
                 let warning = if plan.keep {
                     None
                 } else {
-                    cleanup(plan, &base, &[])
+                    cleanup(plan, tls, &base, &[])
                 };
                 if let Some(w) = warning {
                     eprintln!("rzk bench: {w}");
@@ -357,7 +369,7 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
     };
 
     if !plan.keep {
-        if let Some(w) = cleanup(plan, &base, &tally.created) {
+        if let Some(w) = cleanup(plan, tls, &base, &tally.created) {
             eprintln!("rzk bench: {w}");
         }
     }
@@ -379,6 +391,7 @@ fn run_plan(plan: &Plan) -> Result<Report, String> {
             server,
             server_stages,
             mixed: matches!(plan.workload, Workload::Mixed { .. }),
+            tls: negotiated,
         },
         &tally,
     ))

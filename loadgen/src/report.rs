@@ -121,6 +121,10 @@ pub struct Report {
     /// Mean time per pipeline stage over the window, from `--server-metrics` (rzk only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_stages: Option<BTreeMap<String, crate::scrape::StageMean>>,
+    /// With `--tls`: the protocol version and cipher suite negotiated ("TLSv1_3
+    /// TLS13_AES_256_GCM_SHA384"); absent over plain TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
     /// (percentile, µs) points of the latency curve, percentile from 0 to 99.999 on a
     /// log scale of 1/(1 - p).
     pub curve: Vec<[f64; 2]>,
@@ -180,6 +184,7 @@ pub struct RunFacts {
     pub server: Option<ServerUsage>,
     pub server_stages: Option<BTreeMap<String, crate::scrape::StageMean>>,
     pub mixed: bool,
+    pub tls: Option<String>,
 }
 
 pub fn build(facts: RunFacts, tally: &Tally) -> Report {
@@ -231,6 +236,7 @@ pub fn build(facts: RunFacts, tally: &Tally) -> Report {
         problems: tally.problems.clone(),
         server: facts.server,
         server_stages: facts.server_stages,
+        tls: facts.tls,
         curve: curve(&tally.all),
     }
 }
@@ -275,6 +281,9 @@ pub fn format_report(r: &Report) -> String {
         "  {} | kernel {} | {} cpus | {} client thread(s)",
         r.machine.cpu_model, r.machine.kernel, r.machine.cpus, r.threads
     ));
+    if let Some(tls) = &r.tls {
+        line(format!("  TLS: {tls}"));
+    }
     line(format!(
         "  measured {:.2} s: {} ops OK, {:.0} ops/s",
         r.measured_s,
@@ -414,6 +423,7 @@ mod tests {
                     .collect(),
             ),
             mixed: true,
+            tls: Some("TLSv1_3 TLS13_AES_256_GCM_SHA384".into()),
         }
     }
 
@@ -466,16 +476,18 @@ mod tests {
         ] {
             assert!(t.contains(needle), "{needle:?} missing in\n{t}");
         }
+        assert!(t.contains("TLS: TLSv1_3 TLS13_AES_256_GCM_SHA384"), "{t}");
         let clean = build(
             RunFacts {
                 server: None,
+                tls: None,
                 ..facts()
             },
             &Tally::new(),
         );
         let t = format_report(&clean);
         assert!(t.contains("errors: none"), "{t}");
-        assert!(!t.contains("UNANSWERED") && !t.contains("server pid"));
+        assert!(!t.contains("UNANSWERED") && !t.contains("server pid") && !t.contains("TLS"));
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! Frames on the wire: request templates patched in place (no allocation per request), the
-//! session handshake, and a small blocking client for setting up and cleaning up.
+//! session handshake (after the TLS handshake with `--tls`), and a small blocking client for
+//! setting up and cleaning up.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
+
+use rustls::{ClientConnection, StreamOwned};
+
+use crate::tls::TlsClient;
 
 use rzk_proto::{
     encode_request, xid, Acl, ConnectRequest, ConnectResponse, CreateRequest, ErrorCode, MultiOp,
@@ -181,8 +186,60 @@ fn io_err(what: &str, host: &str, e: std::io::Error) -> String {
     format!("{host}: {what}: {e}")
 }
 
+/// A blocking connection: plain TCP, or TLS over it once the handshake is done.
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    /// The socket, and the TLS state that must keep driving it (for the measured sessions).
+    pub fn into_parts(self) -> (TcpStream, Option<Box<ClientConnection>>) {
+        match self {
+            Conn::Plain(s) => (s, None),
+            Conn::Tls(t) => {
+                let (conn, sock) = t.into_parts();
+                (sock, Some(Box::new(conn)))
+            }
+        }
+    }
+
+    /// "TLSv1_3 TLS13_AES_256_GCM_SHA384", or None for plain TCP.
+    pub fn tls_description(&self) -> Option<String> {
+        match self {
+            Conn::Plain(_) => None,
+            Conn::Tls(t) => Some(crate::tls::describe(&t.conn)),
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(t) => t.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(t) => t.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(t) => t.flush(),
+        }
+    }
+}
+
 /// Reads one length-prefixed frame into `buf` (resized to the frame body).
-pub fn read_frame(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub fn read_frame(stream: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let len = i32::from_be_bytes(len);
@@ -196,12 +253,14 @@ pub fn read_frame(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<
     stream.read_exact(buf)
 }
 
-/// Connects and opens a new session with a blocking socket (TCP_NODELAY, I/O timeouts set).
+/// Connects (and with `tls`, completes the TLS handshake) and opens a new session, all
+/// blocking (TCP_NODELAY, I/O timeouts set).
 pub fn connect(
     host: &str,
+    tls: Option<&TlsClient>,
     session_timeout_ms: i32,
     io_timeout: Duration,
-) -> Result<(TcpStream, ConnectResponse), String> {
+) -> Result<(Conn, ConnectResponse), String> {
     let addrs: Vec<_> = host
         .to_socket_addrs()
         .map_err(|e| io_err("cannot resolve", host, e))?
@@ -227,6 +286,17 @@ pub fn connect(
         .and_then(|_| stream.set_read_timeout(Some(io_timeout)))
         .and_then(|_| stream.set_write_timeout(Some(io_timeout)))
         .map_err(|e| io_err("socket options", host, e))?;
+    let mut stream = match tls {
+        None => Conn::Plain(stream),
+        Some(tls) => {
+            let mut conn = tls.connection(host)?;
+            while conn.is_handshaking() {
+                conn.complete_io(&mut stream)
+                    .map_err(|e| io_err("TLS handshake", host, e))?;
+            }
+            Conn::Tls(Box::new(StreamOwned::new(conn, stream)))
+        }
+    };
     let request = ConnectRequest {
         protocol_version: 0,
         last_zxid_seen: 0,
@@ -237,6 +307,7 @@ pub fn connect(
     };
     stream
         .write_all(&request.encode_frame())
+        .and_then(|_| stream.flush())
         .map_err(|e| io_err("sending the connect request", host, e))?;
     let mut buf = Vec::new();
     read_frame(&mut stream, &mut buf).map_err(|e| io_err("reading the connect reply", host, e))?;
@@ -251,14 +322,18 @@ pub fn connect(
 /// A blocking client for setup and cleanup: pipelines a stream of requests with a window.
 pub struct SyncClient {
     pub host: String,
-    stream: TcpStream,
+    stream: Conn,
     next_xid: i32,
     buf: Vec<u8>,
 }
 
 impl SyncClient {
-    pub fn connect(host: &str, session_timeout_ms: i32) -> Result<SyncClient, String> {
-        let (stream, _) = connect(host, session_timeout_ms, Duration::from_secs(10))?;
+    pub fn connect(
+        host: &str,
+        tls: Option<&TlsClient>,
+        session_timeout_ms: i32,
+    ) -> Result<SyncClient, String> {
+        let (stream, _) = connect(host, tls, session_timeout_ms, Duration::from_secs(10))?;
         Ok(SyncClient {
             host: host.to_owned(),
             stream,
@@ -298,6 +373,7 @@ impl SyncClient {
             if !out.is_empty() {
                 self.stream
                     .write_all(&out)
+                    .and_then(|_| self.stream.flush())
                     .map_err(|e| io_err("sending", &self.host, e))?;
             }
             let Some((want, index)) = outstanding.pop_front() else {
@@ -324,6 +400,11 @@ impl SyncClient {
                 return Ok(answered);
             }
         }
+    }
+
+    /// What TLS the connection negotiated (None: plain TCP).
+    pub fn tls_description(&self) -> Option<String> {
+        self.stream.tls_description()
     }
 
     /// One request; returns the reply's error code.
