@@ -32,9 +32,9 @@ impl PrincipalRules {
     ///    equals the default realm; otherwise no rule matches;
     /// 3) with a short name, host and realm are appended back unless the remove_* flags say no;
     /// 4) with no match, ZooKeeper logs and leaves the AuthorizeCallback's authorized id unset, so
-    ///    Java falls back to the client's authzid, or the authentication id when none was sent.
-    ///    That lets a user whose name carries a foreign realm pick any identity; we keep the
-    ///    behaviour for parity, and it needs a JAAS user name containing '@' to arise.
+    ///    Java falls back to the client's authzid: a user whose name carries a foreign realm
+    ///    could then claim any identity, `super` included. rzk gives such a user its own
+    ///    authentication id instead; the authzid a client sends never picks an identity.
     pub fn authorized_id(
         &self,
         authentication_id: &str,
@@ -44,7 +44,8 @@ impl PrincipalRules {
             return Ok(authentication_id.to_string());
         };
         if realm != self.default_realm {
-            return Ok(authzid.unwrap_or(authentication_id).to_string());
+            let _ = authzid;
+            return Ok(authentication_id.to_string());
         }
         let mut id = service.to_string();
         if let Some(host) = host {
@@ -244,14 +245,15 @@ Empty { };
         assert_eq!(id(&none, "bob", Some("super")), Ok("bob".to_string()));
         assert_eq!(id(&none, "zk/host1", None), Ok("zk/host1".to_string()));
         // A realm other than the (empty) default realm matches no rule: Java falls back to
-        // the authzid, else the authentication id, untouched by the remove_* flags.
+        // the client's authzid (so "eve", or "super"); rzk keeps the authentication id,
+        // untouched by the remove_* flags.
         assert_eq!(
             id(&none, "bob@EXAMPLE.COM", None),
             Ok("bob@EXAMPLE.COM".to_string())
         );
         assert_eq!(
-            id(&none, "bob@EXAMPLE.COM", Some("eve")),
-            Ok("eve".to_string())
+            id(&none, "bob@EXAMPLE.COM", Some("super")),
+            Ok("bob@EXAMPLE.COM".to_string())
         );
         let strip = PrincipalRules {
             remove_host: true,
