@@ -508,3 +508,308 @@ fn the_tree_digest_follows_every_change_and_rebuild() {
     assert!(rebuilt.stale_digests().is_empty());
     assert!(tree.node_count() > 4, "the walk built something");
 }
+
+/// Goal: every version of the tree, the writer's and each one a reader still holds, answers
+/// as a plain model of the log's prefix it was published at.
+/// Method: random create/delete/setData/setACL/closeSession/multi sequences (multis that fail
+/// as prep marks them: every sub-op an error) made valid against a model, a `BTreeMap` of
+/// paths to Stat, data and ACL with ZooKeeper's Stat rules written out directly; versions
+/// cloned along the way are checked against the model as it was when they were cloned, after
+/// the writer has gone on.
+mod model {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct ModelNode {
+        /// The stored Stat (cversion counts creates, as the tree keeps it).
+        stat: Stat,
+        data: Option<Vec<u8>>,
+        acl: Vec<Acl>,
+    }
+
+    type Model = BTreeMap<String, ModelNode>;
+
+    /// Paths /a .. /b/b/b: two names, three levels, so that sequences often reach a node
+    /// again.
+    fn universe() -> Vec<String> {
+        let names = ["a", "b"];
+        let mut paths = vec![];
+        for x in names {
+            paths.push(format!("/{x}"));
+            for y in names {
+                paths.push(format!("/{x}/{y}"));
+                for z in names {
+                    paths.push(format!("/{x}/{y}/{z}"));
+                }
+            }
+        }
+        paths
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create {
+            path: usize,
+            session: i64,
+            data: Option<Vec<u8>>,
+            read_only: bool,
+        },
+        Delete {
+            path: usize,
+        },
+        SetData {
+            path: usize,
+            data: Option<Vec<u8>>,
+        },
+        SetAcl {
+            path: usize,
+            read_only: bool,
+        },
+        CloseSession {
+            session: i64,
+        },
+        Multi(Vec<Op>),
+        /// A reader takes the current version and keeps it.
+        Hold,
+    }
+
+    fn simple_op() -> impl Strategy<Value = Op> {
+        let path = 0..universe().len();
+        let data = proptest::option::weighted(0.9, proptest::collection::vec(any::<u8>(), 0..8));
+        prop_oneof![
+            4 => (path.clone(), 0..3i64, data.clone(), any::<bool>()).prop_map(
+                |(path, session, data, read_only)| Op::Create { path, session, data, read_only }
+            ),
+            2 => path.clone().prop_map(|path| Op::Delete { path }),
+            2 => (path.clone(), data).prop_map(|(path, data)| Op::SetData { path, data }),
+            1 => (path, any::<bool>()).prop_map(|(path, read_only)| Op::SetAcl { path, read_only }),
+            1 => (1..3i64).prop_map(|session| Op::CloseSession { session }),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            8 => simple_op(),
+            2 => proptest::collection::vec(simple_op(), 1..5).prop_map(Op::Multi),
+            1 => Just(Op::Hold),
+        ]
+    }
+
+    fn children<'m>(model: &'m Model, parent: &str) -> Vec<&'m str> {
+        model
+            .keys()
+            .filter(|p| path::parent(p) == Some(parent))
+            .map(|p| path::basename(p))
+            .collect()
+    }
+
+    fn acl_of(read_only: bool) -> Vec<Acl> {
+        if read_only {
+            Acl::read_unsafe()
+        } else {
+            Acl::open_unsafe()
+        }
+    }
+
+    /// Turns `op` into the txn body prep would make against `model` and applies it to the
+    /// model, as the tree must; None when prep would reject it (and the model is unchanged).
+    /// CloseSession is not made here: it is a txn of its own, carrying the session.
+    fn prep(model: &mut Model, op: &Op, zxid: i64, time_ms: i64) -> Option<TxnBody> {
+        let all = universe();
+        match op {
+            Op::Create {
+                path,
+                session,
+                data,
+                read_only,
+            } => {
+                let path = &all[*path];
+                let parent = path::parent(path).unwrap();
+                let p = model.get(parent)?;
+                if model.contains_key(path.as_str()) || p.stat.ephemeral_owner != 0 {
+                    return None;
+                }
+                let parent_cversion = p.stat.cversion + 1;
+                let p = model.get_mut(parent).unwrap();
+                p.stat.cversion = parent_cversion;
+                p.stat.pzxid = zxid;
+                p.stat.num_children += 1;
+                let acl = acl_of(*read_only);
+                let stat = Stat {
+                    czxid: zxid,
+                    mzxid: zxid,
+                    pzxid: zxid,
+                    ctime: time_ms,
+                    mtime: time_ms,
+                    ephemeral_owner: *session,
+                    data_length: data.as_ref().map_or(0, Vec::len) as i32,
+                    ..Stat::default()
+                };
+                model.insert(
+                    path.clone(),
+                    ModelNode {
+                        stat,
+                        data: data.clone(),
+                        acl: acl.clone(),
+                    },
+                );
+                Some(TxnBody::Create {
+                    path: path.clone(),
+                    data: data.clone(),
+                    acl,
+                    ephemeral_owner: *session,
+                    parent_cversion,
+                    reply_stat: true,
+                })
+            }
+            Op::Delete { path } => {
+                let path = &all[*path];
+                if model.get(path.as_str())?.stat.num_children != 0 {
+                    return None;
+                }
+                model_delete(model, path, zxid);
+                Some(TxnBody::Delete { path: path.clone() })
+            }
+            Op::SetData { path, data } => {
+                let path = &all[*path];
+                let node = model.get_mut(path.as_str())?;
+                node.stat.version += 1;
+                node.stat.mzxid = zxid;
+                node.stat.mtime = time_ms;
+                node.stat.data_length = data.as_ref().map_or(0, Vec::len) as i32;
+                node.data = data.clone();
+                Some(TxnBody::SetData {
+                    path: path.clone(),
+                    data: data.clone(),
+                    version: node.stat.version,
+                })
+            }
+            Op::SetAcl { path, read_only } => {
+                let path = &all[*path];
+                let node = model.get_mut(path.as_str())?;
+                node.stat.aversion += 1;
+                node.acl = acl_of(*read_only);
+                Some(TxnBody::SetAcl {
+                    path: path.clone(),
+                    acl: node.acl.clone(),
+                    aversion: node.stat.aversion,
+                })
+            }
+            Op::Multi(ops) => {
+                let mut scratch = model.clone();
+                let mut bodies = vec![];
+                for op in ops {
+                    match prep(&mut scratch, op, zxid, time_ms) {
+                        Some(body) => bodies.push(body),
+                        None => {
+                            // Prep marks every sub-op of a failed multi as an error.
+                            let err = ErrorCode::NoNode as i32;
+                            return Some(TxnBody::Multi(
+                                ops.iter().map(|_| TxnBody::Error { err }).collect(),
+                            ));
+                        }
+                    }
+                }
+                *model = scratch;
+                Some(TxnBody::Multi(bodies))
+            }
+            Op::CloseSession { .. } | Op::Hold => None,
+        }
+    }
+
+    fn model_delete(model: &mut Model, path: &str, zxid: i64) {
+        model.remove(path);
+        let parent = model.get_mut(path::parent(path).unwrap()).unwrap();
+        parent.stat.num_children -= 1;
+        parent.stat.pzxid = parent.stat.pzxid.max(zxid);
+    }
+
+    /// Every node of the model, and no other, is in `tree` with its Stat, data, ACL and
+    /// children; the counts and the digest agree.
+    fn check(tree: &Tree, model: &Model, last_zxid: i64) -> Result<(), TestCaseError> {
+        prop_assert_eq!(tree.node_count(), model.len());
+        prop_assert_eq!(tree.last_zxid(), last_zxid);
+        let mut bytes = 0u64;
+        for (path, m) in model {
+            let node = tree.get(path);
+            prop_assert!(node.is_some(), "{} is missing", path);
+            let node = node.unwrap();
+            prop_assert_eq!(node.stat, m.stat, "{}", path);
+            prop_assert_eq!(node.data.as_deref(), m.data.as_deref(), "{}", path);
+            prop_assert_eq!(&*node.acl, &m.acl[..], "{}", path);
+            let listed: Vec<&str> = node.children.iter().map(|c| c.as_str()).collect();
+            prop_assert_eq!(listed, children(model, path), "{}", path);
+            let client = node.client_stat();
+            prop_assert_eq!(client.cversion, 2 * m.stat.cversion - m.stat.num_children);
+            bytes += m.data.as_ref().map_or(0, Vec::len) as u64;
+        }
+        prop_assert_eq!(tree.paths().count(), model.len());
+        prop_assert_eq!(tree.data_bytes(), bytes);
+        prop_assert_eq!(tree.digest(), tree.recompute_digest());
+        let ephemerals = model
+            .values()
+            .filter(|m| m.stat.ephemeral_owner != 0)
+            .count();
+        prop_assert_eq!(tree.ephemeral_count(), ephemerals);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn every_version_answers_as_the_model_of_its_prefix(
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            let mut tree = Tree::new();
+            let mut model: Model = Tree::new()
+                .paths()
+                .map(|(p, n)| {
+                    let m = ModelNode {
+                        stat: n.stat,
+                        data: n.data.as_deref().map(<[u8]>::to_vec),
+                        acl: n.acl.to_vec(),
+                    };
+                    (p.to_string(), m)
+                })
+                .collect();
+            let mut held: Vec<(Tree, Model, i64)> = vec![];
+            let mut zxid = 0;
+            for op in &ops {
+                let time_ms = 1000 + zxid;
+                let (session_id, body) = match op {
+                    Op::Hold => {
+                        held.push((tree.clone(), model.clone(), zxid));
+                        continue;
+                    }
+                    Op::CloseSession { session } => {
+                        let mine: Vec<String> = model
+                            .iter()
+                            .filter(|(_, m)| m.stat.ephemeral_owner == *session)
+                            .map(|(p, _)| p.clone())
+                            .collect();
+                        for path in mine {
+                            model_delete(&mut model, &path, zxid + 1);
+                        }
+                        (*session, TxnBody::CloseSession)
+                    }
+                    op => match prep(&mut model, op, zxid + 1, time_ms) {
+                        Some(body) => (0x11, body),
+                        None => continue,
+                    },
+                };
+                zxid += 1;
+                let txn = Txn { zxid, time_ms, session_id, cxid: 1, body };
+                tree.apply(&txn, &mut Applied::default());
+                check(&tree, &model, zxid)?;
+            }
+            for (version, model, zxid) in &held {
+                check(version, model, *zxid)?;
+            }
+        }
+    }
+}
