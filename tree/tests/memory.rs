@@ -291,9 +291,14 @@ fn a_znode_costs_no_more_than_the_bound() {
         .fold(NONE, add);
     let map = held - known;
     drop(tree);
-    // Checked before anything is printed: the first print allocates stdout's buffer.
+    // Checked before anything is printed: the first print allocates stdout's buffer. The
+    // harness's own thread may allocate a little meanwhile (a few allocations were seen in
+    // a run of a million nodes), so the check is that nothing per node stays behind.
     let leaked = live() - before;
-    assert_eq!(leaked, NONE, "dropping the tree frees all it held");
+    assert!(
+        leaked.bytes < 4096 && leaked.allocs < 16,
+        "dropping the tree frees all it held: {leaked:?} left"
+    );
     let znode = format!(
         "Znode (Arc<Znode>, {} B each)",
         arc_bytes(size_of::<Znode>())
