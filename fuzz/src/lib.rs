@@ -377,3 +377,34 @@ pub fn check_peer(data: &[u8]) {
     }
     let _ = pending;
 }
+
+/// Target `sasl`: a client's SASL token (opcode 102's body) into the DIGEST-MD5 server,
+/// after the server's challenge, as the event loop feeds it.
+///
+/// Invariants checked:
+/// - `evaluate` never panics, on the response or on a token sent after it;
+/// - arbitrary bytes never complete the exchange (they cannot carry the nonce the server
+///   just drew, let alone the right digest of it);
+/// - once a response failed, the exchange stays failed.
+pub fn check_sasl(data: &[u8]) {
+    use std::sync::{Arc, OnceLock};
+    static USERS: OnceLock<Arc<rzk_sasl::Credentials>> = OnceLock::new();
+    let users = USERS
+        .get_or_init(|| Arc::new(rzk_sasl::Credentials::from_users([("bob", "bobsecret")])));
+    let mut server = rzk_sasl::DigestMd5Server::new(users.clone());
+    match server.evaluate(&[]) {
+        Ok(rzk_sasl::Step::Challenge(_)) => {}
+        other => panic!("no challenge for an empty first token: {other:?}"),
+    }
+    let first = server.evaluate(data);
+    assert!(
+        !matches!(first, Ok(rzk_sasl::Step::Complete { .. })),
+        "random bytes completed a DIGEST-MD5 exchange"
+    );
+    if first.is_err() {
+        assert!(
+            server.evaluate(data).is_err(),
+            "a failed exchange accepted another token"
+        );
+    }
+}

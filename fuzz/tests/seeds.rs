@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rzk_fuzz::{
     check_connect, check_frames, check_peer, check_request, check_response, check_snapshot,
-    check_txn, check_wal_segment, response_ops,
+    check_sasl, check_txn, check_wal_segment, response_ops,
 };
 use rzk_proto::{
     decode_request, encode_reply, encode_request, Acl, ClientInfo, ConnectRequest, ConnectResponse,
@@ -23,7 +23,7 @@ use rzk_proto::{
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 8] = [
+const TARGETS: [(&str, Check); 9] = [
     ("request", check_request),
     ("connect", check_connect),
     ("response", check_response),
@@ -32,6 +32,7 @@ const TARGETS: [(&str, Check); 8] = [
     ("wal_segment", check_wal_segment),
     ("snapshot", check_snapshot),
     ("peer", check_peer),
+    ("sasl", check_sasl),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -596,6 +597,7 @@ fn write_seed_corpus() {
     write_seeds("wal_segment", check_wal_segment, &wal_segment_seeds());
     write_seeds("snapshot", check_snapshot, &snapshot_seeds());
     write_seeds("peer", check_peer, &peer_seeds());
+    write_seeds("sasl", check_sasl, &sasl_seeds());
 }
 
 /// A follower's side of a connection: its hello, then the messages it sends, and one
@@ -703,4 +705,16 @@ fn replay_corpus_and_artifacts() {
             println!("{kind}/{target}: {n} inputs replayed");
         }
     }
+}
+
+/// Digest-responses as kazoo's pure-sasl and the Java client shape them (the nonce is not
+/// the server's, so none completes), and the empty token.
+fn sasl_seeds() -> Vec<(String, Vec<u8>)> {
+    let java = "charset=utf-8,username=\"bob\",realm=\"zk-sasl-md5\",nonce=\"OA6MG9tEQGm2hh\",nc=00000001,cnonce=\"OA6MHXh6VqTrRk\",digest-uri=\"zookeeper/zk-sasl-md5\",maxbuf=65536,response=d388dad90d4bbd760a152321f2143af7,qop=auth,authzid=\"bob\"";
+    let kazoo = "qop=auth,realm=\"zk-sasl-md5\",username=\"bob\",nonce=\"OA6MG9tEQGm2hh\",cnonce=\"12345678901234567890\",nc=00000001,digest-uri=\"zookeeper/zk-sasl-md5\",response=d388dad90d4bbd760a152321f2143af7";
+    vec![
+        ("empty".into(), Vec::new()),
+        ("java-response".into(), java.as_bytes().to_vec()),
+        ("kazoo-response".into(), kazoo.as_bytes().to_vec()),
+    ]
 }
