@@ -11,6 +11,11 @@
 //! anything else first, speaks another version, or is not in its membership, before it
 //! reads a single message: a frame from a stranger never reaches the quorum core.
 //!
+//! With quorum SASL (quorum.auth.*) the handshake has more frames, all before the link
+//! forms and none after it (`Handshake`): a dialer that authenticates opens with a
+//! `SaslHello` instead of a `Hello`, then sends `SaslToken`s, and the acceptor answers each
+//! with a `SaslAnswer` (in progress, success, error), its `Hello` coming only after success.
+//!
 //! rzk's own format, not ZooKeeper's: rzk servers form ensembles only with rzk servers, and
 //! a checksum per frame catches what TCP's 16-bit one lets through.
 
@@ -21,7 +26,7 @@ use rzk_proto::{decode_request, encode_request, DecodeError, Id, Reader, Request
 use rzk_quorum::{Entry, Message, PeerState, Sid, Vote};
 
 /// The wire version this build speaks. A peer that speaks another is refused at its hello.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 const MAGIC: &[u8; 4] = b"rzkP";
 
 /// The largest frame a reader accepts from a linked peer: one announcing more is refused
@@ -39,6 +44,10 @@ pub const MAX_SNAPSHOT_BYTES: u64 = 64 << 30;
 /// The largest frame before the hello names a listed server: a stranger gets no more.
 pub const MAX_HELLO_BYTES: usize = 1024;
 
+/// The largest handshake frame once the hello names a listed server that authenticates: a
+/// SASL token (at most `rzk_sasl::TOKEN_BYTES_MAX`, as the JDK's) and its framing.
+pub const MAX_SASL_FRAME_BYTES: usize = MAX_HELLO_BYTES + rzk_sasl::TOKEN_BYTES_MAX;
+
 /// Checksum and kind.
 const FRAME_OVERHEAD: usize = 4 + 1;
 
@@ -55,6 +64,33 @@ pub enum Channel {
 pub struct Hello {
     pub sid: Sid,
     pub channel: Channel,
+}
+
+/// What travels on a connection before it is a link: the hellos and, with quorum SASL, the
+/// exchange between them. Never a `Frame`: the quorum core never sees any of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handshake {
+    Hello(Hello),
+    /// The dialer's hello when it authenticates (quorum.auth.learnerRequireSasl): SASL
+    /// tokens follow, and the acceptor answers with its hello only after success.
+    SaslHello(Hello),
+    /// The dialer's next DIGEST-MD5 token (the first is empty).
+    SaslToken(Vec<u8>),
+    /// The acceptor's answer to a token, as ZooKeeper's QuorumAuthPacket status.
+    SaslAnswer {
+        status: SaslStatus,
+        token: Vec<u8>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaslStatus {
+    /// `token` is a challenge: answer it.
+    InProgress,
+    /// `token` is the rspauth; the acceptor's hello follows.
+    Success,
+    /// Refused; the acceptor closes the connection.
+    Error,
 }
 
 #[derive(Debug)]
@@ -160,6 +196,11 @@ pub enum WireError {
         kind: &'static str,
         source: DecodeError,
     },
+    #[error("a {kind} frame {when}")]
+    Unexpected {
+        kind: &'static str,
+        when: &'static str,
+    },
     #[error("malformed {kind} frame: {reason}")]
     Invalid {
         kind: &'static str,
@@ -191,6 +232,9 @@ mod kind {
     pub const ACK_NEW_EPOCH: u8 = 20;
     pub const FORWARD: u8 = 30;
     pub const MOVED: u8 = 31;
+    pub const SASL_HELLO: u8 = 40;
+    pub const SASL_TOKEN: u8 = 41;
+    pub const SASL_ANSWER: u8 = 42;
 }
 
 /// Appends `frame`, whole, to `out` (a SNAP as its chunk frames, back to back).
@@ -234,10 +278,7 @@ fn encode_one(frame: &Frame, out: &mut Vec<u8>) {
     let mut w = Writer::new();
     let kind = match frame {
         Frame::Hello(hello) => {
-            w.bytes.extend_from_slice(MAGIC);
-            w.int(VERSION);
-            w.long(hello.sid as i64);
-            w.bool(hello.channel == Channel::Quorum);
+            encode_hello(hello, &mut w);
             kind::HELLO
         }
         Frame::Message(message) => encode_message(message, &mut w),
@@ -263,20 +304,176 @@ fn encode_one(frame: &Frame, out: &mut Vec<u8>) {
             kind::SNAP
         }
     };
+    frame_out(kind, &w.bytes, out);
+}
+
+fn frame_out(kind: u8, body: &[u8], out: &mut Vec<u8>) {
     let mut crc = crc32c::crc32c(&[kind]);
-    crc = crc32c::crc32c_append(crc, &w.bytes);
-    let length = (FRAME_OVERHEAD + w.bytes.len()) as u32;
+    crc = crc32c::crc32c_append(crc, body);
+    let length = (FRAME_OVERHEAD + body.len()) as u32;
     out.reserve(4 + length as usize);
     out.extend_from_slice(&length.to_be_bytes());
     out.extend_from_slice(&crc.to_be_bytes());
     out.push(kind);
-    out.extend_from_slice(&w.bytes);
+    out.extend_from_slice(body);
+}
+
+fn encode_hello(hello: &Hello, w: &mut Writer) {
+    w.bytes.extend_from_slice(MAGIC);
+    w.int(VERSION);
+    w.long(hello.sid as i64);
+    w.bool(hello.channel == Channel::Quorum);
+}
+
+/// Appends one handshake frame to `out`.
+pub fn encode_handshake(handshake: &Handshake, out: &mut Vec<u8>) {
+    let mut w = Writer::new();
+    let kind = match handshake {
+        Handshake::Hello(hello) => {
+            encode_hello(hello, &mut w);
+            kind::HELLO
+        }
+        Handshake::SaslHello(hello) => {
+            encode_hello(hello, &mut w);
+            kind::SASL_HELLO
+        }
+        Handshake::SaslToken(token) => {
+            w.buffer(Some(token));
+            kind::SASL_TOKEN
+        }
+        Handshake::SaslAnswer { status, token } => {
+            // ZooKeeper's QuorumAuth.Status values.
+            w.int(match status {
+                SaslStatus::InProgress => 0,
+                SaslStatus::Success => 1,
+                SaslStatus::Error => -1,
+            });
+            w.buffer(Some(token));
+            kind::SASL_ANSWER
+        }
+    };
+    frame_out(kind, &w.bytes, out);
 }
 
 /// The first whole frame in `buf` and how many bytes it took; `None` while `buf` holds only
 /// part of one. Every error is final for the connection: the stream cannot be resynchronised
 /// after a bad length or checksum.
 pub fn decode(buf: &[u8], limit: usize) -> Result<Option<(Frame, usize)>, WireError> {
+    let Some((kind, body, used)) = split_frame(buf, limit)? else {
+        return Ok(None);
+    };
+    if let Some(name) = sasl_kind_name(kind) {
+        return Err(WireError::Unexpected {
+            kind: name,
+            when: "after the hellos",
+        });
+    }
+    Ok(Some((decode_body(kind, body)?, used)))
+}
+
+/// `decode` for a connection that is not yet a link: the first whole handshake frame in
+/// `buf`. Anything else there is refused, as every error is final.
+pub fn decode_handshake(buf: &[u8], limit: usize) -> Result<Option<(Handshake, usize)>, WireError> {
+    let Some((kind, body, used)) = split_frame(buf, limit)? else {
+        return Ok(None);
+    };
+    let name = match kind_name(kind).or_else(|| sasl_kind_name(kind)) {
+        Some(name) => name,
+        None => return Err(WireError::UnknownKind { kind }),
+    };
+    let malformed = |source| WireError::Malformed { kind: name, source };
+    let mut r = Reader::new(body);
+    let handshake = match kind {
+        // decode_hello reads the whole body itself.
+        kind::HELLO => return Ok(Some((Handshake::Hello(decode_hello(body, name)?), used))),
+        kind::SASL_HELLO => {
+            return Ok(Some((
+                Handshake::SaslHello(decode_hello(body, name)?),
+                used,
+            )))
+        }
+        kind::SASL_TOKEN => Handshake::SaslToken(read_token(&mut r, name)?),
+        kind::SASL_ANSWER => {
+            let status = match r.int().map_err(malformed)? {
+                0 => SaslStatus::InProgress,
+                1 => SaslStatus::Success,
+                -1 => SaslStatus::Error,
+                _ => {
+                    return Err(WireError::Invalid {
+                        kind: name,
+                        reason: "unknown status",
+                    })
+                }
+            };
+            Handshake::SaslAnswer {
+                status,
+                token: read_token(&mut r, name)?,
+            }
+        }
+        _ => {
+            return Err(WireError::Unexpected {
+                kind: name,
+                when: "before the hellos",
+            })
+        }
+    };
+    r.finish().map_err(malformed)?;
+    Ok(Some((handshake, used)))
+}
+
+fn sasl_kind_name(kind: u8) -> Option<&'static str> {
+    Some(match kind {
+        kind::SASL_HELLO => "SASL hello",
+        kind::SASL_TOKEN => "SASL token",
+        kind::SASL_ANSWER => "SASL answer",
+        _ => return None,
+    })
+}
+
+fn read_token(r: &mut Reader<'_>, kind: &'static str) -> Result<Vec<u8>, WireError> {
+    let malformed = |source| WireError::Malformed { kind, source };
+    let at = r.offset();
+    let token = r
+        .buffer()
+        .map_err(malformed)?
+        .ok_or(malformed(DecodeError::Null { offset: at }))?;
+    if token.len() > rzk_sasl::TOKEN_BYTES_MAX {
+        return Err(WireError::Invalid {
+            kind,
+            reason: "a SASL token over the JDK's limit",
+        });
+    }
+    Ok(token.to_vec())
+}
+
+fn decode_hello(body: &[u8], name: &'static str) -> Result<Hello, WireError> {
+    let malformed = |source| WireError::Malformed { kind: name, source };
+    if body.get(..4) != Some(&MAGIC[..]) {
+        return Err(WireError::NotRzk);
+    }
+    let mut r = Reader::new(&body[4..]);
+    let theirs = r.int().map_err(malformed)?;
+    if theirs != VERSION {
+        return Err(WireError::Version {
+            theirs,
+            ours: VERSION,
+        });
+    }
+    let sid = r.long().map_err(malformed)? as u64;
+    let channel = if r.bool().map_err(malformed)? {
+        Channel::Quorum
+    } else {
+        Channel::Election
+    };
+    r.finish().map_err(malformed)?;
+    Ok(Hello { sid, channel })
+}
+
+/// A whole frame, its length and checksum checked: kind, body, and the bytes it took.
+type RawFrame<'a> = (u8, &'a [u8], usize);
+
+/// The first whole frame in `buf`; `None` while only part of one is there.
+fn split_frame(buf: &[u8], limit: usize) -> Result<Option<RawFrame<'_>>, WireError> {
     let Some(prefix) = buf.get(..4) else {
         return Ok(None);
     };
@@ -295,9 +492,7 @@ pub fn decode(buf: &[u8], limit: usize) -> Result<Option<(Frame, usize)>, WireEr
     if found != computed {
         return Err(WireError::Checksum { found, computed });
     }
-    let kind = rest[4];
-    let frame = decode_body(kind, &rest[5..])?;
-    Ok(Some((frame, 4 + length)))
+    Ok(Some((rest[4], &rest[5..], 4 + length)))
 }
 
 fn decode_body(kind: u8, body: &[u8]) -> Result<Frame, WireError> {
@@ -305,27 +500,7 @@ fn decode_body(kind: u8, body: &[u8]) -> Result<Frame, WireError> {
     let malformed = |source| WireError::Malformed { kind: name, source };
     let mut r = Reader::new(body);
     let frame = match kind {
-        kind::HELLO => {
-            if body.get(..4) != Some(&MAGIC[..]) {
-                return Err(WireError::NotRzk);
-            }
-            let mut r = Reader::new(&body[4..]);
-            let theirs = r.int().map_err(malformed)?;
-            if theirs != VERSION {
-                return Err(WireError::Version {
-                    theirs,
-                    ours: VERSION,
-                });
-            }
-            let sid = r.long().map_err(malformed)? as u64;
-            let channel = if r.bool().map_err(malformed)? {
-                Channel::Quorum
-            } else {
-                Channel::Election
-            };
-            r.finish().map_err(malformed)?;
-            return Ok(Frame::Hello(Hello { sid, channel }));
-        }
+        kind::HELLO => return Ok(Frame::Hello(decode_hello(body, name)?)),
         kind::FORWARD => Frame::Forward(decode_forwarded(&mut r, name)?),
         kind::MOVED => Frame::Moved {
             session_id: r.long().map_err(malformed)?,

@@ -6,7 +6,10 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use rzk_peer::wire::{decode, encode, Channel, Frame, Hello, WireError, MAX_FRAME_BYTES, VERSION};
+use rzk_peer::wire::{
+    decode, decode_handshake, encode, encode_handshake, Channel, Frame, Handshake, Hello,
+    SaslStatus, WireError, MAX_FRAME_BYTES, MAX_HELLO_BYTES, MAX_SASL_FRAME_BYTES, VERSION,
+};
 use rzk_pipeline::{Forwarded, ForwardedOp};
 use rzk_proto::{Id, Request, Zxid};
 use rzk_quorum::{Entry, Message, PeerState, Vote};
@@ -156,6 +159,39 @@ fn frame() -> impl Strategy<Value = Frame> {
     ]
 }
 
+fn hello() -> impl Strategy<Value = Hello> {
+    (any::<u64>(), any::<bool>()).prop_map(|(sid, quorum)| Hello {
+        sid,
+        channel: if quorum {
+            Channel::Quorum
+        } else {
+            Channel::Election
+        },
+    })
+}
+
+/// Every frame that travels before a link: the hellos and quorum SASL's.
+fn handshake() -> impl Strategy<Value = Handshake> {
+    let token = prop::collection::vec(any::<u8>(), 0..300);
+    let status = prop_oneof![
+        Just(SaslStatus::InProgress),
+        Just(SaslStatus::Success),
+        Just(SaslStatus::Error),
+    ];
+    prop_oneof![
+        hello().prop_map(Handshake::Hello),
+        hello().prop_map(Handshake::SaslHello),
+        token.clone().prop_map(Handshake::SaslToken),
+        (status, token).prop_map(|(status, token)| Handshake::SaslAnswer { status, token }),
+    ]
+}
+
+fn handshake_bytes(handshake: &Handshake) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_handshake(handshake, &mut out);
+    out
+}
+
 fn bytes_of(frame: &Frame) -> Vec<u8> {
     let mut out = Vec::new();
     encode(frame, &mut out);
@@ -194,6 +230,117 @@ proptest! {
             Ok(Some((decoded, _))) => prop_assert!(false, "misread as {decoded:?}"),
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The handshake frames: decoded as they were sent, waited for when cut, never misread
+    /// with a flipped bit, and refused by the reader of a link (none travels after the
+    /// hellos).
+    #[test]
+    fn every_handshake_frame_survives_and_a_flipped_bit_is_never_misread(
+        handshake in handshake(),
+        cut in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        bit in 0u8..8,
+    ) {
+        let bytes = handshake_bytes(&handshake);
+        prop_assert!(bytes.len() <= MAX_SASL_FRAME_BYTES);
+        let (decoded, used) = decode_handshake(&bytes, MAX_SASL_FRAME_BYTES).unwrap().expect("whole");
+        prop_assert_eq!(used, bytes.len());
+        prop_assert_eq!(&decoded, &handshake);
+        let cut = cut.index(bytes.len());
+        prop_assert!(decode_handshake(&bytes[..cut], MAX_SASL_FRAME_BYTES).unwrap().is_none());
+        match (&handshake, decode(&bytes, MAX_FRAME_BYTES)) {
+            (Handshake::Hello(h), Ok(Some((Frame::Hello(d), _)))) => prop_assert_eq!(*h, d),
+            (Handshake::Hello(_), other) => prop_assert!(false, "hello decoded as {other:?}"),
+            (_, Err(WireError::Unexpected { when, .. })) => prop_assert_eq!(when, "after the hellos"),
+            (_, other) => prop_assert!(false, "a SASL frame after the hellos read as {other:?}"),
+        }
+        let mut flipped = bytes.clone();
+        let at = at.index(flipped.len());
+        flipped[at] ^= 1 << bit;
+        match decode_handshake(&flipped, MAX_SASL_FRAME_BYTES) {
+            Err(_) | Ok(None) => {}
+            Ok(Some((decoded, _))) => prop_assert!(false, "misread as {decoded:?}"),
+        }
+    }
+
+    /// Before the hellos, every message frame is refused, not read.
+    #[test]
+    fn no_message_is_read_before_the_hellos(frame in frame()) {
+        let bytes = bytes_of(&frame);
+        match (&frame, decode_handshake(&bytes, MAX_FRAME_BYTES)) {
+            (Frame::Hello(h), Ok(Some((Handshake::Hello(d), _)))) => prop_assert_eq!(*h, d),
+            (Frame::Hello(_), other) => prop_assert!(false, "hello decoded as {other:?}"),
+            (_, Err(WireError::Unexpected { when, .. })) => prop_assert_eq!(when, "before the hellos"),
+            (_, other) => prop_assert!(false, "a message before the hellos read as {other:?}"),
+        }
+    }
+
+    /// Arbitrary bytes never panic the handshake reader.
+    #[test]
+    fn arbitrary_bytes_before_the_hellos_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = decode_handshake(&bytes, MAX_SASL_FRAME_BYTES);
+    }
+}
+
+#[test]
+fn malformed_sasl_frames_are_refused() {
+    let answer = handshake_bytes(&Handshake::SaslAnswer {
+        status: SaslStatus::Success,
+        token: b"rspauth=x".to_vec(),
+    });
+    let mut body = answer[9..].to_vec();
+    body[..4].copy_from_slice(&7i32.to_be_bytes());
+    assert_eq!(
+        decode_handshake(&framed(answer[8], &body), MAX_SASL_FRAME_BYTES).unwrap_err(),
+        WireError::Invalid {
+            kind: "SASL answer",
+            reason: "unknown status"
+        }
+    );
+    // A null token, and one over the JDK's 4096 bytes.
+    let token = handshake_bytes(&Handshake::SaslToken(Vec::new()));
+    assert!(matches!(
+        decode_handshake(
+            &framed(token[8], &(-1i32).to_be_bytes()),
+            MAX_SASL_FRAME_BYTES
+        ),
+        Err(WireError::Malformed {
+            kind: "SASL token",
+            ..
+        })
+    ));
+    let long = handshake_bytes(&Handshake::SaslToken(vec![b'a'; 4097]));
+    assert_eq!(
+        decode_handshake(&long, MAX_SASL_FRAME_BYTES).unwrap_err(),
+        WireError::Invalid {
+            kind: "SASL token",
+            reason: "a SASL token over the JDK's limit"
+        }
+    );
+    // Before a hello names a listed server, a SASL token is over the stranger's limit.
+    let big = handshake_bytes(&Handshake::SaslToken(vec![b'a'; 2000]));
+    assert!(matches!(
+        decode_handshake(&big, MAX_HELLO_BYTES),
+        Err(WireError::TooLarge { .. })
+    ));
+    // The SASL hello checks version and magic as the hello does.
+    let sasl_hello = handshake_bytes(&Handshake::SaslHello(Hello {
+        sid: 3,
+        channel: Channel::Election,
+    }));
+    let mut other_version = sasl_hello[9..].to_vec();
+    other_version[4..8].copy_from_slice(&(VERSION - 1).to_be_bytes());
+    assert_eq!(
+        decode_handshake(&framed(sasl_hello[8], &other_version), MAX_HELLO_BYTES).unwrap_err(),
+        WireError::Version {
+            theirs: VERSION - 1,
+            ours: VERSION
+        }
+    );
 }
 
 #[test]

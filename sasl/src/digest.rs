@@ -23,6 +23,10 @@ use crate::credentials::{Credentials, MalformedPrincipal};
 pub const PROTOCOL: &str = "zookeeper";
 /// The server name ZooKeeper hardcodes for DIGEST-MD5 (not the host name); also the realm.
 pub const SERVER_NAME: &str = "zk-sasl-md5";
+/// Quorum SASL (quorum.auth.enableSasl) between servers: ZooKeeper's
+/// `QuorumAuth.QUORUM_SERVER_PROTOCOL_NAME` and `QUORUM_SERVER_SASL_DIGEST`.
+pub const QUORUM_PROTOCOL: &str = "zookeeper-quorum";
+pub const QUORUM_SERVER_NAME: &str = "zk-quorum-sasl-md5";
 
 /// The JDK refuses longer tokens at every step (DigestMD5Base.MAX_RESPONSE_LENGTH).
 pub const TOKEN_BYTES_MAX: usize = 4096;
@@ -67,6 +71,12 @@ pub enum SaslError {
     ResponseMismatch(String),
     #[error("authentication id {0:?} is not a valid principal name")]
     MalformedPrincipal(String),
+    #[error("authorization id {authzid:?} is not the authentication id {username:?}")]
+    AuthzidMismatch { username: String, authzid: String },
+    #[error("malformed challenge: {0}")]
+    BadChallenge(String),
+    #[error("the server's rspauth does not match: it does not know this user's password")]
+    RspauthMismatch,
     #[error("token after the exchange completed")]
     AfterCompletion,
     #[error("token after the exchange failed")]
@@ -102,12 +112,25 @@ pub struct DigestMd5Server {
     /// Also the only realm, as in the JDK when no realm property is set.
     server_name: String,
     fixed_nonce: Option<Vec<u8>>,
+    /// Quorum SASL: an authzid, if sent, must be the authentication id (ZooKeeper's
+    /// `SaslQuorumServerCallbackHandler`), and the authentication id is the identity.
+    strict_authzid: bool,
     phase: Phase,
 }
 
 impl DigestMd5Server {
     pub fn new(credentials: Arc<Credentials>) -> Self {
         Self::with_names(credentials, PROTOCOL, SERVER_NAME, None)
+    }
+
+    /// A server for another service than the client port's: quorum SASL passes
+    /// [`QUORUM_PROTOCOL`] and [`QUORUM_SERVER_NAME`]. As ZooKeeper's quorum callback handler
+    /// does, it refuses an authzid other than the user name instead of mapping principals.
+    pub fn for_service(credentials: Arc<Credentials>, protocol: &str, server_name: &str) -> Self {
+        DigestMd5Server {
+            strict_authzid: true,
+            ..Self::with_names(credentials, protocol, server_name, None)
+        }
     }
 
     /// For the RFC 2831 example and replayable tests: other names and a nonce of our choosing.
@@ -122,6 +145,7 @@ impl DigestMd5Server {
             protocol: protocol.to_string(),
             server_name: server_name.to_string(),
             fixed_nonce: fixed_nonce.map(<[u8]>::to_vec),
+            strict_authzid: false,
             phase: Phase::Initial,
         }
     }
@@ -262,6 +286,17 @@ impl DigestMd5Server {
             return Err(SaslError::ResponseMismatch(username));
         }
         let authzid_text = authzid.map(|a| String::from_utf8_lossy(a).into_owned());
+        if self.strict_authzid {
+            if let Some(authzid) = authzid_text.filter(|a| *a != username) {
+                return Err(SaslError::AuthzidMismatch { username, authzid });
+            }
+            let mut token = b"rspauth=".to_vec();
+            token.extend_from_slice(&response_value(&input, b""));
+            return Ok(Step::Complete {
+                token,
+                authorization_id: username,
+            });
+        }
         let authorization_id = self
             .credentials
             .principal_rules()
@@ -529,6 +564,9 @@ fn parse_directives(buf: &[u8], keys: &[&'static str]) -> Result<Directives, Sas
     }
     Ok(values)
 }
+
+mod client;
+pub use client::DigestMd5Client;
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,7 @@
 //! SASL for ZooKeeper clients, server side, as Apache ZooKeeper's server does it: the
 //! DIGEST-MD5 mechanism (RFC 2831) and the JAAS login-configuration file its users come from.
+//! Between servers (quorum.auth.enableSasl) both sides: the connecting server runs
+//! [`DigestMd5Client`] against the accepting server's [`DigestMd5Server::for_service`].
 //!
 //! In: the JAAS file text (section "Server" by default, `user_NAME="password"` options) and the
 //! client's SASL tokens. Out: the server's tokens and, on success, the authorization id that
@@ -32,5 +34,8 @@ mod digest;
 mod jaas;
 
 pub use credentials::{Credentials, MalformedPrincipal, PrincipalRules};
-pub use digest::{DigestMd5Server, SaslError, Step, PROTOCOL, SERVER_NAME, TOKEN_BYTES_MAX};
+pub use digest::{
+    DigestMd5Client, DigestMd5Server, SaslError, Step, PROTOCOL, QUORUM_PROTOCOL,
+    QUORUM_SERVER_NAME, SERVER_NAME, TOKEN_BYTES_MAX,
+};
 pub use jaas::{Jaas, JaasError, LoginModule};

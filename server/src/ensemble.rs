@@ -1012,6 +1012,7 @@ pub fn run(
     let election_listener = bind(listen.election, "election", config.election_port_bind_retry)?;
     let mut transport_config = rzk_peer::TransportConfig::new(setup.me, setup.peers.clone());
     transport_config.tls = quorum_tls(&config)?;
+    transport_config.sasl = quorum_sasl(&config)?;
     let transport = Transport::start(transport_config, quorum_listener, election_listener)
         .map_err(|e| format!("cannot start the peer transport: {e}"))?;
 
@@ -1304,5 +1305,66 @@ fn quorum_tls(config: &crate::config::Config) -> Result<Option<rzk_peer::QuorumT
     Ok(Some(rzk_peer::QuorumTls {
         server: std::sync::Arc::new(server),
         client: std::sync::Arc::new(client),
+    }))
+}
+
+/// Quorum SASL from the quorum.auth.* keys and the JAAS file's QuorumServer (users this
+/// server accepts) and QuorumLearner (the user it dials as) sections; None without
+/// quorum.auth.enableSasl. Like ZooKeeper, both sections must be there whatever the
+/// require flags say.
+fn quorum_sasl(config: &crate::config::Config) -> Result<Option<rzk_peer::QuorumSasl>, String> {
+    if !config.quorum_sasl {
+        return Ok(None);
+    }
+    let path = config.jaas_config.as_ref().ok_or(
+        "quorum.auth.enableSasl=true, but no JAAS file is set (java.security.auth.login.config)",
+    )?;
+    let jaas =
+        rzk_sasl::Jaas::load(path).map_err(|e| format!("quorum.auth.enableSasl=true: {e}"))?;
+    let server_section = &config.quorum_server_login_context;
+    let server = rzk_sasl::Credentials::from_jaas(&jaas, server_section, None).map_err(|e| {
+        format!("quorum.auth.enableSasl=true: {e} (quorum.auth.server.saslLoginContext)")
+    })?;
+    let learner_section = &config.quorum_learner_login_context;
+    let modules = jaas
+        .section(learner_section)
+        .filter(|modules| !modules.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "quorum.auth.enableSasl=true: no '{learner_section}' section in {} \
+                 (quorum.auth.learner.saslLoginContext)",
+                path.display()
+            )
+        })?;
+    // The last definition wins, as in Java's option maps.
+    let option = |key: &str| {
+        modules
+            .iter()
+            .flat_map(|module| module.options.iter())
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, value)| value.clone())
+            .ok_or_else(|| {
+                format!(
+                    "quorum.auth.enableSasl=true: section '{learner_section}' of {} has no {key} option",
+                    path.display()
+                )
+            })
+    };
+    let learner_username = option("username")?;
+    let learner_password = option("password")?;
+    info!(
+        learner_require = config.quorum_learner_require_sasl,
+        server_require = config.quorum_server_require_sasl,
+        users = server.user_count(),
+        learner = %learner_username,
+        "server-to-server connections use SASL DIGEST-MD5 (quorum.auth.enableSasl)"
+    );
+    Ok(Some(rzk_peer::QuorumSasl {
+        server: std::sync::Arc::new(server),
+        learner_username,
+        learner_password,
+        learner_require: config.quorum_learner_require_sasl,
+        server_require: config.quorum_server_require_sasl,
     }))
 }
