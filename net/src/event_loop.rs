@@ -402,6 +402,9 @@ impl EventLoop {
         }
         let _ = stream.set_nodelay(true);
         let stats = Arc::new(ConnStats::new(peer, now_ms()));
+        if tls.is_some() {
+            stats.transport.store(ConnStats::TLS, Ordering::Relaxed);
+        }
         self.shared.conns.lock().push((id, stats.clone()));
         self.shared
             .stats
@@ -495,6 +498,9 @@ impl EventLoop {
             },
         };
         debug!(peer = %c.peer, %subject, "TLS established with a client certificate");
+        c.stats
+            .transport
+            .store(ConnStats::MUTUAL_TLS, Ordering::Relaxed);
         if security.x509_super_user.as_deref() == Some(subject.as_str()) {
             c.auth_ids.push(Id::new("super", &subject));
         }

@@ -2,7 +2,7 @@
 //! atomics: monitoring may see a figure a moment old, never a torn one.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, AtomicU8, Ordering};
 
 use parking_lot::Mutex;
 
@@ -100,9 +100,20 @@ pub struct ConnStats {
     pub last_zxid: AtomicI64,
     pub last_response_ms: AtomicU64,
     pub latency: Latency,
+    /// How the connection is carried: `PLAIN`, `TLS` (secureClientPort, no client
+    /// certificate) or `MUTUAL_TLS` (with one).
+    pub transport: AtomicU8,
 }
 
 impl ConnStats {
+    pub const PLAIN: u8 = 0;
+    pub const TLS: u8 = 1;
+    pub const MUTUAL_TLS: u8 = 2;
+
+    pub fn secure(&self) -> bool {
+        self.transport.load(Ordering::Relaxed) != Self::PLAIN
+    }
+
     pub fn new(peer: SocketAddr, now_ms: u64) -> Self {
         ConnStats {
             peer,
@@ -117,6 +128,7 @@ impl ConnStats {
             last_zxid: AtomicI64::new(-1),
             last_response_ms: AtomicU64::new(0),
             latency: Latency::default(),
+            transport: AtomicU8::new(Self::PLAIN),
         }
     }
 

@@ -373,11 +373,6 @@ pub fn parse_four_letter_words(value: &str) -> Result<Vec<FourLetterWord>, Strin
 impl Config {
     /// Reads a zoo.cfg. Relative dataDir/dataLogDir stay relative to the working directory,
     /// as in ZooKeeper.
-    #[cfg(test)]
-    pub fn from_file(path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
-        Config::from_file_and_jvm_flags(path, "")
-    }
-
     /// A zoo.cfg with the system properties of SERVER_JVMFLAGS under it.
     pub fn from_file_and_jvm_flags(
         path: &Path,
@@ -926,5 +921,45 @@ mystery.key=1
         assert_eq!(parse_line("a b"), Some(("a".into(), "b".into())));
         assert_eq!(parse_line("  ! comment"), None);
         assert_eq!(parse_line("k="), Some(("k".into(), "".into())));
+    }
+
+    #[test]
+    fn jvm_flags_set_system_properties_under_zoo_cfg() {
+        let flags = "-Xmx2g -Dlog4j.configuration=file:x -Djava.security.auth.login.config=/etc/jaas.conf \
+                     -Dzookeeper.superUser=admin -Dzookeeper.sessionRequireClientSASLAuth=true \
+                     -Dzookeeper.ssl.keyStore.location=/jvm.p12 -Dzookeeper.authProvider.1=com.example.Custom";
+        let text = "ssl.keyStore.location=/cfg.p12\nsecureClientPort=2281\n";
+        let (config, warnings) =
+            Config::from_sources(Config::file_base(), flags, text, "zoo.cfg").unwrap();
+        assert_eq!(config.jaas_config, Some(PathBuf::from("/etc/jaas.conf")));
+        assert_eq!(config.sasl_super_users, vec!["admin".to_string()]);
+        assert_eq!(config.enforced_auth_schemes(), vec!["sasl".to_string()]);
+        // zoo.cfg wins over the JVM flag, as in ZooKeeper's ZKConfig.
+        assert_eq!(config.ssl.get("ssl.keyStore.location").unwrap(), "/cfg.p12");
+        assert_eq!(config.secure_client_port, Some(2281));
+        // JVM-only flags say nothing; a provider rzk cannot load does.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].0.contains("com.example.Custom"), "{warnings:?}");
+    }
+
+    #[test]
+    fn enforced_authentication_needs_known_schemes() {
+        let err = Config::from_text("enforce.auth.enabled=true\n", "zoo.cfg")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("enforce.auth.schemes"), "{err}");
+        let err = Config::from_text(
+            "enforce.auth.enabled=true\nenforce.auth.schemes=sasl,kerberos\n",
+            "zoo.cfg",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("kerberos"), "{err}");
+        let (config, _) = Config::from_text(
+            "enforce.auth.enabled=true\nenforce.auth.schemes=x509, sasl\n",
+            "zoo.cfg",
+        )
+        .unwrap();
+        assert_eq!(config.enforced_auth_schemes(), vec!["x509", "sasl"]);
     }
 }

@@ -310,7 +310,9 @@ pub fn mntr_core_pairs(ctx: &Context<'_>) -> Vec<(String, String)> {
         ),
         (
             "zk_tls_handshake_exceeded",
-            s.tls_handshakes_exceeded.load(Ordering::Relaxed).to_string(),
+            s.tls_handshakes_exceeded
+                .load(Ordering::Relaxed)
+                .to_string(),
         ),
         (
             "zk_digest_mismatches_count",
@@ -390,7 +392,11 @@ pub fn render(word: FourLetterWord, argument: Option<i64>, ctx: &Context<'_>) ->
             let c = ctx.config;
             let _ = writeln!(out, "clientPort={}", c.client_port);
             let _ = writeln!(out, "clientPortAddress={}", c.client_port_address);
-            let _ = writeln!(out, "secureClientPort=-1");
+            let _ = writeln!(
+                out,
+                "secureClientPort={}",
+                c.secure_client_port.map_or(-1, i32::from)
+            );
             let _ = writeln!(out, "dataDir={}", c.data_dir.display());
             let (data_size, log_size) = dir_sizes(&c.data_dir, &c.data_log_dir);
             let _ = writeln!(out, "dataDirSize={data_size}");

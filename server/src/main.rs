@@ -455,13 +455,24 @@ fn client_security(config: &Config) -> Result<rzk_net::Security, String> {
         Some(path) => {
             let jaas = rzk_sasl::Jaas::load(path)
                 .map_err(|e| format!("java.security.auth.login.config: {e}"))?;
-            let credentials = rzk_sasl::Credentials::from_jaas(
-                &jaas,
-                &config.sasl_server_section,
-                config.sasl_super_password.as_deref(),
-            )
-            .map_err(|e| format!("java.security.auth.login.config={}: {e}", path.display()))?;
-            Some(Arc::new(credentials))
+            // A file made for the quorum's or a client's sections alone leaves client SASL
+            // off, as in ZooKeeper (which fails only when the file does not load).
+            if jaas
+                .section(&config.sasl_server_section)
+                .is_none_or(|modules| modules.is_empty())
+            {
+                info!(file = %path.display(), section = %config.sasl_server_section,
+                    "no SASL users for clients: the JAAS file has no such section");
+                None
+            } else {
+                let credentials = rzk_sasl::Credentials::from_jaas(
+                    &jaas,
+                    &config.sasl_server_section,
+                    config.sasl_super_password.as_deref(),
+                )
+                .map_err(|e| format!("java.security.auth.login.config={}: {e}", path.display()))?;
+                Some(Arc::new(credentials))
+            }
         }
     };
     let enforce_auth_schemes = config.enforced_auth_schemes();

@@ -63,10 +63,10 @@ fn server_stats_object(ctx: &Context<'_>) -> Value {
         "min_latency": s.latency.min_ms(),
         "num_alive_client_connections": ctx.shared.conns.lock().len(),
         "auth_failed_count": s.auth_failed.load(Ordering::Relaxed),
-        // ZooKeeper counts these only in its Netty connection factory, for connections that
-        // skipped TLS client authentication; rzk has no TLS listener.
-        "non_mtlsremote_conn_count": 0,
-        "non_mtlslocal_conn_count": 0,
+        // ZooKeeper's Netty factory counts TLS connections that skipped client
+        // authentication (ssl.clientAuth want or none), from loopback or elsewhere.
+        "non_mtlsremote_conn_count": non_mtls(ctx, false),
+        "non_mtlslocal_conn_count": non_mtls(ctx, true),
         "uptime": ctx.now_ms.saturating_sub(ctx.shared.started_ms),
     })
 }
@@ -112,30 +112,44 @@ fn connection_info(c: &ConnStats, brief: bool) -> Value {
     Value::Object(info)
 }
 
-fn all_connections(ctx: &Context<'_>, brief: bool) -> Value {
+/// The connections on the plain port (`secure` false) or on secureClientPort.
+fn all_connections(ctx: &Context<'_>, brief: bool, secure: bool) -> Value {
     let conns = ctx.shared.conns.lock();
     Value::Array(
         conns
             .iter()
+            .filter(|(_, c)| c.secure() == secure)
             .map(|(_, c)| connection_info(c, brief))
             .collect(),
     )
 }
 
+fn non_mtls(ctx: &Context<'_>, local: bool) -> usize {
+    ctx.shared
+        .conns
+        .lock()
+        .iter()
+        .filter(|(_, c)| c.transport.load(Ordering::Relaxed) == ConnStats::TLS)
+        .filter(|(_, c)| c.peer.ip().is_loopback() == local)
+        .count()
+}
+
 /// stats/stat: server_stats plus every connection, briefly.
 pub(super) fn stats(ctx: &Context<'_>, params: &Params) -> Fields {
     let mut out = server_stats(ctx, params);
-    out.insert("connections".into(), all_connections(ctx, true));
-    // rzk has no TLS port; ZooKeeper answers an empty list when it has none either.
-    out.insert("secure_connections".into(), json!([]));
+    out.insert("connections".into(), all_connections(ctx, true, false));
+    out.insert(
+        "secure_connections".into(),
+        all_connections(ctx, true, true),
+    );
     out
 }
 
 /// connections/cons.
 pub(super) fn connections(ctx: &Context<'_>, _: &Params) -> Fields {
     fields(json!({
-        "connections": all_connections(ctx, false),
-        "secure_connections": [],
+        "connections": all_connections(ctx, false, false),
+        "secure_connections": all_connections(ctx, false, true),
     }))
 }
 
