@@ -9,13 +9,11 @@ never gets a connection, so never joins. Runs against rzk (default) and Apache Z
 
 import os
 import sys
-import time
 from pathlib import Path
-
-from kazoo.client import KazooClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
 
+from ensemble_checks import forms_replicates_and_survives_its_leader, outsider_cannot_join  # noqa: E402
 from zkensemble import Ensemble  # noqa: E402
 
 TARGET = os.environ.get("ZK_TARGET", "rzk")
@@ -28,13 +26,8 @@ SASL_CFG = {
 
 
 def jaas_file(path, learner_password="mypassword"):
-    # The Server section (client SASL) is not needed by ZooKeeper here, but rzk refuses a
-    # JAAS file without one; clients still connect without SASL.
+    # No Server section: client SASL stays off, the quorum's sections suffice.
     path.write_text(
-        "Server {\n"
-        "    org.apache.zookeeper.server.auth.DigestLoginModule required\n"
-        '    user_client="clientpassword";\n'
-        "};\n"
         "QuorumServer {\n"
         "    org.apache.zookeeper.server.auth.DigestLoginModule required\n"
         '    user_test="mypassword";\n'
@@ -48,12 +41,6 @@ def jaas_file(path, learner_password="mypassword"):
     return path
 
 
-def client(hosts):
-    c = KazooClient(hosts=hosts, timeout=10.0, connection_retry=dict(max_tries=-1, delay=0.05, max_delay=0.5))
-    c.start(timeout=15)
-    return c
-
-
 def test_an_ensemble_with_quorum_sasl_forms_replicates_and_survives_its_leader(tmp_path):
     jaas = jaas_file(tmp_path / "jaas.conf")
     e = Ensemble(
@@ -63,38 +50,7 @@ def test_an_ensemble_with_quorum_sasl_forms_replicates_and_survives_its_leader(t
         extra_cfg=SASL_CFG,
         jvm_props={"java.security.auth.login.config": str(jaas)},
     )
-    clients = []
-    try:
-        e.start()
-        leader = e.leader()
-        writer = client(e[leader].hosts)
-        clients.append(writer)
-        writer.create("/over-sasl", b"v1")
-        for sid in e.ids:
-            c = client(e[sid].hosts)
-            clients.append(c)
-            c.sync("/")
-            assert c.get("/over-sasl")[0] == b"v1", sid
-        e.kill(leader)
-        survivors = [sid for sid in e.ids if sid != leader]
-        new_leader = e.leader()
-        assert new_leader in survivors
-        c = client(e.hosts(survivors))
-        clients.append(c)
-        c.set("/over-sasl", b"v2")
-        for sid in survivors:
-            r = client(e[sid].hosts)
-            clients.append(r)
-            r.sync("/")
-            assert r.get("/over-sasl")[0] == b"v2", sid
-    except Exception:
-        print(e.log_tails())
-        raise
-    finally:
-        for c in clients:
-            c.stop()
-            c.close()
-        e.stop_all()
+    forms_replicates_and_survives_its_leader(e, "/over-sasl")
 
 
 def test_a_server_with_a_wrong_learner_password_cannot_join(tmp_path):
@@ -109,27 +65,4 @@ def test_a_server_with_a_wrong_learner_password_cannot_join(tmp_path):
     # Server 3 accepts the right user, but logs in to its peers with a wrong password.
     wrong = jaas_file(tmp_path / "jaas-wrong.conf", learner_password="not-the-password")
     e[3].jvm_props["java.security.auth.login.config"] = str(wrong)
-    clients = []
-    try:
-        e.start(sids=[1, 2])
-        writer = client(e.hosts([1, 2]))
-        clients.append(writer)
-        writer.create("/members-only", b"secret")
-        e[3].launch()
-        # Long enough for several election rounds and dials at rzk's and ZooKeeper's pace.
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline:
-            assert e.mode(3) is None, "server 3 joined with a wrong password"
-            time.sleep(0.2)
-        assert e[3].running(), "server 3 should keep trying, not exit:\n" + e[3].log_tail()
-        # The two authenticated servers still serve and agree.
-        assert sorted(m for m in (e.mode(1), e.mode(2))) == ["follower", "leader"]
-        writer.set("/members-only", b"still")
-    except Exception:
-        print(e.log_tails())
-        raise
-    finally:
-        for c in clients:
-            c.stop()
-            c.close()
-        e.stop_all()
+    outsider_cannot_join(e, 3, "with a wrong password")
