@@ -670,6 +670,11 @@ impl EventLoop {
                 }
             }
         }
+        self.finish_read(token, eof);
+    }
+
+    /// After a read: answer what arrived, then close on end of stream or send what is due.
+    fn finish_read(&mut self, token: Token, eof: bool) {
         self.process_frames(token);
         if eof {
             self.close(token, "client closed the connection");
@@ -766,12 +771,7 @@ impl EventLoop {
         if established {
             self.tls_established(token);
         }
-        self.process_frames(token);
-        if eof {
-            self.close(token, "client closed the connection");
-        } else {
-            self.flush(token);
-        }
+        self.finish_read(token, eof);
     }
 
     /// Decodes and dispatches every complete frame buffered for a connection. Not re-entrant:
