@@ -690,6 +690,17 @@ impl Core {
     }
 
     fn synced(&mut self, id: u64, ok: bool, actions: &mut Actions) {
+        if let Some(held) = self.front.revalidating.remove(&id) {
+            if ok {
+                self.connect_once(held.conn, held.request, held.auth_ids, true, actions);
+            } else {
+                actions.outputs.push(Output::Close {
+                    conn: held.conn,
+                    reason: "session could not be revalidated with a leader",
+                });
+            }
+            return;
+        }
         let Some(session_id) = self.front.syncs.remove(&id) else {
             return;
         };
@@ -781,6 +792,18 @@ impl Core {
         auth_ids: Vec<Id>,
         actions: &mut Actions,
     ) {
+        self.connect_once(conn, request, auth_ids, false, actions)
+    }
+
+    /// `connect`; `caught_up` once a learner has synced with its leader for this connect.
+    fn connect_once(
+        &mut self,
+        conn: ConnId,
+        request: ConnectRequest,
+        auth_ids: Vec<Id>,
+        caught_up: bool,
+        actions: &mut Actions,
+    ) {
         if request.last_zxid_seen > self.released.last_zxid() {
             // The client has seen a newer state than ours (it talked to another server); it
             // must not go back in time, so refuse as ZooKeeper does.
@@ -836,10 +859,32 @@ impl Core {
             }
             return;
         }
-        let valid = self
-            .sessions
-            .get(request.session_id)
-            .is_some_and(|s| !s.closing && s.passwd.as_slice() == request.passwd.as_slice());
+        let known = self.sessions.get(request.session_id);
+        let valid =
+            known.is_some_and(|s| !s.closing && s.passwd.as_slice() == request.passwd.as_slice());
+        if known.is_none()
+            && !caught_up
+            && self.ensemble.is_some()
+            && matches!(self.role, Role::Learner)
+        {
+            // The session may have been created through another server a moment ago, its
+            // createSession not yet applied here: ZooKeeper's learner asks its leader
+            // (REVALIDATE). A sync round does it here: once it is over, every session
+            // committed before it is in this server's table, and the connect is decided
+            // again (`synced`).
+            let id = self.front.next_sync_id;
+            self.front.next_sync_id += 1;
+            self.front.revalidating.insert(
+                id,
+                front::Revalidating {
+                    conn,
+                    request,
+                    auth_ids,
+                },
+            );
+            actions.syncs.push(id);
+            return;
+        }
         if !valid {
             return Self::refuse_session(conn, request.read_only.map(|_| false), actions);
         }

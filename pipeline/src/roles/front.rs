@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use rzk_proto::{ErrorCode, Id, Request, Response, WatcherEvent, WatcherType};
+use rzk_proto::{ConnectRequest, ErrorCode, Id, Request, Response, WatcherEvent, WatcherType};
 use rzk_tree::watch::{Fired, WatchRegistry};
 use rzk_tree::Tree;
 
@@ -32,6 +32,16 @@ pub(super) struct Front {
     /// Each unanswered sync round's session.
     pub syncs: HashMap<u64, i64>,
     pub next_sync_id: u64,
+    /// Learner: re-attaches to a session this server did not know, each waiting for its
+    /// sync round (by id) before it is decided again.
+    pub revalidating: HashMap<u64, Revalidating>,
+}
+
+/// A connect held until this learner has caught up with its leader.
+pub(super) struct Revalidating {
+    pub conn: ConnId,
+    pub request: ConnectRequest,
+    pub auth_ids: Vec<Id>,
 }
 
 impl Front {
@@ -75,6 +85,7 @@ impl Front {
     }
 
     pub fn disconnected(&mut self, conn: ConnId) {
+        self.revalidating.retain(|_, r| r.conn != conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -101,6 +112,7 @@ impl Front {
     /// answered here, and their clients reconnect and re-register their watches.
     pub fn close_all(&mut self, reason: &'static str, actions: &mut Actions) {
         let mut conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        conns.extend(self.revalidating.drain().map(|(_, r)| r.conn));
         conns.sort_unstable();
         for conn in conns {
             actions.outputs.push(Output::Close { conn, reason });

@@ -1275,3 +1275,63 @@ fn an_upgrade_at_the_end_of_an_epoch_numbers_the_write_in_the_next_one() {
         session
     );
 }
+
+/// A client re-attaches on a learner to a session created through the leader whose
+/// createSession has not reached the learner yet (ZooKeeper's learner asks the leader,
+/// REVALIDATE): the connect waits for a sync round, then is decided against the caught-up
+/// table. A session unknown even then is refused.
+#[test]
+fn a_reattach_to_a_session_the_learner_has_not_applied_yet_waits_for_a_sync() {
+    let mut pair = ensemble_pair();
+    let mut leader = Actions::default();
+    pair.leader.step(
+        pair.clock(),
+        connect_input(LEADER_CONN, 0, vec![0; 16]),
+        &mut leader,
+    );
+    let txns = std::mem::take(&mut leader.append);
+    let digest = pair.leader.proposed_digest();
+    pair.leader.seal_batch();
+    let zxid = txns.last().expect("a createSession").zxid;
+    pair.leader
+        .step(pair.clock(), Input::Committed { zxid }, &mut leader);
+    let session = established(&leader.outputs, LEADER_CONN).expect("created on the leader");
+    let passwd = passwd(&pair.leader, session);
+
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        connect_input(LEARNER_CONN, session, passwd.clone()),
+        &mut actions,
+    );
+    assert_eq!(actions.syncs.len(), 1, "one sync round before deciding");
+    assert!(
+        actions.outputs.is_empty(),
+        "neither refused nor established yet: {:?}",
+        actions.outputs
+    );
+    let id = actions.syncs[0];
+    pair.learner.step(
+        pair.clock(),
+        Input::Replicated { txns, digest },
+        &mut Actions::default(),
+    );
+    let mut actions = Actions::default();
+    pair.learner
+        .step(pair.clock(), Input::Synced { id, ok: true }, &mut actions);
+    assert_eq!(established(&actions.outputs, LEARNER_CONN), Some(session));
+
+    // A session nobody created: refused once the round is over.
+    let mut actions = Actions::default();
+    pair.learner.step(
+        pair.clock(),
+        connect_input(LEARNER_CONN + 1, 0x7777, passwd),
+        &mut actions,
+    );
+    let id = actions.syncs[0];
+    let mut actions = Actions::default();
+    pair.learner
+        .step(pair.clock(), Input::Synced { id, ok: true }, &mut actions);
+    assert_eq!(established(&actions.outputs, LEARNER_CONN + 1), None);
+    assert!(closed(&actions.outputs, LEARNER_CONN + 1));
+}
