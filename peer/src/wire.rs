@@ -29,6 +29,20 @@ use rzk_quorum::{Entry, Message, PeerState, Sid, Vote};
 pub const VERSION: i32 = 3;
 const MAGIC: &[u8; 4] = b"rzkP";
 
+/// A boolean as this wire writes it, 0 or 1. Jute's reader takes any non-zero byte as true;
+/// here that would let two byte strings mean one frame, and a frame must re-encode to the
+/// very bytes it was read from (the fuzz target `peer` checks it).
+fn flag(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
+    match r.byte()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        value => Err(DecodeError::Unknown {
+            what: "boolean byte",
+            value: i32::from(value),
+        }),
+    }
+}
+
 /// The largest frame a reader accepts from a linked peer: one announcing more is refused
 /// before anything of it is buffered. A proposal batch is far smaller; a SNAP travels in one
 /// frame today (its compressed snapshot), which bounds the tree an ensemble can resync.
@@ -460,7 +474,7 @@ fn decode_hello(body: &[u8], name: &'static str) -> Result<Hello, WireError> {
         });
     }
     let sid = r.long().map_err(malformed)? as u64;
-    let channel = if r.bool().map_err(malformed)? {
+    let channel = if flag(&mut r).map_err(malformed)? {
         Channel::Quorum
     } else {
         Channel::Election
@@ -741,17 +755,17 @@ fn decode_message(kind: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
         kind::FOLLOWER_INFO => Message::FollowerInfo {
             accepted_epoch: read_epoch(r)?,
             last_zxid: read_zxid(r)?,
-            observer: r.bool()?,
+            observer: flag(r)?,
         },
         kind::LEADER_INFO => Message::LeaderInfo {
             epoch: read_epoch(r)?,
         },
         kind::ACK_EPOCH => Message::AckEpoch {
             epoch: read_epoch(r)?,
-            fresh: r.bool()?,
+            fresh: flag(r)?,
             current_epoch: read_epoch(r)?,
             last_zxid: read_zxid(r)?,
-            snap: r.bool()?,
+            snap: flag(r)?,
         },
         kind::TRUNC => Message::Trunc {
             after: read_zxid(r)?,
@@ -806,7 +820,7 @@ fn decode_message(kind: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> 
         },
         kind::ACK_NEW_EPOCH => Message::AckNewEpoch {
             epoch: read_epoch(r)?,
-            fresh: r.bool()?,
+            fresh: flag(r)?,
         },
         other => unreachable!("kind {other} is named but not a message"),
     })
@@ -892,4 +906,39 @@ fn decode_forwarded(r: &mut Reader<'_>, kind: &'static str) -> Result<Forwarded,
         auth_ids,
         op,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `peer` fuzz target: a boolean byte of 0xa1 decoded as true and
+    /// re-encoded as 1, so two byte strings meant one frame.
+    #[test]
+    fn a_boolean_byte_other_than_0_or_1_is_refused() {
+        let mut w = Writer::new();
+        let kind = encode_message(
+            &Message::FollowerInfo {
+                accepted_epoch: 3,
+                last_zxid: Zxid::from_i64(0x3_0000_0007),
+                observer: true,
+            },
+            &mut w,
+        );
+        let mut body = w.bytes.clone();
+        let mut out = Vec::new();
+        frame_out(kind, &body, &mut out);
+        let (frame, _) = decode(&out, MAX_FRAME_BYTES).unwrap().unwrap();
+        assert!(
+            matches!(
+                frame,
+                Frame::Message(Message::FollowerInfo { observer: true, .. })
+            ),
+            "{frame:?}"
+        );
+        *body.last_mut().unwrap() = 0xa1;
+        let mut out = Vec::new();
+        frame_out(kind, &body, &mut out);
+        assert!(decode(&out, MAX_FRAME_BYTES).is_err());
+    }
 }

@@ -78,6 +78,11 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0] != 0)
     }
 
+    /// One raw byte (jute's own `bool` takes any non-zero byte as true).
+    pub fn byte(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
     /// A buffer; `None` is jute's null (length -1).
     pub fn buffer(&mut self) -> Result<Option<&'a [u8]>, DecodeError> {
         let offset = self.offset;
