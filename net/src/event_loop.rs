@@ -635,14 +635,14 @@ impl EventLoop {
     }
 
     fn on_readable(&mut self, token: Token) {
-        if self.conns.get(&token).is_some_and(|c| c.tls.is_some()) {
-            return self.on_readable_tls(token);
-        }
         let mut eof = false;
         {
             let Some(c) = self.conns.get_mut(&token) else {
                 return;
             };
+            if c.tls.is_some() {
+                return self.on_readable_tls(token);
+            }
             let mut chunk = [0u8; READ_CHUNK_BYTES];
             loop {
                 if c.outbound.len() >= OUTBOUND_PAUSE_BYTES || c.state == State::FourLetter {
