@@ -166,9 +166,9 @@ fn rzk_tree_at(zxid: Zxid) -> rzk_tree::Tree {
         fresh.paths().map(|(p, n)| {
             (
                 p.to_string(),
-                n.stat,
-                n.data.as_deref().map(<[u8]>::to_vec),
-                n.acl.to_vec(),
+                n.stat(),
+                n.data().map(<[u8]>::to_vec),
+                n.acl().to_vec(),
             )
         }),
     )

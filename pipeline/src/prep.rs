@@ -21,11 +21,11 @@ pub struct Caller<'a> {
 type Prepped = Result<TxnBody, ErrorCode>;
 
 fn node<'t>(tree: &'t Tree, path: &str) -> Result<&'t Znode, ErrorCode> {
-    tree.get(path).map(|n| &**n).ok_or(ErrorCode::NoNode)
+    tree.get(path).ok_or(ErrorCode::NoNode)
 }
 
 fn check_acl(node: &Znode, perm: i32, caller: &Caller<'_>) -> Result<(), ErrorCode> {
-    if acl::allowed(&node.acl, perm, caller.auth_ids) {
+    if acl::allowed(node.acl(), perm, caller.auth_ids) {
         Ok(())
     } else {
         Err(ErrorCode::NoAuth)
@@ -93,7 +93,7 @@ pub fn create(tree: &Tree, req: &CreateRequest, caller: &Caller<'_>) -> Prepped 
     let parent = node(tree, parent_path)?;
     check_acl(parent, perms::CREATE, caller)?;
     let path = if mode.is_sequential() {
-        format!("{}{:010}", req.path, parent.stat.cversion)
+        format!("{}{:010}", req.path, parent.stat().cversion)
     } else {
         req.path.clone()
     };
@@ -118,7 +118,7 @@ pub fn create(tree: &Tree, req: &CreateRequest, caller: &Caller<'_>) -> Prepped 
         data: req.data.clone(),
         acl,
         ephemeral_owner,
-        parent_cversion: parent.stat.cversion + 1,
+        parent_cversion: parent.stat().cversion + 1,
         reply_stat: req.op != rzk_proto::OpCode::Create,
     })
 }
@@ -130,8 +130,8 @@ pub fn delete(tree: &Tree, path: &str, version: i32, caller: &Caller<'_>) -> Pre
     let parent = node(tree, parent_of(path)?)?;
     check_acl(parent, perms::DELETE, caller)?;
     let target = node(tree, path)?;
-    next_version(target.stat.version, version)?;
-    if !target.children.is_empty() {
+    next_version(target.stat().version, version)?;
+    if !target.children().is_empty() {
         return Err(ErrorCode::NotEmpty);
     }
     Ok(TxnBody::Delete {
@@ -146,7 +146,7 @@ pub fn delete_container(tree: &Tree, path: &str) -> Prepped {
         return Err(ErrorCode::BadArguments);
     }
     let target = node(tree, path)?;
-    if !target.children.is_empty() {
+    if !target.children().is_empty() {
         return Err(ErrorCode::NotEmpty);
     }
     if matches!(
@@ -171,7 +171,7 @@ pub fn set_data(
     validate(path)?;
     let target = node(tree, path)?;
     check_acl(target, perms::WRITE, caller)?;
-    let version = next_version(target.stat.version, version)?;
+    let version = next_version(target.stat().version, version)?;
     Ok(TxnBody::SetData {
         path: path.to_owned(),
         data: data.clone(),
@@ -190,7 +190,7 @@ pub fn set_acl(
     let acl = fixup_acl(list, caller)?;
     let target = node(tree, path)?;
     check_acl(target, perms::ADMIN, caller)?;
-    let aversion = next_version(target.stat.aversion, version)?;
+    let aversion = next_version(target.stat().aversion, version)?;
     Ok(TxnBody::SetAcl {
         path: path.to_owned(),
         acl,
@@ -202,7 +202,7 @@ pub fn check(tree: &Tree, path: &str, version: i32, caller: &Caller<'_>) -> Prep
     validate(path)?;
     let target = node(tree, path)?;
     check_acl(target, perms::READ, caller)?;
-    next_version(target.stat.version, version)?;
+    next_version(target.stat().version, version)?;
     Ok(TxnBody::Check {
         path: path.to_owned(),
     })

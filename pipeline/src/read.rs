@@ -70,12 +70,12 @@ pub fn sets_watch(request: &Request) -> bool {
 /// the root.
 fn lookup<'t>(tree: &'t Tree, path: &str) -> Option<&'t Znode> {
     let path = if path.is_empty() { "/" } else { path };
-    tree.get(path).map(|n| &**n)
+    tree.get(path)
 }
 
 fn readable<'t>(tree: &'t Tree, path: &str, ids: &[Id]) -> Result<&'t Znode, ErrorCode> {
     let node = lookup(tree, path).ok_or(ErrorCode::NoNode)?;
-    if acl::allowed(&node.acl, perms::READ, ids) {
+    if acl::allowed(node.acl(), perms::READ, ids) {
         Ok(node)
     } else {
         Err(ErrorCode::NoAuth)
@@ -83,11 +83,11 @@ fn readable<'t>(tree: &'t Tree, path: &str, ids: &[Id]) -> Result<&'t Znode, Err
 }
 
 fn children(node: &Znode) -> Vec<String> {
-    node.children.iter().map(|c| c.to_string()).collect()
+    node.children().iter().map(|c| c.to_string()).collect()
 }
 
 fn data(node: &Znode) -> Option<Vec<u8>> {
-    node.data.as_deref().map(<[u8]>::to_vec)
+    node.data().map(<[u8]>::to_vec)
 }
 
 /// Answers a read. Panics if `request` is not one (`is_read` says which are).
@@ -142,14 +142,14 @@ pub fn serve(tree: &Tree, request: &Request, session_id: i64, ids: &[Id]) -> Rea
             let Some(node) = lookup(tree, path) else {
                 return ReadResult::err(ErrorCode::NoNode);
             };
-            if !acl::allowed(&node.acl, perms::READ | perms::ADMIN, ids) {
+            if !acl::allowed(node.acl(), perms::READ | perms::ADMIN, ids) {
                 return ReadResult::err(ErrorCode::NoAuth);
             }
             // Without ADMIN a reader sees digest ids with the hash masked, as ZooKeeper does.
-            let list: Vec<Acl> = if acl::allowed(&node.acl, perms::ADMIN, ids) {
-                node.acl.to_vec()
+            let list: Vec<Acl> = if acl::allowed(node.acl(), perms::ADMIN, ids) {
+                node.acl().to_vec()
             } else {
-                node.acl
+                node.acl()
                     .iter()
                     .map(|a| {
                         let mut a = a.clone();

@@ -325,7 +325,7 @@ fn authorize(ctx: &Context<'_>, ids: &[Id]) -> Result<(), Refused> {
     let Some(root) = ctx.core.released().get("/") else {
         return Err((500, "Error occurred during auth"));
     };
-    if rzk_tree::acl::allowed(&root.acl, perms::ALL, ids) {
+    if rzk_tree::acl::allowed(root.acl(), perms::ALL, ids) {
         Ok(())
     } else {
         Err((403, "Not authorized"))

@@ -137,14 +137,14 @@ pub fn dump_snapshot(file: &Path, with_data: bool) -> Result<(), String> {
     let mut paths: Vec<_> = snapshot.tree.paths().collect();
     paths.sort_by(|a, b| a.0.cmp(b.0));
     for (path, node) in paths {
-        let st = &node.stat;
+        let st = &node.stat();
         let mut l = format!(
             "{path} czxid={:#x} mzxid={:#x} pzxid={:#x} ctime={} mtime={} version={} cversion={} aversion={} owner={:#x} dataLength={} numChildren={}",
             st.czxid, st.mzxid, st.pzxid, st.ctime, st.mtime, st.version, st.cversion, st.aversion,
             st.ephemeral_owner, st.data_length, st.num_children
         );
         if with_data {
-            let data = node.data.as_deref().map(<[u8]>::to_vec);
+            let data = node.data().map(<[u8]>::to_vec);
             let _ = write!(l, " data={}", printable(&data));
         }
         if writeln!(out, "{l}").is_err() {

@@ -81,7 +81,7 @@ pub fn orphaned_ephemerals(core: &Core) -> Vec<String> {
     core.released()
         .paths()
         .filter(|(_, node)| {
-            let owner = node.stat.ephemeral_owner;
+            let owner = node.stat().ephemeral_owner;
             owner != 0 && !sessions.iter().any(|s| s.id == owner)
         })
         .map(|(path, _)| path.to_string())
@@ -95,8 +95,8 @@ pub fn contents(tree: &Tree) -> Vec<(String, rzk_proto::Stat, Option<Vec<u8>>)> 
         .map(|(path, node)| {
             (
                 path.to_string(),
-                node.stat,
-                node.data.as_deref().map(<[u8]>::to_vec),
+                node.stat(),
+                node.data().map(<[u8]>::to_vec),
             )
         })
         .collect();

@@ -2055,7 +2055,7 @@ impl World {
                 continue;
             }
             for path in &c.ephemerals {
-                let owner = leader_tree.get(path).map(|n| n.stat.ephemeral_owner);
+                let owner = leader_tree.get(path).map(|n| n.stat().ephemeral_owner);
                 if owner != Some(*session) {
                     return self.checks.violation(
                         "ephemeral-lifetime",

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use rzk_proto::{Acl, Id, Stat};
-use rzk_tree::{Tree, Znode};
+use rzk_tree::{NodeRecord, Tree, Znode};
 
 use crate::{SessionRecord, Snapshot, SnapshotError};
 
@@ -242,8 +242,8 @@ pub(crate) fn write_body<W: Write>(
         for &(path, node) in &batch {
             stage.put_u32(len_u32(path.len()));
             stage.put(path.as_bytes());
-            stage.put(&stat_bytes(&node.stat));
-            match &node.data {
+            stage.put(&stat_bytes(&node.stat()));
+            match &node.data() {
                 None => stage.put_u32(DATA_NULL),
                 Some(data) => {
                     let data_len = len_u32(data.len());
@@ -252,11 +252,11 @@ pub(crate) fn write_body<W: Write>(
                     stage.put(data);
                 }
             }
-            let (acl_ref, first_use) = acls.lookup(&node.acl);
+            let (acl_ref, first_use) = acls.lookup(node.acl());
             stage.put_u32(acl_ref);
             if first_use {
-                stage.put_u32(len_u32(node.acl.len()));
-                for acl in node.acl.iter() {
+                stage.put_u32(len_u32(node.acl().len()));
+                for acl in node.acl().iter() {
                     stage.put(&acl.perms.to_le_bytes());
                     stage.put_u32(len_u32(acl.id.scheme.len()));
                     stage.put(acl.id.scheme.as_bytes());
@@ -288,11 +288,11 @@ pub(crate) fn write_body<W: Write>(
 /// loads do not depend on each other, so the CPU overlaps their cache misses; taken one by
 /// one inside the copy loop (the nodes of a big tree lie all over the heap) they were about
 /// a third of the encode time.
-fn warm(batch: &[(&Arc<str>, &Arc<Znode>)]) {
+fn warm(batch: &[(&str, &Znode)]) {
     let mut sum = 0u64;
     for (path, node) in batch {
         let first = path.as_bytes().first().copied().unwrap_or(0);
-        sum = sum.wrapping_add(node.stat.mzxid as u64 ^ u64::from(first));
+        sum = sum.wrapping_add(node.stat().mzxid as u64 ^ u64::from(first));
     }
     for (_, node) in batch {
         let data = node.data_bytes();
@@ -558,13 +558,15 @@ fn parse_body(
     let mut nodes = NodeIter {
         r: &mut r,
         acl_lists: Vec::new(),
+        hasher: hasher.clone(),
+        path: String::new(),
         remaining: header.node_count,
         error: None,
     };
     let built = if header.node_count >= rzk_tree::PARALLEL_LOAD_MIN_NODES as u64 {
         build_while_decoding(header.zxid, hasher, &mut nodes)
     } else {
-        Tree::from_nodes_with(header.zxid, hasher, &mut nodes)
+        Tree::from_records(header.zxid, hasher, &mut nodes)
     };
     let NodeIter {
         error, remaining, ..
@@ -599,10 +601,9 @@ fn build_while_decoding(
     hasher: rzk_tree::NodeHasher,
     nodes: &mut NodeIter<'_, '_>,
 ) -> Result<Tree, String> {
-    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<(u64, NodeParts)>>(4);
+    let (batches, received) = std::sync::mpsc::sync_channel::<Vec<NodeRecord>>(4);
     let decoding = &mut *nodes;
     let fallback = hasher.clone();
-    let hashing = hasher.clone();
     let built = std::thread::scope(|scope| {
         let decoder = std::thread::Builder::new()
             .name("rzk-load-decode".into())
@@ -610,12 +611,7 @@ fn build_while_decoding(
             .spawn_scoped(scope, move || {
                 let nodes = decoding;
                 loop {
-                    // Hashed here, while each path is still in this core's cache.
-                    let batch: Vec<(u64, NodeParts)> = nodes
-                        .by_ref()
-                        .take(DECODE_BATCH_NODES)
-                        .map(|parts| (hashing.hash(&parts.0), parts))
-                        .collect();
+                    let batch: Vec<NodeRecord> = nodes.by_ref().take(DECODE_BATCH_NODES).collect();
                     // A failed send means the builder stopped early: the tree is invalid.
                     if batch.is_empty() || batches.send(batch).is_err() {
                         break;
@@ -627,11 +623,7 @@ fn build_while_decoding(
         };
         let built = {
             let received = received;
-            let nodes = received
-                .iter()
-                .flatten()
-                .map(|(hash, (path, stat, data, acl))| (hash, path, stat, data, acl));
-            Tree::from_hashed_nodes(zxid, hasher, nodes)
+            Tree::from_records(zxid, hasher, received.iter().flatten())
         };
         // Dropping the receiver above ends the decoder at its next send if from_nodes
         // stopped early; a panic in it (a bug) is passed on.
@@ -641,7 +633,7 @@ fn build_while_decoding(
         Some(built)
     });
     // No thread to be had: decode here (the failed spawn decoded nothing).
-    built.unwrap_or_else(|| Tree::from_nodes_with(zxid, fallback, nodes))
+    built.unwrap_or_else(|| Tree::from_records(zxid, fallback, nodes))
 }
 
 /// Feeds nodes to `Tree::from_nodes` as they are parsed, so no intermediate Vec of a million
@@ -650,23 +642,24 @@ fn build_while_decoding(
 struct NodeIter<'r, 'a> {
     r: &'r mut BodyReader<'a>,
     /// The ACL lists defined so far, by number; every node naming one gets a clone of the
-    /// same `Arc`, which is all `from_nodes` keeps.
+    /// same `Arc`.
     acl_lists: Vec<Arc<[Acl]>>,
+    hasher: rzk_tree::NodeHasher,
+    /// The path being read, kept while its value is read after it: reused, so a node costs
+    /// one allocation, its own.
+    path: String,
     remaining: u64,
     error: Option<BodyError>,
 }
 
-// Built as the tree keeps them, so that no node's path or data is copied twice.
-type NodeParts = (Arc<str>, Stat, Option<Arc<[u8]>>, Arc<[Acl]>);
-
 impl Iterator for NodeIter<'_, '_> {
-    type Item = NodeParts;
+    type Item = NodeRecord;
 
-    fn next(&mut self) -> Option<NodeParts> {
+    fn next(&mut self) -> Option<NodeRecord> {
         if self.remaining == 0 || self.error.is_some() {
             return None;
         }
-        match read_node(self.r, &mut self.acl_lists) {
+        match read_node(self.r, &mut self.acl_lists, &self.hasher, &mut self.path) {
             Ok(node) => {
                 self.remaining -= 1;
                 Some(node)
@@ -679,18 +672,28 @@ impl Iterator for NodeIter<'_, '_> {
     }
 }
 
+/// Reads one node into its one allocation (the node's own, made here on the decoding thread
+/// while its bytes are in cache), hashing its path for the map on the way.
 fn read_node(
     r: &mut BodyReader<'_>,
     acl_lists: &mut Vec<Arc<[Acl]>>,
-) -> Result<NodeParts, BodyError> {
-    let path = r.str("path", |s| Arc::<str>::from(s))?;
+    hasher: &rzk_tree::NodeHasher,
+    path: &mut String,
+) -> Result<NodeRecord, BodyError> {
+    r.str("path", |s| {
+        path.clear();
+        path.push_str(s);
+    })?;
     let stat = parse_stat(r.take(STAT_BYTES)?);
     let data_len = r.u32()?;
     let data = if data_len == DATA_NULL {
         None
     } else {
-        Some(Arc::from(r.take(data_len as usize)?))
+        Some(r.take(data_len as usize)?)
     };
+    // The ACL list follows the value: the node gets it once read.
+    let no_acl: Arc<[Acl]> = acl_lists.first().cloned().unwrap_or_else(|| Arc::from([]));
+    let mut record = NodeRecord::new(hasher.hash(path), path, &stat, data, no_acl);
     let at = r.offset();
     let acl_ref = r.u32()? as usize;
     if acl_ref == acl_lists.len() {
@@ -717,7 +720,8 @@ fn read_node(
             ),
         });
     };
-    Ok((path, stat, data, acl.clone()))
+    record.set_acl(acl.clone());
+    Ok(record)
 }
 
 /// Pulls decompressed bytes on demand into a buffer that grows only when one field is larger

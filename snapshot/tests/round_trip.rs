@@ -17,13 +17,10 @@ fn round_trip_every_node_kind_and_null_vs_empty_data() {
     assert_same_snapshot(&tree, &sessions, &snapshot);
 
     let got = &snapshot.tree;
-    assert_eq!(got.get("/app/null").unwrap().data, None);
-    assert_eq!(got.get("/app/eph").unwrap().data, None);
-    assert_eq!(
-        got.get("/app/container").unwrap().data.as_deref(),
-        Some(&[][..])
-    );
-    assert_eq!(got.get("/").unwrap().data.as_deref(), Some(&[][..]));
+    assert_eq!(got.get("/app/null").unwrap().data(), None);
+    assert_eq!(got.get("/app/eph").unwrap().data(), None);
+    assert_eq!(got.get("/app/container").unwrap().data(), Some(&[][..]));
+    assert_eq!(got.get("/").unwrap().data(), Some(&[][..]));
     assert_eq!(
         got.get("/app/eph").unwrap().kind(),
         NodeKind::Ephemeral {
@@ -44,9 +41,9 @@ fn round_trip_every_node_kind_and_null_vs_empty_data() {
         .contains("/app/eph"));
     assert!(got.containers().contains("/app/container"));
     assert!(got.ttls().contains("/app/ttl"));
-    assert!(got.get("/app/no-acl").unwrap().acl.is_empty());
+    assert!(got.get("/app/no-acl").unwrap().acl().is_empty());
     assert_eq!(
-        &*got.get("/zookeeper/config").unwrap().acl,
+        &**got.get("/zookeeper/config").unwrap().acl(),
         &Acl::read_unsafe()[..]
     );
 }
@@ -116,11 +113,8 @@ fn body_built_by_the_format_doc_decodes() {
     let snapshot = decode(&frame(99, 2, 1, &b.bytes)).unwrap();
     assert_eq!(snapshot.zxid, 99);
     assert_eq!(snapshot.sessions, &sessions()[..1]);
-    assert_eq!(
-        snapshot.tree.get("/a").unwrap().data.as_deref(),
-        Some(&b"abc"[..])
-    );
-    assert_eq!(snapshot.tree.get("/a").unwrap().stat, stat(1, 0, 3, 0));
+    assert_eq!(snapshot.tree.get("/a").unwrap().data(), Some(&b"abc"[..]));
+    assert_eq!(snapshot.tree.get("/a").unwrap().stat(), stat(1, 0, 3, 0));
 }
 
 /// Big enough that decoding runs on its own thread while the tree is built.

@@ -71,7 +71,14 @@ fn applied_tree(n: usize) -> Tree {
 /// (which is the order a snapshot stores them in).
 fn parts(tree: &Tree) -> Vec<Parts> {
     tree.paths()
-        .map(|(p, n)| (p.clone(), n.stat, n.data.clone(), n.acl.clone()))
+        .map(|(p, n)| {
+            (
+                Arc::from(p),
+                n.stat(),
+                n.data().map(Arc::from),
+                n.acl().clone(),
+            )
+        })
         .collect()
 }
 

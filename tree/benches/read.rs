@@ -132,8 +132,8 @@ fn read(published: &ArcSwap<Tree>, path: &str) -> (Option<Vec<u8>>, rzk_proto::S
     let node = tree
         .get(path)
         .expect("readers read only nodes the writer keeps");
-    assert!(acl::allowed(&node.acl, perms::READ, &[]));
-    (node.data.as_deref().map(<[u8]>::to_vec), node.client_stat())
+    assert!(acl::allowed(node.acl(), perms::READ, &[]));
+    (node.data().map(<[u8]>::to_vec), node.client_stat())
 }
 
 /// Wall time for `reader_count` threads to do `iters` reads each, started together.

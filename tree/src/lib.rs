@@ -7,11 +7,15 @@
 //! watch registry (`watch`), path rules (`path`) and ACL matching (`acl`).
 //!
 //! Never: decide a ZooKeeper outcome (that is prep's job), do I/O, read a clock.
-//! Invariants: `stat.num_children == children.len()`, `stat.data_length == data.len()`, every
-//! node but "/" has its parent in the map and is listed among the parent's children.
+//! Invariants: every node but "/" has its parent in the map and is listed among the parent's
+//! children (a Stat's numChildren and dataLength are read off the node, never stored apart).
+//! Layout: each znode is one allocation (`node`), kept in a persistent hash trie keyed by the
+//! path inside it (`map`); `tests/memory.rs` guards the bytes per znode.
 
 pub mod acl;
+mod map;
 pub mod name;
+mod node;
 pub mod path;
 pub mod quota;
 pub mod watch;
@@ -21,7 +25,9 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdSet};
 use rzk_proto::{Acl, ErrorCode, Stat, Txn, TxnBody};
 
+use map::NodeMap;
 pub use name::ChildName;
+pub use node::Znode;
 
 /// `EphemeralType.CONTAINER_EPHEMERAL_OWNER`: containers carry this as their ephemeralOwner.
 pub const CONTAINER_EPHEMERAL_OWNER: i64 = i64::MIN;
@@ -59,45 +65,6 @@ impl NodeKind {
                 session_id: ephemeral_owner,
             }
         }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Znode {
-    pub stat: Stat,
-    pub data: Option<Arc<[u8]>>,
-    pub acl: Arc<[Acl]>,
-    pub children: OrdSet<ChildName>,
-    /// This node's share of the tree digest as of its current path, data and stat, kept so
-    /// that a change or removal need not read the old value again (a cache miss per write on
-    /// a large tree). Set wherever a node is made or changed (`Tree::change_node`).
-    digest: u32,
-}
-
-impl Znode {
-    pub fn kind(&self) -> NodeKind {
-        NodeKind::of_owner(self.stat.ephemeral_owner)
-    }
-
-    pub fn data_bytes(&self) -> &[u8] {
-        self.data.as_deref().unwrap_or(&[])
-    }
-
-    /// The Stat as clients see it (DataNode.copyStat): the stored cversion counts child
-    /// creates only, and clients get creates + deletes (`2 × creates − children`); containers
-    /// and TTL nodes report ephemeralOwner 0.
-    pub fn client_stat(&self) -> Stat {
-        let mut stat = self.stat;
-        stat.cversion = stat.cversion * 2 - stat.num_children;
-        if !matches!(self.kind(), NodeKind::Ephemeral { .. }) {
-            stat.ephemeral_owner = 0;
-        }
-        stat
-    }
-
-    fn check_invariants(&self) {
-        debug_assert_eq!(self.stat.num_children as usize, self.children.len());
-        debug_assert_eq!(self.stat.data_length as usize, self.data_bytes().len());
     }
 }
 
@@ -146,17 +113,10 @@ pub struct Applied {
     pub triggers: Vec<Trigger>,
 }
 
-type NodeMap = imbl::GenericHashMap<
-    Arc<str>,
-    Arc<Znode>,
-    ahash::RandomState,
-    imbl::shared_ptr::DefaultSharedPtr,
->;
-
 /// One version of the whole tree. Cloning is O(1); the clone shares every node.
 #[derive(Clone)]
 pub struct Tree {
-    /// Keyed by path, hashed by `NodeHasher`.
+    /// Keyed by the path in each node, hashed by `NodeHasher`.
     nodes: NodeMap,
     ephemerals: HashMap<i64, OrdSet<Arc<str>>>,
     containers: OrdSet<Arc<str>>,
@@ -179,17 +139,12 @@ impl Default for Tree {
     }
 }
 
-fn system_node(acl: Vec<Acl>, aversion: i32) -> Znode {
-    Znode {
-        stat: Stat {
-            aversion,
-            ..Stat::default()
-        },
-        data: Some(Arc::from(&[][..])),
-        acl: Arc::from(acl),
-        children: OrdSet::new(),
-        digest: 0,
-    }
+fn system_node(path: &str, acl: Vec<Acl>, aversion: i32) -> Znode {
+    let stat = Stat {
+        aversion,
+        ..Stat::default()
+    };
+    Znode::new(path, &stat, Some(&[]), Arc::from(acl))
 }
 
 /// Keeps one `Arc` per distinct ACL list while a tree is rebuilt: most nodes share a few.
@@ -243,47 +198,6 @@ fn children_sets(names: &[ChildName], grouped: &[u32], first: &[u32]) -> Vec<Ord
     sets
 }
 
-/// Inserts in the order the map's trie walks its hash bits (the lowest 5 bits pick the
-/// root's slot, and so on): each insert then follows the path the previous one just
-/// touched, still in cache, where in snapshot order every insert missed at every level.
-fn insert_in_trie_order(
-    map: &mut NodeMap,
-    entries: impl Iterator<Item = ((Arc<str>, Arc<Znode>), u64)>,
-) -> Result<(), String> {
-    let mut ordered: Vec<(u32, Arc<str>, Arc<Znode>)> = entries
-        .map(|((path, node), hash)| ((hash as u32).reverse_bits(), path, node))
-        .collect();
-    ordered.sort_unstable_by_key(|e| e.0);
-    let mut ordered = ordered.into_iter().peekable();
-    let mut batch = Vec::with_capacity(WARM_BATCH);
-    while ordered.peek().is_some() {
-        batch.extend(
-            ordered
-                .by_ref()
-                .take(WARM_BATCH)
-                .map(|(_, path, node)| (path, node)),
-        );
-        // The map hashes each path again, and in this order the paths lie all over the
-        // heap: touching a batch of them first lets their cache misses overlap.
-        let mut sum = 0u8;
-        for (path, _) in &batch {
-            let bytes = path.as_bytes();
-            sum ^= bytes.first().copied().unwrap_or(0) ^ bytes.last().copied().unwrap_or(0);
-        }
-        std::hint::black_box(sum);
-        for (path, node) in batch.drain(..) {
-            if map.insert(path.clone(), node).is_some() {
-                return Err(format!("{path} appears twice"));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Paths touched ahead of their insert into the map: enough to overlap many cache misses,
-/// few enough that they are all still in L1 when their turn comes.
-const WARM_BATCH: usize = 32;
-
 const NO_PARENT: u32 = u32::MAX;
 
 /// From this many nodes on, a load builds the children sets on a second thread;
@@ -292,39 +206,42 @@ const NO_PARENT: u32 = u32::MAX;
 pub const PARALLEL_LOAD_MIN_NODES: usize = 4096;
 
 /// The index of each node's parent in `entries` (`NO_PARENT` for "/"), checking that "/" is
-/// there and that every other node's parent is. Only nodes that claim children can be
-/// parents, so only they are indexed: a million leaves would make the index itself the
-/// slowest part of a load (every insert a cache miss), while the parents are usually few.
-/// A child whose parent claims none is reported here; duplicate paths among the parents
+/// there and that every other node's parent is. Only nodes that claim children (`claimed`)
+/// can be parents, so only they are indexed: a million leaves would make the index itself
+/// the slowest part of a load (every insert a cache miss), while the parents are usually
+/// few. A child whose parent claims none is reported here; duplicate paths among the parents
 /// here, among the rest when they go into the map.
-fn parent_indexes(entries: &[(Arc<str>, Arc<Znode>)]) -> Result<Vec<u32>, String> {
+fn parent_indexes(entries: &[(u64, Znode)], claimed: &[u32]) -> Result<Vec<u32>, String> {
     if entries.len() >= NO_PARENT as usize {
         return Err(format!(
             "{} nodes are more than a tree holds",
             entries.len()
         ));
     }
-    if !entries.iter().any(|(p, _)| p.len() == 1 && &**p == "/") {
+    if !entries.iter().any(|(_, n)| n.path() == "/") {
         return Err("no root node".into());
     }
     let mut index: std::collections::HashMap<&str, u32, ahash::RandomState> =
         std::collections::HashMap::with_hasher(ahash::RandomState::new());
-    for (i, (path, node)) in entries.iter().enumerate() {
-        if node.stat.num_children != 0 && index.insert(path, i as u32).is_some() {
-            return Err(format!("{path} appears twice"));
+    for (i, (_, node)) in entries.iter().enumerate() {
+        if claimed[i] != 0 && index.insert(node.path(), i as u32).is_some() {
+            return Err(format!("{} appears twice", node.path()));
         }
     }
     let mut last: Option<(&str, u32)> = None;
     entries
         .iter()
-        .map(|(p, _)| match path::parent(p) {
+        .map(|(_, n)| match path::parent(n.path()) {
             None => Ok(NO_PARENT),
             // Siblings often follow each other: skip the hash for a repeated parent.
             Some(parent) => match last {
                 Some((last_path, i)) if last_path == parent => Ok(i),
                 _ => {
                     let i = index.get(parent).copied().ok_or_else(|| {
-                        format!("{p}: its parent is missing or claims numChildren 0")
+                        format!(
+                            "{}: its parent is missing or claims numChildren 0",
+                            n.path()
+                        )
                     })?;
                     last = Some((parent, i));
                     Ok(i)
@@ -332,6 +249,41 @@ fn parent_indexes(entries: &[(Arc<str>, Arc<Znode>)]) -> Result<Vec<u32>, String
             },
         })
         .collect()
+}
+
+/// A node as a loader decoded it, already in its one allocation, with what the rebuild
+/// checks against the tree it finds (`Tree::from_records`).
+pub struct NodeRecord {
+    /// The path's hash by the tree's [`NodeHasher`].
+    hash: u64,
+    node: Znode,
+    /// The numChildren and dataLength the source stated: a rebuild refuses a tree that
+    /// disagrees.
+    num_children: i32,
+    data_length: i32,
+}
+
+impl NodeRecord {
+    pub fn new(
+        hash: u64,
+        path: &str,
+        stat: &Stat,
+        data: Option<&[u8]>,
+        acl: Arc<[Acl]>,
+    ) -> NodeRecord {
+        NodeRecord {
+            hash,
+            node: Znode::new(path, stat, data, acl),
+            num_children: stat.num_children,
+            data_length: stat.data_length,
+        }
+    }
+
+    /// Gives the node its ACL list (a snapshot stores it after the value). The digest does
+    /// not cover ACLs, so it stays valid.
+    pub fn set_acl(&mut self, acl: Arc<[Acl]>) {
+        self.node.edit(|f| f.acl = acl);
+    }
 }
 
 /// The hasher of a tree's node map, made before the tree so that a loader can hash each
@@ -376,14 +328,13 @@ impl NodeHasher {
 ///
 /// Cached in each node, as ZooKeeper does: a change or a removal then never reads the old
 /// value again (on a large tree, a cache miss per write: setData cost 60% more in
-/// `cargo bench -p rzk-tree --bench apply` without it). The cache costs no memory: a znode's
-/// allocation stays in jemalloc's 160-byte class.
+/// `cargo bench -p rzk-tree --bench apply` without it).
 pub fn node_digest(path: &str, node: &Znode) -> u32 {
     if path.starts_with("/zookeeper/") {
         return 0;
     }
     let path = if path == "/" { "" } else { path };
-    let s = &node.stat;
+    let s = node.fixed();
     let mut fixed = [0u8; 60];
     let fields = [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime];
     for (i, v) in fields.iter().enumerate() {
@@ -395,7 +346,7 @@ pub fn node_digest(path: &str, node: &Znode) -> u32 {
     fixed[52..60].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
     let mut crc = crc32fast::Hasher::new();
     crc.update(path.as_bytes());
-    if let Some(data) = &node.data {
+    if let Some(data) = node.data() {
         crc.update(data);
     }
     crc.update(&fixed);
@@ -422,8 +373,9 @@ impl Tree {
             recent_acl: None,
             digest: 0,
         };
-        tree.nodes
-            .insert(Arc::from("/"), Arc::new(system_node(Acl::open_unsafe(), 0)));
+        let root = system_node("/", Acl::open_unsafe(), 0);
+        tree.digest = tree.digest.wrapping_add(root.digest() as u64);
+        tree.nodes.insert(root);
         // ZooKeeper creates /zookeeper/config with aversion -1 (DataTree.addConfigNode).
         for (path, acl, aversion) in [
             ("/zookeeper", Acl::open_unsafe(), 0),
@@ -432,14 +384,12 @@ impl Tree {
         ] {
             let parent = path::parent(path).unwrap();
             let name = ChildName::from(path::basename(path));
-            let parent_node = Arc::make_mut(tree.nodes.get_mut(parent).unwrap());
-            parent_node.children.insert(name);
-            parent_node.stat.num_children += 1;
-            tree.nodes
-                .insert(Arc::from(path), Arc::new(system_node(acl, aversion)));
-        }
-        for path in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
-            tree.change_node(path, |_| ());
+            tree.change_node(parent, |parent| {
+                parent.edit(|f| add_child(f, name));
+            });
+            let node = system_node(path, acl, aversion);
+            tree.digest = tree.digest.wrapping_add(node.digest() as u64);
+            tree.nodes.insert(node);
         }
         tree
     }
@@ -456,8 +406,8 @@ impl Tree {
         nodes: impl IntoIterator<Item = (P, Stat, Option<D>, A)>,
     ) -> Result<Tree, String>
     where
-        P: Into<Arc<str>>,
-        D: Into<Arc<[u8]>>,
+        P: AsRef<str>,
+        D: AsRef<[u8]>,
         A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
     {
         Self::from_nodes_with(last_zxid, NodeHasher::new(), nodes)
@@ -470,14 +420,13 @@ impl Tree {
         nodes: impl IntoIterator<Item = (P, Stat, Option<D>, A)>,
     ) -> Result<Tree, String>
     where
-        P: Into<Arc<str>>,
-        D: Into<Arc<[u8]>>,
+        P: AsRef<str>,
+        D: AsRef<[u8]>,
         A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
     {
         let hashing = hasher.clone();
         let nodes = nodes.into_iter().map(move |(path, stat, data, acl)| {
-            let path: Arc<str> = path.into();
-            (hashing.hash(&path), path, stat, data, acl)
+            (hashing.hash(path.as_ref()), path, stat, data, acl)
         });
         Self::from_hashed_nodes(last_zxid, hasher, nodes)
     }
@@ -490,10 +439,25 @@ impl Tree {
         nodes: impl IntoIterator<Item = (u64, P, Stat, Option<D>, A)>,
     ) -> Result<Tree, String>
     where
-        P: Into<Arc<str>>,
-        D: Into<Arc<[u8]>>,
+        P: AsRef<str>,
+        D: AsRef<[u8]>,
         A: AsRef<[Acl]> + Into<Arc<[Acl]>>,
     {
+        let mut acls = AclInterner::default();
+        let records = nodes.into_iter().map(move |(hash, path, stat, data, acl)| {
+            let data = data.as_ref().map(AsRef::as_ref);
+            NodeRecord::new(hash, path.as_ref(), &stat, data, acls.intern(acl))
+        });
+        Self::from_records(last_zxid, hasher, records)
+    }
+
+    /// Rebuilds a tree from nodes a loader made as it decoded them (see [`NodeRecord`]), each
+    /// already in its one allocation: nothing is copied again. Checks what `from_nodes` does.
+    pub fn from_records(
+        last_zxid: i64,
+        hasher: NodeHasher,
+        records: impl IntoIterator<Item = NodeRecord>,
+    ) -> Result<Tree, String> {
         let mut tree = Tree {
             nodes: NodeMap::with_hasher(hasher.0.clone()),
             ephemerals: HashMap::new(),
@@ -506,38 +470,36 @@ impl Tree {
             digest: 0,
         };
         // The nodes are gathered first, and go into the persistent map only once complete:
-        // filling in children afterwards would look each parent up again and copy its Arc.
-        let nodes = nodes.into_iter();
-        let mut entries: Vec<(Arc<str>, Arc<Znode>)> = Vec::with_capacity(nodes.size_hint().0);
+        // filling in children afterwards would look each parent up again.
+        let records = records.into_iter();
+        let nodes = &records;
+        let mut entries: Vec<(u64, Znode)> = Vec::with_capacity(nodes.size_hint().0);
+        // The numChildren each node claims, checked against the children found.
+        let mut claimed: Vec<u32> = Vec::with_capacity(nodes.size_hint().0);
         // Each node's name as its parent will list it, made while its path is in cache.
         let mut names: Vec<ChildName> = Vec::with_capacity(nodes.size_hint().0);
-        let mut hashes: Vec<u64> = Vec::with_capacity(nodes.size_hint().0);
-        let mut acls = AclInterner::default();
-        for (hash, path, stat, data, acl) in nodes {
-            let path: Arc<str> = path.into();
+        for NodeRecord {
+            hash,
+            node,
+            num_children,
+            data_length,
+        } in records
+        {
+            let path = node.path();
             debug_assert_eq!(
                 hash,
-                hasher.hash(&path),
+                hasher.hash(path),
                 "{path}: hashed with another hasher"
             );
-            hashes.push(hash);
-            if &*path != "/" && path::validate_path(&path).is_err() {
+            if path != "/" && path::validate_path(path).is_err() {
                 return Err(format!("invalid path {path:?}"));
             }
-            let mut node = Znode {
-                stat,
-                data: data.map(Into::into),
-                acl: acls.intern(acl),
-                children: OrdSet::new(),
-                digest: 0,
-            };
-            node.digest = node_digest(&path, &node);
-            tree.data_bytes += node.data_bytes().len() as u64;
-            tree.digest = tree.digest.wrapping_add(node.digest as u64);
-            if node.stat.data_length as usize != node.data_bytes().len() {
+            if data_length as usize != node.data_bytes().len() {
                 return Err(format!("{path}: dataLength does not match the data"));
             }
-            tree.index(&path, node.kind());
+            tree.data_bytes += node.data_bytes().len() as u64;
+            tree.digest = tree.digest.wrapping_add(node.digest() as u64);
+            tree.index(node.kind(), || Arc::from(path));
             if let Some(quoted) = path
                 .strip_suffix(quota::LIMIT_NODE)
                 .and_then(|dir| dir.strip_suffix('/'))
@@ -546,11 +508,15 @@ impl Tree {
                 tree.quota_paths
                     .insert(Arc::from(quota::trim_quota_path(quoted)));
             }
-            names.push(ChildName::from(path::basename(&path)));
-            entries.push((path, Arc::new(node)));
+            names.push(ChildName::from(path::basename(path)));
+            claimed.push(
+                u32::try_from(num_children)
+                    .map_err(|_| format!("{path}: numChildren {num_children}"))?,
+            );
+            entries.push((hash, node));
         }
 
-        let parent_of = parent_indexes(&entries)?;
+        let parent_of = parent_indexes(&entries, &claimed)?;
         // Children grouped by parent (a counting sort on the parent's index), so each
         // children set is built from one sorted run instead of growing one insert at a time
         // in snapshot (hash) order.
@@ -560,12 +526,13 @@ impl Tree {
                 first[p as usize + 1] += 1;
             }
         }
-        for (i, (path, node)) in entries.iter().enumerate() {
+        for (i, (_, node)) in entries.iter().enumerate() {
             let found = first[i + 1];
-            if node.stat.num_children as u32 != found {
+            if claimed[i] != found {
                 return Err(format!(
-                    "{path}: numChildren {} but {found} children",
-                    node.stat.num_children
+                    "{}: numChildren {} but {found} children",
+                    node.path(),
+                    claimed[i]
                 ));
             }
         }
@@ -582,12 +549,13 @@ impl Tree {
         }
         drop(next);
 
-        // The children sets and the map are built at once on two threads: the map takes
-        // the nodes that have no children (nearly all of them) while the sets are sorted
-        // and built, then the parents, once their sets are in place.
+        // The children sets are built on a second thread while this one puts the nodes in
+        // the map's order (the two slowest steps of a load), then the sets go into their
+        // nodes (each still the only reference, so in place) and the map is built in one
+        // pass.
         let build_sets = || children_sets(&names, &grouped, &first);
         let spawn = entries.len() >= PARALLEL_LOAD_MIN_NODES;
-        let (inserted, sets, mut parents) = std::thread::scope(|scope| {
+        let (order, sets) = std::thread::scope(|scope| {
             let sets_thread = if spawn {
                 std::thread::Builder::new()
                     .name("rzk-load-children".into())
@@ -596,14 +564,12 @@ impl Tree {
             } else {
                 None
             };
-            // Split only once the sets are under way: with one parent of a million children
-            // its set is the last thing a load waits for. The split keeps the index order,
-            // which is the order of the sets.
-            let (leaves, parents): (Vec<_>, Vec<_>) = entries
-                .into_iter()
-                .zip(hashes)
-                .partition(|((_, node), _)| node.stat.num_children == 0);
-            let inserted = insert_in_trie_order(&mut tree.nodes, leaves.into_iter());
+            let mut order: Vec<(u64, u32)> = entries
+                .iter()
+                .enumerate()
+                .map(|(i, (hash, _))| (map::trie_order(*hash), i as u32))
+                .collect();
+            order.sort_unstable();
             let sets = match sets_thread {
                 Some(thread) => thread
                     .join()
@@ -611,19 +577,27 @@ impl Tree {
                 // A small tree, or no thread to be had: build them here.
                 None => build_sets(),
             };
-            (inserted, sets, parents)
+            (order, sets)
         });
-        inserted?;
-        for (((_, node), _), set) in parents.iter_mut().zip(sets) {
-            Arc::get_mut(node)
-                .expect("a node being loaded has no other owner")
-                .children = set;
+        let parents = first
+            .windows(2)
+            .enumerate()
+            .filter(|(_, bounds)| bounds[0] != bounds[1])
+            .map(|(i, _)| i);
+        for (parent, set) in parents.zip(sets) {
+            entries[parent].1.edit(|f| f.children = Some(Box::new(set)));
         }
-        insert_in_trie_order(&mut tree.nodes, parents.into_iter())?;
+        let mut slots: Vec<Option<(u64, Znode)>> = entries.into_iter().map(Some).collect();
+        let ordered = order
+            .iter()
+            .map(|&(_, i)| slots[i as usize].take().expect("each index once"))
+            .collect();
+        drop(slots);
+        tree.nodes = NodeMap::from_trie_ordered(hasher.0, ordered)?;
         Ok(tree)
     }
 
-    pub fn get(&self, path: &str) -> Option<&Arc<Znode>> {
+    pub fn get(&self, path: &str) -> Option<&Znode> {
         self.nodes.get(path)
     }
 
@@ -648,30 +622,30 @@ impl Tree {
     pub(crate) fn stale_digests(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(p, n)| n.digest != node_digest(p, n))
-            .map(|(p, _)| p.to_string())
+            .filter(|n| n.digest() != node_digest(n.path(), n))
+            .map(|n| n.path().to_string())
             .collect()
     }
 
     /// The digest computed from every node, as `digest` should be: for tests and checks.
     pub fn recompute_digest(&self) -> u64 {
-        self.nodes.iter().fold(0, |sum, (path, node)| {
-            sum.wrapping_add(node_digest(path, node) as u64)
+        self.nodes.iter().fold(0, |sum, node| {
+            sum.wrapping_add(node_digest(node.path(), node) as u64)
         })
     }
 
     /// `change` a node in place, keeping the digest: the node's old digest leaves the sum and
     /// its new one joins it. None if there is no such node.
     fn change_node<R>(&mut self, path: &str, change: impl FnOnce(&mut Znode) -> R) -> Option<R> {
-        let node = Arc::make_mut(self.nodes.get_mut(path)?);
-        let before = node.digest;
-        let result = change(node);
-        node.digest = node_digest(path, node);
-        self.digest = self
-            .digest
-            .wrapping_sub(before as u64)
-            .wrapping_add(node.digest as u64);
-        Some(result)
+        let digest = &mut self.digest;
+        self.nodes.update(path, |node| {
+            let result = change(node);
+            let (before, after) = node.refresh_digest();
+            *digest = digest
+                .wrapping_sub(before as u64)
+                .wrapping_add(after as u64);
+            result
+        })
     }
 
     pub fn node_count(&self) -> usize {
@@ -686,12 +660,12 @@ impl Tree {
     pub fn set_config_node(&mut self, text: &[u8], mtime_ms: i64) {
         let Some((old_len, new_len)) = self.change_node("/zookeeper/config", |node| {
             let old_len = node.data_bytes().len() as u64;
-            node.data = Some(Arc::from(text));
-            node.stat.data_length = text.len() as i32;
-            node.stat.version = -1;
-            node.stat.mzxid = 0;
-            node.stat.mtime = mtime_ms;
-            node.check_invariants();
+            node.set_data(Some(text));
+            node.edit(|f| {
+                f.version = -1;
+                f.mzxid = 0;
+                f.mtime = mtime_ms;
+            });
             (old_len, text.len() as u64)
         }) else {
             return;
@@ -723,8 +697,10 @@ impl Tree {
         &self.ttls
     }
 
-    pub fn paths(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Znode>)> {
-        self.nodes.iter()
+    /// Every node with its path, in the map's order (which depends on the hasher and the
+    /// paths only).
+    pub fn paths(&self) -> impl Iterator<Item = (&str, &Znode)> {
+        self.nodes.iter().map(|node| (node.path(), node))
     }
 
     /// The number of descendants of `path` (not counting itself), as getAllChildrenNumber.
@@ -733,11 +709,15 @@ impl Tree {
             return 0;
         };
         let mut count = 0;
-        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
+        let mut stack: Vec<String> = node
+            .children()
+            .iter()
+            .map(|c| path::join(path, c))
+            .collect();
         while let Some(p) = stack.pop() {
             count += 1;
             if let Some(n) = self.nodes.get(p.as_str()) {
-                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+                stack.extend(n.children().iter().map(|c| path::join(&p, c)));
             }
         }
         count
@@ -829,20 +809,20 @@ impl Tree {
                 let new_len = data.as_deref().map_or(0, <[u8]>::len) as u64;
                 let Some((old_len, stat, acl)) = self.change_node(path, |node| {
                     let old_len = node.data_bytes().len() as u64;
-                    node.data = data.as_deref().map(Arc::from);
-                    node.stat.data_length = node.data_bytes().len() as i32;
-                    node.stat.version = *version;
-                    node.stat.mzxid = txn.zxid;
-                    node.stat.mtime = txn.time_ms;
-                    node.check_invariants();
-                    (old_len, node.client_stat(), node.acl.clone())
+                    node.set_data(data.as_deref());
+                    node.edit(|f| {
+                        f.version = *version;
+                        f.mzxid = txn.zxid;
+                        f.mtime = txn.time_ms;
+                    });
+                    (old_len, node.client_stat(), node.acl().clone())
                 }) else {
                     return out.outcomes.push(OpOutcome::Error(ErrorCode::NoNode));
                 };
                 self.data_bytes = self.data_bytes - old_len + stat.data_length as u64;
                 out.triggers.push(Trigger {
                     kind: TriggerKind::DataChanged,
-                    path: self.key_of(path),
+                    path: Arc::from(path.as_str()),
                     parent_acl: acl.clone(),
                     acl,
                 });
@@ -856,8 +836,10 @@ impl Tree {
             } => {
                 let acl = self.shared_acl(acl, None);
                 let Some(stat) = self.change_node(path, |node| {
-                    node.acl = acl;
-                    node.stat.aversion = *aversion;
+                    node.edit(|f| {
+                        f.acl = acl;
+                        f.aversion = *aversion;
+                    });
                     node.client_stat()
                 }) else {
                     return out.outcomes.push(OpOutcome::Error(ErrorCode::NoNode));
@@ -873,21 +855,19 @@ impl Tree {
         out.outcomes.push(outcome);
     }
 
-    /// Adds a node to the index its kind keeps (ephemerals by session, containers, TTLs).
-    fn index(&mut self, key: &Arc<str>, kind: NodeKind) {
+    /// Adds a node to the index its kind keeps (ephemerals by session, containers, TTLs),
+    /// under the path `key` makes (called only for those kinds).
+    fn index(&mut self, kind: NodeKind, key: impl FnOnce() -> Arc<str>) {
         match kind {
             NodeKind::Persistent => {}
             NodeKind::Container => {
-                self.containers.insert(key.clone());
+                self.containers.insert(key());
             }
             NodeKind::Ttl { .. } => {
-                self.ttls.insert(key.clone());
+                self.ttls.insert(key());
             }
             NodeKind::Ephemeral { session_id } => {
-                self.ephemerals
-                    .entry(session_id)
-                    .or_default()
-                    .insert(key.clone());
+                self.ephemerals.entry(session_id).or_default().insert(key());
             }
         }
     }
@@ -929,8 +909,7 @@ impl Tree {
             change(&mut track);
             let bytes = track.to_bytes();
             let old_len = node.data_bytes().len() as u64;
-            node.stat.data_length = bytes.len() as i32;
-            node.data = Some(Arc::from(bytes));
+            node.set_data(Some(&bytes));
             (old_len, node.data_bytes().len() as u64)
         }) else {
             return;
@@ -945,12 +924,16 @@ impl Tree {
         };
         let mut count = 1;
         let mut bytes = node.data_bytes().len() as i64;
-        let mut stack: Vec<String> = node.children.iter().map(|c| path::join(path, c)).collect();
+        let mut stack: Vec<String> = node
+            .children()
+            .iter()
+            .map(|c| path::join(path, c))
+            .collect();
         while let Some(p) = stack.pop() {
             if let Some(n) = self.nodes.get(p.as_str()) {
                 count += 1;
                 bytes += n.data_bytes().len() as i64;
-                stack.extend(n.children.iter().map(|c| path::join(&p, c)));
+                stack.extend(n.children().iter().map(|c| path::join(&p, c)));
             }
         }
         (count, bytes)
@@ -973,13 +956,6 @@ impl Tree {
         }
     }
 
-    fn key_of(&self, path: &str) -> Arc<str> {
-        self.nodes
-            .get_key_value(path)
-            .map(|(k, _)| k.clone())
-            .unwrap_or_else(|| Arc::from(path))
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn create_node(
         &mut self,
@@ -997,23 +973,20 @@ impl Tree {
         };
         let path_key: Arc<str> = Arc::from(path);
         let Some(parent_acl) = self.change_node(parent_path, |parent| {
-            // ZooKeeper's rule for replay onto a fuzzy snapshot, kept: the parent's cversion
-            // never goes back in time.
-            if parent_cversion > parent.stat.cversion {
-                parent.stat.cversion = parent_cversion;
-                parent.stat.pzxid = txn.zxid;
-            }
-            let name = ChildName::from(path::basename(path));
-            if parent.children.insert(name).is_none() {
-                parent.stat.num_children += 1;
-            }
-            parent.check_invariants();
-            parent.acl.clone()
+            parent.edit(|f| {
+                // ZooKeeper's rule for replay onto a fuzzy snapshot, kept: the parent's
+                // cversion never goes back in time.
+                if parent_cversion > f.cversion {
+                    f.cversion = parent_cversion;
+                    f.pzxid = txn.zxid;
+                }
+                add_child(f, ChildName::from(path::basename(path)));
+            });
+            parent.acl().clone()
         }) else {
             return OpOutcome::Error(ErrorCode::NoNode);
         };
-        let data: Option<Arc<[u8]>> = data.map(Arc::from);
-        let data_length = data.as_deref().map_or(0, <[u8]>::len) as i32;
+        let data_length = data.map_or(0, <[u8]>::len) as i32;
         let stat = Stat {
             czxid: txn.zxid,
             mzxid: txn.zxid,
@@ -1028,23 +1001,16 @@ impl Tree {
             pzxid: txn.zxid,
         };
         let acl = self.shared_acl(acl, Some(&parent_acl));
-        let mut node = Znode {
-            stat,
-            data,
-            acl,
-            children: OrdSet::new(),
-            digest: 0,
-        };
-        node.digest = node_digest(path, &node);
+        let node = Znode::new(path, &stat, data, acl);
         let stat = node.client_stat();
-        let acl = node.acl.clone();
-        self.digest = self.digest.wrapping_add(node.digest as u64);
-        if let Some(old) = self.nodes.insert(path_key.clone(), Arc::new(node)) {
+        let acl = node.acl().clone();
+        self.digest = self.digest.wrapping_add(node.digest() as u64);
+        if let Some(old) = self.nodes.insert(node) {
             self.data_bytes -= old.data_bytes().len() as u64;
-            self.digest = self.digest.wrapping_sub(old.digest as u64);
+            self.digest = self.digest.wrapping_sub(old.digest() as u64);
         }
         self.data_bytes += data_length as u64;
-        self.index(&path_key, NodeKind::of_owner(ephemeral_owner));
+        self.index(NodeKind::of_owner(ephemeral_owner), || path_key.clone());
         out.triggers.push(Trigger {
             kind: TriggerKind::Created,
             path: path_key.clone(),
@@ -1078,21 +1044,20 @@ impl Tree {
         };
         let parent_acl = self
             .change_node(parent_path, |parent| {
-                if parent.children.remove(path::basename(path)).is_some() {
-                    parent.stat.num_children -= 1;
-                }
-                // ZooKeeper bumps pzxid, not cversion, when a child goes away.
-                if zxid > parent.stat.pzxid {
-                    parent.stat.pzxid = zxid;
-                }
-                parent.check_invariants();
-                parent.acl.clone()
+                parent.edit(|f| {
+                    remove_child(f, path::basename(path));
+                    // ZooKeeper bumps pzxid, not cversion, when a child goes away.
+                    if zxid > f.pzxid {
+                        f.pzxid = zxid;
+                    }
+                });
+                parent.acl().clone()
             })
             .unwrap_or_else(|| Arc::from(&[][..]));
-        let Some((key, node)) = self.nodes.remove_with_key(path) else {
+        let Some(node) = self.nodes.remove(path) else {
             return;
         };
-        self.digest = self.digest.wrapping_sub(node.digest as u64);
+        self.digest = self.digest.wrapping_sub(node.digest() as u64);
         self.data_bytes -= node.data_bytes().len() as u64;
         if parent_path.starts_with("/zookeeper") && path::basename(path) == quota::LIMIT_NODE {
             self.quota_paths.remove(quota::trim_quota_path(parent_path));
@@ -1117,10 +1082,25 @@ impl Tree {
         }
         out.triggers.push(Trigger {
             kind: TriggerKind::Deleted,
-            path: key,
-            acl: node.acl.clone(),
+            path: Arc::from(path),
+            acl: node.acl().clone(),
             parent_acl,
         });
+    }
+}
+
+/// Lists `name` among a node's children (a no-op if it is there).
+fn add_child(f: &mut node::Fixed, name: ChildName) {
+    f.children.get_or_insert_default().insert(name);
+}
+
+/// Drops `name` from a node's children; a node left without children frees its set.
+fn remove_child(f: &mut node::Fixed, name: &str) {
+    if let Some(children) = &mut f.children {
+        children.remove(name);
+        if children.is_empty() {
+            f.children = None;
+        }
     }
 }
 

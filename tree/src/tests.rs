@@ -28,9 +28,9 @@ fn create(path: &str, owner: i64, parent_cversion: i32) -> TxnBody {
 fn fresh_tree_has_zookeeper_system_nodes() {
     let tree = Tree::new();
     let root = tree.get("/").unwrap();
-    assert_eq!(root.children.len(), 1);
-    assert_eq!(root.stat.num_children, 1);
-    assert_eq!(tree.get("/zookeeper").unwrap().children.len(), 2);
+    assert_eq!(root.children().len(), 1);
+    assert_eq!(root.stat().num_children, 1);
+    assert_eq!(tree.get("/zookeeper").unwrap().children().len(), 2);
     assert!(tree.get("/zookeeper/config").is_some());
     assert_eq!(tree.node_count(), 4);
 }
@@ -44,10 +44,10 @@ fn the_config_node_holds_the_membership_outside_the_digest() {
     let node = tree.get("/zookeeper/config").unwrap();
     assert_eq!(node.data_bytes(), text);
     assert_eq!(
-        (node.stat.version, node.stat.mzxid, node.stat.mtime),
+        (node.stat().version, node.stat().mzxid, node.stat().mtime),
         (-1, 0, 77)
     );
-    assert_eq!(node.stat.data_length as usize, text.len());
+    assert_eq!(node.stat().data_length as usize, text.len());
     assert_eq!(tree.data_bytes(), text.len() as u64);
     assert_eq!(
         tree.digest(),
@@ -63,13 +63,13 @@ fn create_sets_stat_and_parent_cversion_pzxid() {
     let mut out = Applied::default();
     tree.apply(&txn(5, create("/a", 0, 1)), &mut out);
     let a = tree.get("/a").unwrap();
-    assert_eq!(a.stat.czxid, 5);
-    assert_eq!(a.stat.mzxid, 5);
-    assert_eq!(a.stat.pzxid, 5);
-    assert_eq!(a.stat.data_length, 1);
+    assert_eq!(a.stat().czxid, 5);
+    assert_eq!(a.stat().mzxid, 5);
+    assert_eq!(a.stat().pzxid, 5);
+    assert_eq!(a.stat().data_length, 1);
     let root = tree.get("/").unwrap();
-    assert_eq!(root.stat.cversion, 1);
-    assert_eq!(root.stat.pzxid, 5);
+    assert_eq!(root.stat().cversion, 1);
+    assert_eq!(root.stat().pzxid, 5);
     assert_eq!(out.triggers.len(), 1);
     assert_eq!(out.triggers[0].kind, TriggerKind::Created);
     assert_eq!(&*out.triggers[0].path, "/a");
@@ -91,9 +91,9 @@ fn delete_bumps_parent_pzxid_not_cversion() {
         &mut out,
     );
     let a = tree.get("/a").unwrap();
-    assert_eq!(a.stat.cversion, 1);
-    assert_eq!(a.stat.pzxid, 3);
-    assert_eq!(a.stat.num_children, 0);
+    assert_eq!(a.stat().cversion, 1);
+    assert_eq!(a.stat().pzxid, 3);
+    assert_eq!(a.stat().num_children, 0);
 }
 
 #[test]
@@ -118,9 +118,9 @@ fn replayed_create_never_rolls_parent_back() {
     // A fuzzy snapshot taken after zxid 2 replays zxid 2 again under a new zxid label.
     tree.apply(&txn(3, create("/b", 0, 2)), &mut out);
     let root = tree.get("/").unwrap();
-    assert_eq!(root.stat.cversion, 2);
-    assert_eq!(root.stat.pzxid, 2);
-    assert_eq!(root.stat.num_children, 3);
+    assert_eq!(root.stat().cversion, 2);
+    assert_eq!(root.stat().pzxid, 2);
+    assert_eq!(root.stat().num_children, 3);
 }
 
 #[test]
@@ -188,9 +188,9 @@ fn from_nodes_rebuilds_an_equal_tree() {
         .map(|(p, n)| {
             (
                 p.to_string(),
-                n.stat,
-                n.data.as_deref().map(<[u8]>::to_vec),
-                n.acl.to_vec(),
+                n.stat(),
+                n.data().map(<[u8]>::to_vec),
+                n.acl().to_vec(),
             )
         })
         .collect();
@@ -201,8 +201,8 @@ fn from_nodes_rebuilds_an_equal_tree() {
     assert_eq!(rebuilt.data_bytes(), tree.data_bytes());
     for (p, n) in tree.paths() {
         let r = rebuilt.get(p).unwrap();
-        assert_eq!(r.stat, n.stat);
-        assert_eq!(r.children, n.children);
+        assert_eq!(r.stat(), n.stat());
+        assert_eq!(r.children(), n.children());
     }
 }
 
@@ -310,12 +310,12 @@ fn from_nodes_rebuilds_many_parents_from_any_order() {
         .paths()
         .enumerate()
         .map(|(i, (p, n))| {
-            let acl = if i % 2 == 0 && *n.acl == *shared_acl {
+            let acl = if i % 2 == 0 && **n.acl() == *shared_acl {
                 shared_acl.clone()
             } else {
-                Arc::from(n.acl.to_vec())
+                Arc::from(n.acl().to_vec())
             };
-            (p.clone(), n.stat, n.data.clone(), acl)
+            (p.to_string(), n.stat(), n.data().map(<[u8]>::to_vec), acl)
         })
         .collect();
     nodes.reverse();
@@ -324,19 +324,19 @@ fn from_nodes_rebuilds_many_parents_from_any_order() {
     assert_eq!(rebuilt.node_count(), tree.node_count());
     for (p, n) in tree.paths() {
         let r = rebuilt.get(p).unwrap();
-        assert_eq!(r.stat, n.stat, "{p}");
-        assert_eq!(r.children, n.children, "{p}");
-        assert_eq!(*r.acl, *n.acl, "{p}");
-        let listed: Vec<&str> = r.children.iter().map(|c| c.as_str()).collect();
+        assert_eq!(r.stat(), n.stat(), "{p}");
+        assert_eq!(r.children(), n.children(), "{p}");
+        assert_eq!(*r.acl(), *n.acl(), "{p}");
+        let listed: Vec<&str> = r.children().iter().map(|c| c.as_str()).collect();
         let mut sorted = listed.clone();
         sorted.sort_unstable();
         assert_eq!(listed, sorted, "{p}");
     }
-    let world = rebuilt.get("/").unwrap().acl.clone();
+    let world = rebuilt.get("/").unwrap().acl().clone();
     for (p, n) in rebuilt.paths() {
-        if *n.acl == *world {
+        if **n.acl() == *world {
             assert!(
-                Arc::ptr_eq(&n.acl, &world),
+                Arc::ptr_eq(n.acl(), &world),
                 "{p} keeps its own copy of a shared ACL"
             );
         }
@@ -350,8 +350,8 @@ fn equal_acls_share_one_allocation() {
     let mut tree = Tree::new();
     let mut out = Applied::default();
     tree.apply(&txn(1, create("/a", 0, 1)), &mut out);
-    let root_acl = tree.get("/").unwrap().acl.clone();
-    assert!(Arc::ptr_eq(&tree.get("/a").unwrap().acl, &root_acl));
+    let root_acl = tree.get("/").unwrap().acl().clone();
+    assert!(Arc::ptr_eq(tree.get("/a").unwrap().acl(), &root_acl));
     let read_only = |path: &str| TxnBody::Create {
         path: path.into(),
         data: None,
@@ -362,9 +362,9 @@ fn equal_acls_share_one_allocation() {
     };
     tree.apply(&txn(2, read_only("/b")), &mut out);
     tree.apply(&txn(3, read_only("/a/c")), &mut out);
-    let b = tree.get("/b").unwrap().acl.clone();
+    let b = tree.get("/b").unwrap().acl().clone();
     assert_eq!(*b, *Acl::read_unsafe());
-    assert!(Arc::ptr_eq(&b, &tree.get("/a/c").unwrap().acl));
+    assert!(Arc::ptr_eq(&b, tree.get("/a/c").unwrap().acl()));
     assert!(!Arc::ptr_eq(&b, &root_acl));
     tree.apply(
         &txn(
@@ -377,8 +377,8 @@ fn equal_acls_share_one_allocation() {
         ),
         &mut out,
     );
-    assert!(Arc::ptr_eq(&b, &tree.get("/a").unwrap().acl));
-    assert_eq!(*tree.get("/").unwrap().acl, *Acl::open_unsafe());
+    assert!(Arc::ptr_eq(&b, tree.get("/a").unwrap().acl()));
+    assert_eq!(**tree.get("/").unwrap().acl(), *Acl::open_unsafe());
 }
 
 /// A tree big enough that `from_nodes` builds the children sets on a second thread, with
@@ -400,15 +400,22 @@ fn from_nodes_rebuilds_a_big_tree_on_two_threads() {
     }
     let nodes: Vec<_> = tree
         .paths()
-        .map(|(p, n)| (p.clone(), n.stat, n.data.clone(), n.acl.clone()))
+        .map(|(p, n)| {
+            (
+                p.to_string(),
+                n.stat(),
+                n.data().map(<[u8]>::to_vec),
+                n.acl().clone(),
+            )
+        })
         .collect();
     let rebuilt = Tree::from_nodes(tree.last_zxid(), nodes).unwrap();
     assert_eq!(rebuilt.node_count(), n + 7);
     assert_eq!(rebuilt.data_bytes(), tree.data_bytes());
     for (p, n) in tree.paths() {
         let r = rebuilt.get(p).unwrap();
-        assert_eq!(r.stat, n.stat, "{p}");
-        assert_eq!(r.children, n.children, "{p}");
+        assert_eq!(r.stat(), n.stat(), "{p}");
+        assert_eq!(r.children(), n.children(), "{p}");
     }
 }
 
@@ -463,7 +470,7 @@ fn the_tree_digest_follows_every_change_and_rebuild() {
         let exists = match &body {
             TxnBody::Create { path, .. } => tree.get(path).is_some(),
             TxnBody::Delete { path } | TxnBody::SetData { path, .. } => {
-                tree.get(path).is_none_or(|n| !n.children.is_empty())
+                tree.get(path).is_none_or(|n| !n.children().is_empty())
             }
             _ => false,
         };
@@ -497,9 +504,9 @@ fn the_tree_digest_follows_every_change_and_rebuild() {
         tree.paths().map(|(p, n)| {
             (
                 p.to_string(),
-                n.stat,
-                n.data.as_deref().map(<[u8]>::to_vec),
-                n.acl.to_vec(),
+                n.stat(),
+                n.data().map(<[u8]>::to_vec),
+                n.acl().to_vec(),
             )
         }),
     )
@@ -738,10 +745,10 @@ mod model {
             let node = tree.get(path);
             prop_assert!(node.is_some(), "{} is missing", path);
             let node = node.unwrap();
-            prop_assert_eq!(node.stat, m.stat, "{}", path);
-            prop_assert_eq!(node.data.as_deref(), m.data.as_deref(), "{}", path);
-            prop_assert_eq!(&*node.acl, &m.acl[..], "{}", path);
-            let listed: Vec<&str> = node.children.iter().map(|c| c.as_str()).collect();
+            prop_assert_eq!(node.stat(), m.stat, "{}", path);
+            prop_assert_eq!(node.data(), m.data.as_deref(), "{}", path);
+            prop_assert_eq!(&**node.acl(), &m.acl[..], "{}", path);
+            let listed: Vec<&str> = node.children().iter().map(|c| c.as_str()).collect();
             prop_assert_eq!(listed, children(model, path), "{}", path);
             let client = node.client_stat();
             prop_assert_eq!(client.cversion, 2 * m.stat.cversion - m.stat.num_children);
@@ -770,9 +777,9 @@ mod model {
                 .paths()
                 .map(|(p, n)| {
                     let m = ModelNode {
-                        stat: n.stat,
-                        data: n.data.as_deref().map(<[u8]>::to_vec),
-                        acl: n.acl.to_vec(),
+                        stat: n.stat(),
+                        data: n.data().map(<[u8]>::to_vec),
+                        acl: n.acl().to_vec(),
                     };
                     (p.to_string(), m)
                 })

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 
 use imbl::OrdSet;
 use rzk_proto::{Acl, Txn, TxnBody};
-use rzk_tree::{Applied, ChildName, NodeHasher, Tree, Znode};
+use rzk_tree::{Applied, ChildName, NodeHasher, Tree};
 
 /// The allocator a znode's bytes are counted by: the system one, counting what is live.
 struct Counting;
@@ -113,8 +113,8 @@ const PUBLISH_EVERY: usize = 64;
 
 /// The bound this test guards, in live heap bytes per znode (requested sizes, and rounded up
 /// to jemalloc's classes): a little above what the current layout measures.
-const MAX_BYTES_PER_NODE: f64 = 480.0;
-const MAX_CLASS_BYTES_PER_NODE: f64 = 515.0;
+const MAX_BYTES_PER_NODE: f64 = 335.0;
+const MAX_CLASS_BYTES_PER_NODE: f64 = 360.0;
 /// Issue 13's goal for the tree alone, value included.
 const GOAL_BYTES_PER_NODE: f64 = 250.0;
 
@@ -208,29 +208,28 @@ fn arc_bytes(value: usize) -> usize {
 
 /// The parts of the heap whose sizes follow from the nodes themselves.
 struct Parts {
+    /// Each node's one allocation: fixed fields, path and value.
     nodes: Live,
-    values: Live,
-    paths: Live,
+    /// The boxes parents keep their children sets in.
+    children_boxes: Live,
     acls: Live,
 }
 
 fn parts(tree: &Tree) -> Parts {
     let mut p = Parts {
         nodes: NONE,
-        values: NONE,
-        paths: NONE,
+        children_boxes: NONE,
         acls: NONE,
     };
     let mut acls = HashSet::new();
-    for (path, node) in tree.paths() {
-        p.nodes = add(p.nodes, one(arc_bytes(size_of::<Znode>())));
-        p.paths = add(p.paths, one(arc_bytes(path.len())));
-        if let Some(data) = &node.data {
-            p.values = add(p.values, one(arc_bytes(data.len())));
+    for (_, node) in tree.paths() {
+        p.nodes = add(p.nodes, one(node.allocation_bytes()));
+        if node.has_children() {
+            p.children_boxes = add(p.children_boxes, one(size_of::<OrdSet<ChildName>>()));
         }
-        if acls.insert(node.acl.as_ptr()) {
-            let mut acl = one(arc_bytes(size_of_val(&*node.acl)));
-            for a in node.acl.iter() {
+        if acls.insert(node.acl().as_ptr()) {
+            let mut acl = one(arc_bytes(size_of_val(&**node.acl())));
+            for a in node.acl().iter() {
                 acl = add(acl, one(a.id.scheme.capacity()));
                 acl = add(acl, one(a.id.id.capacity()));
             }
@@ -246,7 +245,7 @@ fn children_sets(tree: &Tree) -> Live {
     let before = live();
     let mut sets: Vec<OrdSet<ChildName>> = Vec::new();
     for (_, node) in tree.paths() {
-        if !node.children.is_empty() {
+        if node.has_children() {
             sets.push(OrdSet::new());
         }
     }
@@ -260,7 +259,7 @@ fn children_sets(tree: &Tree) -> Live {
         let (dir, name) = leaf(i);
         dir_sets[dir].insert(ChildName::from(name.as_str()));
     }
-    assert_eq!(app_set, app.children);
+    assert_eq!(&app_set, app.children());
     let grown = live() - before;
     // The system nodes' few sets are a rounding error; the bulk is the dirs'.
     drop((sets, app_set, dir_sets));
@@ -286,7 +285,7 @@ fn a_znode_costs_no_more_than_the_bound() {
 
     let p = parts(&tree);
     let children = children_sets(&tree);
-    let known = [p.nodes, p.values, p.paths, p.acls, children]
+    let known = [p.nodes, p.children_boxes, p.acls, children]
         .into_iter()
         .fold(NONE, add);
     let map = held - known;
@@ -299,18 +298,13 @@ fn a_znode_costs_no_more_than_the_bound() {
         leaked.bytes < 4096 && leaked.allocs < 16,
         "dropping the tree frees all it held: {leaked:?} left"
     );
-    let znode = format!(
-        "Znode (Arc<Znode>, {} B each)",
-        arc_bytes(size_of::<Znode>())
-    );
     println!("tree of {n} znodes ({VALUE_BYTES}-byte values), live heap per znode:");
     for (what, l) in [
         ("total", held),
-        ("value (Arc<[u8]>)", p.values),
-        (znode.as_str(), p.nodes),
-        ("path (the map's key, Arc<str>)", p.paths),
+        ("znode (fixed fields, path, value)", p.nodes),
         ("children sets (parents' B-trees)", children),
-        ("node map (HAMT): the rest", map),
+        ("children set boxes", p.children_boxes),
+        ("node map (trie): the rest", map),
         ("ACL lists (shared)", p.acls),
     ] {
         println!("  {what:34} {}", per_node(l, n));

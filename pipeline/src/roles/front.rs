@@ -251,7 +251,7 @@ impl Front {
         for path in &sw.data {
             match tree.get(path) {
                 None => events.push((E::NodeDeleted, path)),
-                Some(n) if n.stat.mzxid > sw.relative_zxid => {
+                Some(n) if n.stat().mzxid > sw.relative_zxid => {
                     events.push((E::NodeDataChanged, path))
                 }
                 Some(_) => self.watches.add_data_watch(path, session_id),
@@ -266,7 +266,7 @@ impl Front {
         for path in &sw.child {
             match tree.get(path) {
                 None => events.push((E::NodeDeleted, path)),
-                Some(n) if n.stat.pzxid > sw.relative_zxid => {
+                Some(n) if n.stat().pzxid > sw.relative_zxid => {
                     events.push((E::NodeChildrenChanged, path))
                 }
                 Some(_) => self.watches.add_child_watch(path, session_id),

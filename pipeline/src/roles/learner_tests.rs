@@ -180,10 +180,10 @@ fn request(conn: ConnId, xid: i32, request: Request) -> Input {
 fn assert_same_trees(pair: &Pair) {
     let (a, b) = (pair.leader.released(), pair.learner.released());
     assert_eq!(a.last_zxid(), b.last_zxid());
-    let mut paths_a: Vec<_> = a.paths().map(|(p, n)| (p.clone(), n.stat)).collect();
-    let mut paths_b: Vec<_> = b.paths().map(|(p, n)| (p.clone(), n.stat)).collect();
-    paths_a.sort_by(|x, y| x.0.cmp(&y.0));
-    paths_b.sort_by(|x, y| x.0.cmp(&y.0));
+    let mut paths_a: Vec<_> = a.paths().map(|(p, n)| (p, n.stat())).collect();
+    let mut paths_b: Vec<_> = b.paths().map(|(p, n)| (p, n.stat())).collect();
+    paths_a.sort_by(|x, y| x.0.cmp(y.0));
+    paths_b.sort_by(|x, y| x.0.cmp(y.0));
     assert_eq!(paths_a, paths_b);
     assert_eq!(
         pair.leader.committed_sessions(),
@@ -539,9 +539,9 @@ fn tree_at(last: rzk_proto::Zxid) -> Tree {
         fresh.paths().map(|(p, n)| {
             (
                 p.to_string(),
-                n.stat,
-                n.data.as_deref().map(<[u8]>::to_vec),
-                n.acl.to_vec(),
+                n.stat(),
+                n.data().map(<[u8]>::to_vec),
+                n.acl().to_vec(),
             )
         }),
     )
@@ -1143,7 +1143,7 @@ fn an_ephemeral_upgrades_a_local_session_to_a_global_one_first() {
     let seen = pair.settle(Actions::default(), actions);
     assert_eq!(reply_errs(&seen.learner, LEARNER_CONN), vec![0]);
     let node = pair.leader.released().get("/e").expect("created");
-    assert_eq!(node.stat.ephemeral_owner, session);
+    assert_eq!(node.stat().ephemeral_owner, session);
     assert_eq!(pair.learner.local_session_count(), 0);
     assert!(pair.leader.sessions().get(session).is_some(), "global now");
     assert!(pair
@@ -1271,7 +1271,7 @@ fn an_upgrade_at_the_end_of_an_epoch_numbers_the_write_in_the_next_one() {
     );
     assert_eq!(xids(&actions.outputs, LEADER_CONN), vec![2]);
     assert_eq!(
-        core.released().get("/e").unwrap().stat.ephemeral_owner,
+        core.released().get("/e").unwrap().stat().ephemeral_owner,
         session
     );
 }

@@ -210,7 +210,7 @@ impl Proposer {
         let mut candidates = Vec::new();
         for path in self.working.containers().iter() {
             if let Some(n) = self.working.get(path) {
-                if n.children.is_empty() && n.stat.cversion > 0 {
+                if n.children().is_empty() && n.stat().cversion > 0 {
                     candidates.push(path.clone());
                 }
             }
@@ -218,7 +218,7 @@ impl Proposer {
         for path in self.working.ttls().iter() {
             if let Some(n) = self.working.get(path) {
                 if let NodeKind::Ttl { ttl_ms } = n.kind() {
-                    if n.children.is_empty() && now - n.stat.mtime > ttl_ms {
+                    if n.children().is_empty() && now - n.stat().mtime > ttl_ms {
                         candidates.push(path.clone());
                     }
                 }

@@ -276,7 +276,7 @@ fn expiry_deletes_ephemerals_and_notifies_watchers() {
     connect(&mut core, OTHER, 1_000);
     roundtrip(&mut core, CONN, 1, create_request("/e", b"", 1));
     assert_eq!(
-        core.released().get("/e").unwrap().stat.ephemeral_owner,
+        core.released().get("/e").unwrap().stat().ephemeral_owner,
         owner
     );
     roundtrip(
@@ -697,8 +697,8 @@ fn recovery_replays_the_log_into_an_equal_tree_and_session_table() {
     );
     for (path, node) in core.released().paths() {
         assert_eq!(
-            recovered.released().get(path).unwrap().stat,
-            node.stat,
+            recovered.released().get(path).unwrap().stat(),
+            node.stat(),
             "{path}"
         );
     }

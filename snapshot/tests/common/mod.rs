@@ -121,10 +121,10 @@ pub fn assert_same_tree(expected: &Tree, got: &Tree) {
     assert_eq!(got.data_bytes(), expected.data_bytes());
     for (path, node) in expected.paths() {
         let other = got.get(path).unwrap_or_else(|| panic!("{path} missing"));
-        assert_eq!(other.stat, node.stat, "{path}");
-        assert_eq!(other.data.as_deref(), node.data.as_deref(), "{path}");
-        assert_eq!(&*other.acl, &*node.acl, "{path}");
-        assert_eq!(other.children, node.children, "{path}");
+        assert_eq!(other.stat(), node.stat(), "{path}");
+        assert_eq!(other.data(), node.data(), "{path}");
+        assert_eq!(other.acl(), node.acl(), "{path}");
+        assert_eq!(other.children(), node.children(), "{path}");
     }
 }
 
