@@ -13,6 +13,7 @@
 //! path inside it (`map`); `tests/memory.rs` guards the bytes per znode.
 
 pub mod acl;
+pub mod children;
 mod map;
 pub mod name;
 mod node;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdSet};
 use rzk_proto::{Acl, ErrorCode, Stat, Txn, TxnBody};
 
+pub use children::Children;
 use map::NodeMap;
 pub use name::ChildName;
 pub use node::Znode;
@@ -182,7 +184,7 @@ impl AclInterner {
 
 /// The children set of each node that has children, in index order: `grouped[first[p]..
 /// first[p + 1]]` are the indexes of node `p`'s children, `names[c]` is child `c`'s name.
-fn children_sets(names: &[ChildName], grouped: &[u32], first: &[u32]) -> Vec<OrdSet<ChildName>> {
+fn children_sets(names: &[ChildName], grouped: &[u32], first: &[u32]) -> Vec<Children> {
     let mut sets = Vec::new();
     let mut run: Vec<ChildName> = Vec::new();
     for bounds in first.windows(2) {
@@ -193,7 +195,9 @@ fn children_sets(names: &[ChildName], grouped: &[u32], first: &[u32]) -> Vec<Ord
         run.clear();
         run.extend(children.iter().map(|&c| names[c as usize].clone()));
         run.sort_unstable();
-        sets.push(run.drain(..).collect());
+        // A repeated name is a repeated path: the map refuses it with its path.
+        run.dedup();
+        sets.push(Children::from_sorted(std::mem::take(&mut run)));
     }
     sets
 }

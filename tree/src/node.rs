@@ -11,11 +11,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use imbl::OrdSet;
 use rzk_proto::{Acl, Stat};
 use triomphe::ThinArc;
 
-use crate::{ChildName, NodeKind};
+use crate::{Children, NodeKind};
 
 /// The Stat's own fields (dataLength and numChildren follow from the value and the children)
 /// and what the tree keeps beside them.
@@ -38,14 +37,14 @@ pub(crate) struct Fixed {
     pub(crate) acl: Arc<[Acl]>,
     /// Boxed: nearly every node is a leaf, and an empty box is a null pointer where an empty
     /// set would take 24 bytes.
-    pub(crate) children: Option<Box<OrdSet<ChildName>>>,
+    pub(crate) children: Option<Box<Children>>,
     /// The bytes after the fixed fields are the path, then the value.
     path_len: u32,
     /// A null value (`data == None`) differs from an empty one on the wire.
     has_data: bool,
 }
 
-static NO_CHILDREN: LazyLock<OrdSet<ChildName>> = LazyLock::new(OrdSet::new);
+static NO_CHILDREN: LazyLock<Children> = LazyLock::new(Children::default);
 
 #[derive(Clone)]
 pub struct Znode(ThinArc<Fixed, u8>);
@@ -120,7 +119,7 @@ impl Znode {
         &self.fixed().acl
     }
 
-    pub fn children(&self) -> &OrdSet<ChildName> {
+    pub fn children(&self) -> &Children {
         self.fixed().children.as_deref().unwrap_or(&NO_CHILDREN)
     }
 
