@@ -30,18 +30,35 @@ pub(crate) struct Fixed {
     /// Counts child creates only; clients see creates + deletes (`Znode::client_stat`).
     pub(crate) cversion: i32,
     pub(crate) aversion: i32,
-    /// This node's share of the tree digest as of its current path, data and stat, kept so
-    /// that a change or removal need not read the old value again (a cache miss per write on
-    /// a large tree).
-    pub(crate) digest: u32,
     pub(crate) acl: Arc<[Acl]>,
     /// Boxed: nearly every node is a leaf, and an empty box is a null pointer where an empty
     /// set would take 24 bytes.
     pub(crate) children: Option<Box<Children>>,
-    /// The bytes after the fixed fields are the path, then the value.
+    /// The bytes after the fixed fields are the path (this many), then the value; the top
+    /// bit says the value is null (`data == None`, which differs from an empty one on the
+    /// wire).
     path_len: u32,
-    /// A null value (`data == None`) differs from an empty one on the wire.
-    has_data: bool,
+}
+
+/// In `Fixed::path_len`: the value is null.
+const NULL_DATA: u32 = 1 << 31;
+
+// 88 bytes: a node of a 100-byte value and a 50-byte path (what `rzk bench` creates) then
+// fits jemalloc's 256-byte class; 8 bytes more and it took the 320-byte one. The tree's
+// digest share is therefore not cached in the node (ZooKeeper caches it): the node is one
+// allocation that a change reads anyway, so recomputing it costs a CRC of bytes in cache.
+const _: () = assert!(size_of::<Fixed>() == 88);
+
+fn path_len(path: &str, has_data: bool) -> u32 {
+    let len = u32::try_from(path.len())
+        .ok()
+        .filter(|len| len & NULL_DATA == 0)
+        .expect("a path is shorter than 2 GiB");
+    if has_data {
+        len
+    } else {
+        len | NULL_DATA
+    }
 }
 
 static NO_CHILDREN: LazyLock<Children> = LazyLock::new(Children::default);
@@ -61,7 +78,7 @@ impl std::fmt::Debug for Znode {
 }
 
 impl Znode {
-    /// A node with no children yet; its digest is computed here.
+    /// A node with no children yet.
     pub(crate) fn new(path: &str, stat: &Stat, data: Option<&[u8]>, acl: Arc<[Acl]>) -> Znode {
         let fixed = Fixed {
             czxid: stat.czxid,
@@ -73,15 +90,11 @@ impl Znode {
             version: stat.version,
             cversion: stat.cversion,
             aversion: stat.aversion,
-            digest: 0,
             acl,
             children: None,
-            path_len: u32::try_from(path.len()).expect("a path is shorter than 4 GiB"),
-            has_data: data.is_some(),
+            path_len: path_len(path, data.is_some()),
         };
-        let mut node = Znode::assemble(fixed, path.as_bytes(), data.unwrap_or(&[]));
-        node.refresh_digest();
-        node
+        Znode::assemble(fixed, path.as_bytes(), data.unwrap_or(&[]))
     }
 
     fn assemble(fixed: Fixed, path: &[u8], data: &[u8]) -> Znode {
@@ -96,23 +109,27 @@ impl Znode {
         &self.0.header.header
     }
 
+    fn path_end(&self) -> usize {
+        (self.fixed().path_len & !NULL_DATA) as usize
+    }
+
     pub fn path(&self) -> &str {
-        let path = &self.0.slice[..self.fixed().path_len as usize];
+        let path = &self.0.slice[..self.path_end()];
         // Only `Znode::new` sets these bytes, from a &str.
         std::str::from_utf8(path).expect("a node's path is the bytes of a str")
     }
 
     /// The path's bytes without the UTF-8 check: the node map compares keys with these.
     pub(crate) fn path_bytes(&self) -> &[u8] {
-        &self.0.slice[..self.fixed().path_len as usize]
+        &self.0.slice[..self.path_end()]
     }
 
     pub fn data(&self) -> Option<&[u8]> {
-        self.fixed().has_data.then(|| self.data_bytes())
+        (self.fixed().path_len & NULL_DATA == 0).then(|| self.data_bytes())
     }
 
     pub fn data_bytes(&self) -> &[u8] {
-        &self.0.slice[self.fixed().path_len as usize..]
+        &self.0.slice[self.path_end()..]
     }
 
     pub fn acl(&self) -> &Arc<[Acl]> {
@@ -168,13 +185,13 @@ impl Znode {
         stat
     }
 
+    /// This node's share of the tree digest (`node_digest`).
     pub(crate) fn digest(&self) -> u32 {
-        self.fixed().digest
+        crate::node_digest(self.path(), self)
     }
 
     /// Changes the fixed fields: in place when this is the only reference, else on a copy (a
-    /// published version keeps the old node). The caller refreshes the digest after
-    /// (`refresh_digest`).
+    /// published version keeps the old node).
     pub(crate) fn edit<R>(&mut self, edit: impl FnOnce(&mut Fixed) -> R) -> R {
         if ThinArc::strong_count(&self.0) != 1 {
             let copy = Znode::assemble(self.fixed().clone(), self.path_bytes(), self.data_bytes());
@@ -189,18 +206,8 @@ impl Znode {
     /// Replaces the value: a new allocation, since the node's size changes with it.
     pub(crate) fn set_data(&mut self, data: Option<&[u8]>) {
         let mut fixed = self.fixed().clone();
-        fixed.has_data = data.is_some();
+        fixed.path_len = path_len(self.path(), data.is_some());
         *self = Znode::assemble(fixed, self.path_bytes(), data.unwrap_or(&[]));
-    }
-
-    /// Recomputes the cached digest after a change; returns the old and the new one.
-    pub(crate) fn refresh_digest(&mut self) -> (u32, u32) {
-        let before = self.digest();
-        let after = crate::node_digest(self.path(), self);
-        if after != before {
-            self.edit(|f| f.digest = after);
-        }
-        (before, after)
     }
 
     /// The size of this node's allocation as requested from the allocator: the count, the
