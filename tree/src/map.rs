@@ -201,7 +201,10 @@ impl NodeMap {
     ) -> Result<NodeMap, String> {
         debug_assert!(nodes.is_sorted_by_key(|(hash, _)| trie_order(*hash)));
         let len = nodes.len();
-        let root = build(&nodes, 0)?;
+        let (hashes, nodes): (Vec<u64>, Vec<Znode>) = nodes.into_iter().unzip();
+        // The nodes move into the trie in order; cloning them would touch each one's count,
+        // a cache miss per node on a large load.
+        let root = build(&hashes, 0, &mut nodes.into_iter())?;
         Ok(NodeMap {
             root,
             len,
@@ -223,40 +226,46 @@ pub(crate) fn trie_order(hash: u64) -> u64 {
     (key << (64 - MAX_SHIFT)) | (hash >> MAX_SHIFT)
 }
 
-fn build(nodes: &[(u64, Znode)], shift: u32) -> Result<Branch, String> {
+/// The branch of the nodes whose hashes are `hashes` (in trie order, all agreeing below
+/// `shift`); `nodes` yields them in the same order.
+fn build(
+    hashes: &[u64],
+    shift: u32,
+    nodes: &mut std::vec::IntoIter<Znode>,
+) -> Result<Branch, String> {
     let mut bitmap = 0u32;
     let mut slots = Vec::new();
-    let mut rest = nodes;
-    while let Some(&(hash, _)) = rest.first() {
+    let mut rest = hashes;
+    while let Some(&hash) = rest.first() {
         let chunk = (hash >> shift) & MASK;
         let run = rest
             .iter()
-            .take_while(|(h, _)| (h >> shift) & MASK == chunk)
+            .take_while(|h| (*h >> shift) & MASK == chunk)
             .count();
         let (group, after) = rest.split_at(run);
         rest = after;
         bitmap |= 1 << chunk;
         slots.push(match group {
-            [(_, node)] => Slot::Leaf(node.clone()),
-            _ if shift + BITS >= MAX_SHIFT => collision(group)?,
-            _ => Slot::Branch(build(group, shift + BITS)?),
+            [_] => Slot::Leaf(nodes.next().expect("a node per hash")),
+            _ if shift + BITS >= MAX_SHIFT => {
+                collision(nodes.by_ref().take(group.len()).collect())?
+            }
+            _ => Slot::Branch(build(group, shift + BITS, nodes)?),
         });
     }
     Ok(Branch::from_slots(bitmap, slots.into_iter()))
 }
 
-fn collision(group: &[(u64, Znode)]) -> Result<Slot, String> {
-    for (i, (_, a)) in group.iter().enumerate() {
-        if group[..i]
-            .iter()
-            .any(|(_, b)| b.path_bytes() == a.path_bytes())
-        {
+fn collision(group: Vec<Znode>) -> Result<Slot, String> {
+    for (i, a) in group.iter().enumerate() {
+        if group[..i].iter().any(|b| b.path_bytes() == a.path_bytes()) {
             return Err(format!("{} appears twice", a.path()));
         }
     }
+    let len = group.len();
     Ok(Slot::Collision(ThinArc::from_header_and_iter(
         (),
-        group.iter().map(|(_, n)| n.clone()),
+        ExactLen(group.into_iter(), len),
     )))
 }
 
