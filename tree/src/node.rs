@@ -85,6 +85,11 @@ impl std::fmt::Debug for Znode {
 }
 
 impl Znode {
+    /// The start of this node's allocation (for prefetching it).
+    pub(crate) fn heap_address(&self) -> *const std::ffi::c_void {
+        self.0.as_ptr()
+    }
+
     /// A node with no children yet.
     pub(crate) fn new(path: &str, stat: &Stat, data: Option<&[u8]>, acl: Arc<[Acl]>) -> Znode {
         let fixed = Fixed {
