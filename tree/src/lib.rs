@@ -332,11 +332,12 @@ impl NodeHasher {
 ///
 /// Not cached in the node, unlike ZooKeeper (see `node.rs`): a change reads the node it
 /// copies or edits anyway, so the old share is a CRC of bytes already in cache.
-pub fn node_digest(path: &str, node: &Znode) -> u32 {
-    if path.starts_with("/zookeeper/") {
+pub fn node_digest(node: &Znode) -> u32 {
+    let path = node.path_bytes();
+    if path.starts_with(b"/zookeeper/") {
         return 0;
     }
-    let path = if path == "/" { "" } else { path };
+    let path = if path == b"/" { &[][..] } else { path };
     let s = node.fixed();
     let mut fixed = [0u8; 60];
     let fields = [s.czxid, s.mzxid, s.pzxid, s.ctime, s.mtime];
@@ -348,7 +349,7 @@ pub fn node_digest(path: &str, node: &Znode) -> u32 {
     fixed[48..52].copy_from_slice(&s.aversion.to_be_bytes());
     fixed[52..60].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
     let mut crc = crc32fast::Hasher::new();
-    crc.update(path.as_bytes());
+    crc.update(path);
     if let Some(data) = node.data() {
         crc.update(data);
     }
@@ -622,9 +623,9 @@ impl Tree {
 
     /// The digest computed from every node, as `digest` should be: for tests and checks.
     pub fn recompute_digest(&self) -> u64 {
-        self.nodes.iter().fold(0, |sum, node| {
-            sum.wrapping_add(node_digest(node.path(), node) as u64)
-        })
+        self.nodes
+            .iter()
+            .fold(0, |sum, node| sum.wrapping_add(node_digest(node) as u64))
     }
 
     /// `change` a node in place, keeping the digest: the node's old digest leaves the sum and

@@ -131,8 +131,10 @@ impl NodeMap {
     }
 
     pub(crate) fn get(&self, path: &str) -> Option<&Znode> {
-        let hash = self.hash(path);
-        let path = path.as_bytes();
+        self.find(self.hash(path), path.as_bytes())
+    }
+
+    fn find(&self, hash: u64, path: &[u8]) -> Option<&Znode> {
         let mut branch = &self.root;
         let mut shift = 0;
         loop {
@@ -160,8 +162,8 @@ impl NodeMap {
 
     pub(crate) fn remove(&mut self, path: &str) -> Option<Znode> {
         // Looked up first, so a miss copies no branch.
-        self.get(path)?;
         let hash = self.hash(path);
+        self.find(hash, path.as_bytes())?;
         let removed = remove(&mut self.root, 0, hash, path.as_bytes());
         assert!(removed.is_some(), "{path}: found, then not removed");
         self.len -= 1;
@@ -174,8 +176,8 @@ impl NodeMap {
         path: &str,
         change: impl FnOnce(&mut Znode) -> R,
     ) -> Option<R> {
-        self.get(path)?;
         let hash = self.hash(path);
+        self.find(hash, path.as_bytes())?;
         let mut change = Some(change);
         let result = update(&mut self.root, 0, hash, path.as_bytes(), &mut |node| {
             let change = change.take().expect("one node per path");

@@ -56,8 +56,8 @@ thread_local! {
 /// A scratch buffer grown past this by a large value is dropped, not kept per thread.
 const SCRATCH_KEPT_BYTES: usize = 64 << 10;
 
-fn path_len(path: &str, has_data: bool) -> u32 {
-    let len = u32::try_from(path.len())
+fn path_len(path_bytes: usize, has_data: bool) -> u32 {
+    let len = u32::try_from(path_bytes)
         .ok()
         .filter(|len| len & NULL_DATA == 0)
         .expect("a path is shorter than 2 GiB");
@@ -104,7 +104,7 @@ impl Znode {
             aversion: stat.aversion,
             acl,
             children: None,
-            path_len: path_len(path, data.is_some()),
+            path_len: path_len(path.len(), data.is_some()),
         };
         Znode::assemble(fixed, path.as_bytes(), data.unwrap_or(&[]))
     }
@@ -209,7 +209,7 @@ impl Znode {
 
     /// This node's share of the tree digest (`node_digest`).
     pub(crate) fn digest(&self) -> u32 {
-        crate::node_digest(self.path(), self)
+        crate::node_digest(self)
     }
 
     /// Changes the fixed fields: in place when this is the only reference, else on a copy (a
@@ -228,7 +228,7 @@ impl Znode {
     /// Replaces the value: a new allocation, since the node's size changes with it.
     pub(crate) fn set_data(&mut self, data: Option<&[u8]>) {
         let mut fixed = self.fixed().clone();
-        fixed.path_len = path_len(self.path(), data.is_some());
+        fixed.path_len = path_len(self.path_end(), data.is_some());
         *self = Znode::assemble(fixed, self.path_bytes(), data.unwrap_or(&[]));
     }
 
